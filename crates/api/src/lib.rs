@@ -7,4 +7,5 @@
 
 pub mod kinds;
 pub mod selector;
+pub mod table;
 pub mod validation;

@@ -1,1 +1,173 @@
-//! apiserver
+//! Skiff's API server: the Kubernetes REST surface over a [`Store`].
+//!
+//! One generic path serves every kind (see `rest`); per-kind behaviour is
+//! data in `skiff_api::kinds` plus small strategy functions in `object`.
+//! Lists and watches are served from the watch cache (`cache`).
+//!
+//! Architecture invariant: this is the only crate that touches the store.
+
+pub mod bootstrap;
+pub mod cache;
+pub mod discovery;
+pub mod error;
+mod managed;
+mod object;
+mod patch;
+pub mod registry;
+pub mod request;
+mod rest;
+pub mod server;
+mod table;
+pub mod wire;
+
+use std::sync::Arc;
+
+use ::http::{Method, Request, Response};
+use serde_json::json;
+use skiff_store::Store;
+
+use crate::error::ApiError;
+use crate::request::Route;
+use crate::server::User;
+use crate::wire::{Body, Query};
+
+/// The Kubernetes version this server reports and is compatible with.
+pub const KUBERNETES_VERSION: &str = "v1.33.0";
+
+/// Shared state of one API server.
+pub struct App {
+    pub cache: Arc<cache::WatchCache>,
+    pub registry: registry::Registry,
+    /// `host:port` clients reach this server at.
+    pub server_address: String,
+}
+
+impl App {
+    pub async fn new(store: Arc<dyn Store>, server_address: String) -> anyhow::Result<Arc<App>> {
+        let cache = cache::WatchCache::start(store).await?;
+        Ok(Arc::new(App {
+            cache,
+            registry: registry::Registry::new(),
+            server_address,
+        }))
+    }
+}
+
+fn version() -> serde_json::Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": format!("{KUBERNETES_VERSION}+skiff-{}", env!("CARGO_PKG_VERSION")),
+        "gitCommit": "",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "rust",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, if cfg!(target_arch = "x86_64") { "amd64" } else { std::env::consts::ARCH }),
+    })
+}
+
+/// Handles one request; never fails (errors become Status responses).
+pub async fn handle(
+    app: Arc<App>,
+    user: Arc<User>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let res = match route(app, user, req).await {
+        Ok(res) => res,
+        Err(e) => crate::wire::error(&e),
+    };
+    tracing::debug!(%method, %path, status = res.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    res
+}
+
+async fn route(
+    app: Arc<App>,
+    user: Arc<User>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().to_string();
+    match path.as_str() {
+        "/healthz" | "/livez" | "/readyz" => {
+            return Ok(crate::wire::respond(200, "text/plain; charset=utf-8", "ok"));
+        }
+        p if p.starts_with("/healthz/")
+            || p.starts_with("/livez/")
+            || p.starts_with("/readyz/") =>
+        {
+            return Ok(crate::wire::respond(200, "text/plain; charset=utf-8", "ok"));
+        }
+        "/version" => return Ok(crate::wire::json(200, &version())),
+        _ => {}
+    }
+    if !user.is_authenticated() {
+        return Err(ApiError::unauthorized());
+    }
+    let accept = req
+        .headers()
+        .get(::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let kinds = app.registry.snapshot();
+    let Some(route) = request::parse(&path) else {
+        return Err(ApiError::not_found_path());
+    };
+    let discovery_json = |v: Option<serde_json::Value>| {
+        v.map(|v| crate::wire::json(200, &v))
+            .ok_or_else(ApiError::not_found_path)
+    };
+    match route {
+        Route::LegacyVersions if discovery::wants_aggregated(accept.as_deref()) => {
+            let v = discovery::aggregated(&kinds, true);
+            Ok(crate::wire::respond(
+                200,
+                discovery::AGGREGATED_CONTENT_TYPE,
+                serde_json::to_vec(&v).unwrap_or_default(),
+            ))
+        }
+        Route::Groups if discovery::wants_aggregated(accept.as_deref()) => {
+            let v = discovery::aggregated(&kinds, false);
+            Ok(crate::wire::respond(
+                200,
+                discovery::AGGREGATED_CONTENT_TYPE,
+                serde_json::to_vec(&v).unwrap_or_default(),
+            ))
+        }
+        Route::LegacyVersions => Ok(crate::wire::json(
+            200,
+            &discovery::api_versions(&app.server_address),
+        )),
+        Route::Groups => Ok(crate::wire::json(200, &discovery::group_list(&kinds))),
+        Route::Group(g) => discovery_json(discovery::group(&kinds, &g)),
+        Route::GroupVersion { group, version } => {
+            discovery_json(discovery::resource_list(&kinds, &group, &version))
+        }
+        Route::Resource(rp) => {
+            let Some(kind) = kinds
+                .resource(&rp.group, &rp.version, &rp.resource)
+                .cloned()
+            else {
+                return Err(ApiError::not_found_path());
+            };
+            let repr = crate::wire::negotiate(accept.as_deref())?;
+            let (parts, body) = req.into_parts();
+            let has_body = matches!(
+                parts.method,
+                Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+            );
+            let r = rest::Req {
+                method: parts.method,
+                path: rp,
+                kind,
+                query: Query::parse(parts.uri.query()),
+                headers: parts.headers,
+                user,
+                repr,
+            };
+            rest::dispatch(&app, r, has_body.then_some(body)).await
+        }
+    }
+}

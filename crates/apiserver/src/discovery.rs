@@ -1,0 +1,194 @@
+//! Discovery: the legacy documents (`/api`, `/apis`, per group and per
+//! version) and aggregated discovery (`apidiscovery.k8s.io/v2`), both built
+//! from the registry so custom resources appear the moment they are served.
+
+use serde_json::{Value, json};
+use skiff_api::kinds::{KindInfo, Verbs};
+
+use crate::registry::Kinds;
+
+pub const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the client asked for aggregated discovery.
+pub fn wants_aggregated(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| {
+        a.split(',').next().is_some_and(|first| {
+            first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2")
+        })
+    })
+}
+
+fn group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+pub fn api_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn api_group(kinds: &Kinds, group: &str) -> Value {
+    let versions: Vec<Value> = kinds
+        .versions(group)
+        .iter()
+        .map(|v| json!({"groupVersion": group_version(group, v), "version": v}))
+        .collect();
+    json!({
+        "name": group,
+        "versions": versions,
+        "preferredVersion": versions.first().cloned().unwrap_or(Value::Null),
+    })
+}
+
+pub fn group_list(kinds: &Kinds) -> Value {
+    let groups: Vec<Value> = kinds.groups().iter().map(|g| api_group(kinds, g)).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+pub fn group(kinds: &Kinds, group: &str) -> Option<Value> {
+    if kinds.versions(group).is_empty() {
+        return None;
+    }
+    let mut g = api_group(kinds, group);
+    g["kind"] = "APIGroup".into();
+    g["apiVersion"] = "v1".into();
+    Some(g)
+}
+
+fn verbs(k: &KindInfo) -> Value {
+    json!(k.verbs.names())
+}
+
+pub fn resource_list(kinds: &Kinds, group: &str, version: &str) -> Option<Value> {
+    let mut resources = Vec::new();
+    for k in kinds
+        .all()
+        .iter()
+        .filter(|k| k.group == group && k.version == version)
+    {
+        let mut r = json!({
+            "name": k.plural,
+            "singularName": k.singular,
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": verbs(k),
+        });
+        if !k.short_names.is_empty() {
+            r["shortNames"] = json!(k.short_names);
+        }
+        if !k.categories.is_empty() {
+            r["categories"] = json!(k.categories);
+        }
+        resources.push(r);
+        for sub in &k.subresources {
+            let mut s = json!({
+                "name": format!("{}/{}", k.plural, sub.name()),
+                "singularName": "",
+                "namespaced": k.namespaced,
+                "kind": k.kind,
+                "verbs": sub.verbs(),
+            });
+            if let Some((g, v, kind)) = sub.own_kind() {
+                s["kind"] = kind.into();
+                if !(g.is_empty() && v == "v1" && group.is_empty()) {
+                    s["group"] = g.into();
+                    s["version"] = v.into();
+                }
+            }
+            resources.push(s);
+        }
+    }
+    if resources.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version(group, version),
+        "resources": resources,
+    }))
+}
+
+fn discovery_resource(k: &KindInfo) -> Value {
+    let mut r = json!({
+        "resource": k.plural,
+        "responseKind": {"group": k.group, "version": k.version, "kind": k.kind},
+        "scope": if k.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": k.singular,
+        "verbs": verbs(k),
+    });
+    if !k.short_names.is_empty() {
+        r["shortNames"] = json!(k.short_names);
+    }
+    if !k.categories.is_empty() {
+        r["categories"] = json!(k.categories);
+    }
+    let subs: Vec<Value> = k
+        .subresources
+        .iter()
+        .map(|sub| {
+            let (g, v, kind) =
+                sub.own_kind()
+                    .unwrap_or((k.group.as_str(), k.version.as_str(), k.kind.as_str()));
+            json!({
+                "subresource": sub.name(),
+                "responseKind": {"group": g, "version": v, "kind": kind},
+                "verbs": sub.verbs(),
+            })
+        })
+        .collect();
+    if !subs.is_empty() {
+        r["subresources"] = json!(subs);
+    }
+    r
+}
+
+/// The aggregated document for `/api` (`legacy`) or `/apis`.
+pub fn aggregated(kinds: &Kinds, legacy: bool) -> Value {
+    let groups: Vec<String> = if legacy {
+        vec![String::new()]
+    } else {
+        kinds.groups()
+    };
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|g| {
+            let versions: Vec<Value> = kinds
+                .versions(g)
+                .iter()
+                .map(|v| {
+                    let resources: Vec<Value> = kinds
+                        .all()
+                        .iter()
+                        .filter(|k| &k.group == g && &k.version == v)
+                        .map(|k| discovery_resource(k))
+                        .collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            json!({"metadata": {"name": g, "creationTimestamp": null}, "versions": versions})
+        })
+        .collect();
+    json!({
+        "kind": "APIGroupDiscoveryList",
+        "apiVersion": "apidiscovery.k8s.io/v2",
+        "metadata": {},
+        "items": items,
+    })
+}
+
+/// Whether a verb is allowed on a kind.
+pub fn allows(k: &KindInfo, verb: &str) -> bool {
+    match k.verbs {
+        Verbs::All => true,
+        Verbs::CreateOnly => verb == "create",
+    }
+}

@@ -1,0 +1,289 @@
+//! Object metadata rules shared by every write: what the server sets on
+//! create, what clients may not change on update, when `generation` moves.
+
+use serde_json::{Map, Value, json};
+use skiff_api::kinds::KindInfo;
+
+/// The current time in Kubernetes' `metav1.Time` form (seconds, UTC).
+pub fn now() -> String {
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+pub fn meta(obj: &Value) -> Option<&Map<String, Value>> {
+    obj.get("metadata").and_then(Value::as_object)
+}
+
+pub fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    match obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        Some(m) => m,
+        None => unreachable!("metadata was just made an object"),
+    }
+}
+
+pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+    meta(obj).and_then(|m| m.get(field)).and_then(Value::as_str)
+}
+
+pub fn name(obj: &Value) -> Option<&str> {
+    meta_str(obj, "name").filter(|n| !n.is_empty())
+}
+
+pub fn labels(obj: &Value) -> Option<&Map<String, Value>> {
+    meta(obj)
+        .and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+}
+
+pub fn finalizers(obj: &Value) -> Vec<String> {
+    meta(obj)
+        .and_then(|m| m.get("finalizers"))
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_deleting(obj: &Value) -> bool {
+    meta(obj).is_some_and(|m| m.get("deletionTimestamp").is_some_and(|v| !v.is_null()))
+}
+
+/// A random suffix for `generateName`, from upstream's alphabet (no
+/// vowels, no look-alike characters).
+pub fn random_suffix() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut rng = rand::rng();
+    (0..5)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Whether a kind tracks `metadata.generation` (it has a spec).
+fn has_generation(obj: &Value) -> bool {
+    obj.get("spec").is_some()
+}
+
+/// Fills in what the server owns on create: uid, creationTimestamp,
+/// generation, and the status a new object of this kind starts with.
+pub fn prepare_create(kind: &KindInfo, obj: &mut Value) {
+    let gen_tracked = has_generation(obj);
+    let m = meta_mut(obj);
+    m.insert(
+        "uid".into(),
+        Value::String(uuid::Uuid::new_v4().to_string()),
+    );
+    m.insert("creationTimestamp".into(), Value::String(now()));
+    m.remove("resourceVersion");
+    m.remove("selfLink");
+    m.remove("deletionTimestamp");
+    m.remove("deletionGracePeriodSeconds");
+    if gen_tracked {
+        m.insert("generation".into(), json!(1));
+    } else {
+        m.remove("generation");
+    }
+    let status = initial_status(kind, obj);
+    if let Some(status) = status {
+        obj["status"] = status;
+    }
+}
+
+/// The status some kinds start with regardless of what the client sent,
+/// as upstream's strategies' `PrepareForCreate` do.
+fn initial_status(kind: &KindInfo, obj: &Value) -> Option<Value> {
+    if kind.custom {
+        // Custom resources with a status subresource drop status on create.
+        return kind
+            .has_sub(skiff_api::kinds::Sub::Status)
+            .then(|| json!({}));
+    }
+    match (kind.group.as_str(), kind.kind.as_str()) {
+        ("", "Namespace") => Some(json!({"phase": "Active"})),
+        ("", "Pod") => Some(json!({"phase": "Pending", "qosClass": qos_class(obj)})),
+        ("", "PersistentVolume") | ("", "PersistentVolumeClaim") => {
+            Some(json!({"phase": "Pending"}))
+        }
+        ("apps", _)
+        | ("batch", _)
+        | ("", "ReplicationController")
+        | ("policy", _)
+        | ("autoscaling", _)
+        | ("networking.k8s.io", "Ingress")
+        | ("", "Service")
+        | ("apiextensions.k8s.io", _) => {
+            if kind.has_sub(skiff_api::kinds::Sub::Status) {
+                Some(match (kind.group.as_str(), kind.kind.as_str()) {
+                    ("", "Service") => json!({"loadBalancer": {}}),
+                    ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
+                    _ => json!({}),
+                })
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The pod's QoS class from its containers' requests and limits
+/// (upstream's `GetPodQOS`, reduced to the cpu and memory resources).
+pub fn qos_class(pod: &Value) -> &'static str {
+    let containers = pod
+        .pointer("/spec/containers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .chain(
+            pod.pointer("/spec/initContainers")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        );
+    let mut any = false;
+    let mut guaranteed = true;
+    for c in containers {
+        let requests = c.pointer("/resources/requests").and_then(Value::as_object);
+        let limits = c.pointer("/resources/limits").and_then(Value::as_object);
+        for res in ["cpu", "memory"] {
+            let req = requests
+                .and_then(|r| r.get(res))
+                .or_else(|| limits.and_then(|l| l.get(res)));
+            let lim = limits.and_then(|l| l.get(res));
+            if req.is_some() || lim.is_some() {
+                any = true;
+            }
+            if lim.is_none() || req != lim {
+                guaranteed = false;
+            }
+        }
+    }
+    match (any, guaranteed) {
+        (false, _) => "BestEffort",
+        (true, true) => "Guaranteed",
+        (true, false) => "Burstable",
+    }
+}
+
+/// Carries over from `old` what a client may not change on update, and
+/// bumps `generation` when anything outside metadata and status changed.
+/// `status_only` is an update through the status subresource: then only
+/// status changes; otherwise status changes are ignored for kinds that
+/// have a status subresource.
+pub fn prepare_update(kind: &KindInfo, old: &Value, new: &mut Value, status_only: bool) {
+    let has_status_sub = kind.has_sub(skiff_api::kinds::Sub::Status);
+    if status_only {
+        let status = new.get("status").cloned();
+        let mut merged = old.clone();
+        // Labels and annotations a status writer sent are ignored, as upstream.
+        match status {
+            Some(s) => merged["status"] = s,
+            None => {
+                if let Some(o) = merged.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+        // Keep the managedFields the caller computed.
+        if let Some(mf) = meta(new).and_then(|m| m.get("managedFields")).cloned() {
+            meta_mut(&mut merged).insert("managedFields".into(), mf);
+        }
+        *new = merged;
+    } else if has_status_sub {
+        match old.get("status") {
+            Some(s) => new["status"] = s.clone(),
+            None => {
+                if let Some(o) = new.as_object_mut() {
+                    o.remove("status");
+                }
+            }
+        }
+    }
+    let old_meta = meta(old).cloned().unwrap_or_default();
+    let m = meta_mut(new);
+    for field in [
+        "uid",
+        "creationTimestamp",
+        "deletionTimestamp",
+        "deletionGracePeriodSeconds",
+        "generation",
+        "namespace",
+        "name",
+    ] {
+        match old_meta.get(field) {
+            Some(v) => m.insert(field.into(), v.clone()),
+            None => m.remove(field),
+        };
+    }
+    m.remove("resourceVersion");
+    m.remove("selfLink");
+    // A deleting object may lose finalizers but not gain them.
+    if !status_only && spec_changed(old, new) {
+        let generation = old_meta
+            .get("generation")
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        meta_mut(new).insert("generation".into(), json!(generation + 1));
+    }
+}
+
+/// Whether anything but metadata and status differs.
+fn spec_changed(old: &Value, new: &Value) -> bool {
+    let (Some(o), Some(n)) = (old.as_object(), new.as_object()) else {
+        return old != new;
+    };
+    let skip = |k: &String| k != "metadata" && k != "status";
+    let ok: Vec<_> = o.iter().filter(|(k, _)| skip(k)).collect();
+    let nk: Vec<_> = n.iter().filter(|(k, _)| skip(k)).collect();
+    if ok.len() != nk.len() {
+        return true;
+    }
+    ok.iter().any(|(k, v)| n.get(k.as_str()) != Some(v))
+}
+
+/// Two objects equal but for `resourceVersion` and `managedFields` times:
+/// such an update is not written.
+pub fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            m.remove("resourceVersion");
+            if let Some(Value::Array(mf)) = m.get_mut("managedFields") {
+                for e in mf {
+                    if let Some(e) = e.as_object_mut() {
+                        e.remove("time");
+                    }
+                }
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
+}
+
+/// Serializes an object for the store: without `resourceVersion`, which
+/// is the store's revision and is filled in on every read.
+pub fn to_stored_bytes(obj: &Value) -> Vec<u8> {
+    let mut obj = obj.clone();
+    if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        m.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj).unwrap_or_default()
+}
+
+/// Sets `metadata.resourceVersion`.
+pub fn with_revision(mut obj: Value, revision: i64) -> Value {
+    meta_mut(&mut obj).insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
+    obj
+}

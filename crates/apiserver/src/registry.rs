@@ -1,0 +1,107 @@
+//! The kinds this server serves right now: the built-ins plus, later, the
+//! custom resources of established CRDs. Readers take a cheap snapshot.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use skiff_api::kinds::{BUILTIN, KindInfo};
+
+/// An immutable view of every served kind.
+#[derive(Default)]
+pub struct Kinds {
+    all: Vec<Arc<KindInfo>>,
+    by_resource: HashMap<(String, String, String), Arc<KindInfo>>,
+}
+
+impl Kinds {
+    fn build(all: Vec<Arc<KindInfo>>) -> Self {
+        let by_resource = all
+            .iter()
+            .map(|k| {
+                (
+                    (k.group.clone(), k.version.clone(), k.plural.clone()),
+                    k.clone(),
+                )
+            })
+            .collect();
+        Kinds { all, by_resource }
+    }
+
+    /// The kind served at `/apis/<group>/<version>/<plural>`.
+    pub fn resource(&self, group: &str, version: &str, plural: &str) -> Option<&Arc<KindInfo>> {
+        self.by_resource
+            .get(&(group.to_owned(), version.to_owned(), plural.to_owned()))
+    }
+
+    /// Every served kind, in discovery order.
+    pub fn all(&self) -> &[Arc<KindInfo>] {
+        &self.all
+    }
+
+    /// The versions of `group`, preferred first.
+    pub fn versions(&self, group: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for k in self.all.iter().filter(|k| k.group == group) {
+            if !out.contains(&k.version) {
+                out.push(k.version.clone());
+            }
+        }
+        out
+    }
+
+    /// Every group, in discovery order (core excluded).
+    pub fn groups(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for k in self.all.iter().filter(|k| !k.group.is_empty()) {
+            if !out.contains(&k.group) {
+                out.push(k.group.clone());
+            }
+        }
+        out
+    }
+
+    /// The kind stored under the same key prefix at its storage version.
+    pub fn storage_kind(&self, kind: &KindInfo) -> Option<&Arc<KindInfo>> {
+        self.all
+            .iter()
+            .find(|k| k.group == kind.group && k.plural == kind.plural && k.storage_version)
+    }
+}
+
+/// The live registry; CRDs swap in a new snapshot.
+pub struct Registry {
+    current: RwLock<Arc<Kinds>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        let all = BUILTIN
+            .iter()
+            .map(|b| Arc::new(KindInfo::from(b)))
+            .collect();
+        Registry {
+            current: RwLock::new(Arc::new(Kinds::build(all))),
+        }
+    }
+
+    pub fn snapshot(&self) -> Arc<Kinds> {
+        self.current.read().clone()
+    }
+
+    /// Replaces the custom kinds with `custom` (built-ins stay).
+    pub fn set_custom(&self, custom: Vec<KindInfo>) {
+        let mut all: Vec<Arc<KindInfo>> = BUILTIN
+            .iter()
+            .map(|b| Arc::new(KindInfo::from(b)))
+            .collect();
+        all.extend(custom.into_iter().map(Arc::new));
+        *self.current.write() = Arc::new(Kinds::build(all));
+    }
+}

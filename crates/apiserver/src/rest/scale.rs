@@ -1,0 +1,144 @@
+//! The `scale` subresource: an `autoscaling/v1 Scale` view of any kind
+//! with `spec.replicas` and a label selector.
+
+use std::sync::Arc;
+
+use http::{Method, Response};
+use serde_json::{Value, json};
+
+use super::Req;
+use super::update::{Updated, guaranteed_update};
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::object;
+use crate::wire::{self, Body};
+
+/// The label selector of a workload as the string form Scale carries.
+fn selector_string(obj: &Value) -> String {
+    let sel = obj.pointer("/spec/selector");
+    let mut parts = Vec::new();
+    match sel {
+        // ReplicationControllers have a plain map selector.
+        Some(Value::Object(m))
+            if !m.contains_key("matchLabels") && !m.contains_key("matchExpressions") =>
+        {
+            for (k, v) in m {
+                parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+            }
+        }
+        Some(s) => {
+            if let Some(m) = s.get("matchLabels").and_then(Value::as_object) {
+                for (k, v) in m {
+                    parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
+                }
+            }
+            for e in s
+                .get("matchExpressions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+                let values: Vec<&str> = e
+                    .get("values")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                parts.push(match e.get("operator").and_then(Value::as_str) {
+                    Some("In") => format!("{key} in ({})", values.join(",")),
+                    Some("NotIn") => format!("{key} notin ({})", values.join(",")),
+                    Some("Exists") => key.to_string(),
+                    _ => format!("!{key}"),
+                });
+            }
+        }
+        None => {}
+    }
+    parts.join(",")
+}
+
+fn to_scale(obj: &Value) -> Value {
+    let meta = object::meta(obj).cloned().unwrap_or_default();
+    let pick = |k: &str| meta.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": pick("name"),
+            "namespace": pick("namespace"),
+            "uid": pick("uid"),
+            "resourceVersion": pick("resourceVersion"),
+            "creationTimestamp": pick("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector_string(obj),
+        },
+    })
+}
+
+pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
+    let name = req.path.name.clone().unwrap_or_default();
+    match req.method {
+        Method::GET => {
+            app.cache.sync().await?;
+            let obj = app
+                .cache
+                .get(&req.key(&name))
+                .ok_or_else(|| ApiError::not_found(req.target(&name)))?;
+            Ok(wire::json(200, &to_scale(&obj.value)))
+        }
+        Method::PUT | Method::PATCH => {
+            let is_patch = req.method == Method::PATCH;
+            let patch_kind = if is_patch {
+                Some(crate::patch::PatchKind::from_content_type(
+                    req.header("content-type").unwrap_or_default(),
+                )?)
+            } else {
+                None
+            };
+            let updated = guaranteed_update(app, req, &name, false, |current| {
+                let scale = to_scale(current);
+                let new_scale = match patch_kind {
+                    Some(kind) => crate::patch::apply(req, kind, &scale, body)?,
+                    None => super::decode_object(req.header("content-type"), body)?,
+                };
+                let replicas = new_scale
+                    .pointer("/spec/replicas")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                if replicas < 0 {
+                    return Err(ApiError::invalid(
+                        "Scale",
+                        "autoscaling",
+                        &name,
+                        &[skiff_api::validation::FieldError::invalid(
+                            "spec.replicas",
+                            replicas,
+                            "must be greater than or equal to 0",
+                        )],
+                    ));
+                }
+                let mut next = current.clone();
+                next["spec"]["replicas"] = json!(replicas);
+                if let Some(rv) = new_scale
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    && !is_patch
+                {
+                    object::meta_mut(&mut next)
+                        .insert("resourceVersion".into(), Value::String(rv.to_string()));
+                }
+                Ok(next)
+            })
+            .await?;
+            match updated {
+                Updated::Object(v) | Updated::Deleted(v) => Ok(wire::json(200, &to_scale(&v))),
+            }
+        }
+        ref m => Err(ApiError::method_not_allowed(m.as_str())),
+    }
+}

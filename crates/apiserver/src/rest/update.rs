@@ -1,0 +1,220 @@
+//! UPDATE (PUT) and PATCH, on objects and their status, through one
+//! optimistic-concurrency loop.
+
+use std::sync::Arc;
+
+use http::Response;
+use serde_json::Value;
+
+use super::Req;
+use super::list::{CachedObjectRef, object_response};
+use crate::App;
+use crate::cache::CachedObject;
+use crate::error::{ApiError, ApiResult};
+use crate::object;
+use crate::wire::Body;
+
+/// The outcome of a guarded update.
+pub enum Updated {
+    /// Written (or unchanged); the object as stored now.
+    Object(Value),
+    /// The update removed the last finalizer of a deleting object, which
+    /// was therefore deleted.
+    Deleted(Value),
+}
+
+/// Reads the current object, applies `mutate`, and writes the result if
+/// the object did not change in between; retried on conflicts unless the
+/// caller pinned a `resourceVersion` (then a conflict is a 409).
+///
+/// `mutate` gets the current object and returns the desired one; the
+/// server-owned metadata rules are applied after it.
+pub async fn guaranteed_update(
+    app: &Arc<App>,
+    req: &Req,
+    name: &str,
+    status_only: bool,
+    mut mutate: impl FnMut(&Value) -> ApiResult<Value>,
+) -> ApiResult<Updated> {
+    let key = req.key(name);
+    let mut current = match app.cache.get(&key) {
+        Some(c) => c,
+        None => {
+            // The cache may lag a write that just happened.
+            app.cache.sync().await?;
+            app.cache
+                .get(&key)
+                .ok_or_else(|| ApiError::not_found(req.target(name)))?
+        }
+    };
+    for _ in 0..16 {
+        let mut desired = mutate(&current.value)?;
+        let pinned = object::meta_str(&desired, "resourceVersion").map(String::from);
+        if let Some(rv) = &pinned
+            && rv != &current.revision.to_string()
+        {
+            return Err(ApiError::modified(req.target(name)));
+        }
+        if object::meta_str(&desired, "uid")
+            .is_some_and(|u| Some(u) != object::meta_str(&current.value, "uid"))
+        {
+            return Err(ApiError::conflict(
+                req.target(name),
+                &format!(
+                    "Precondition failed: UID in precondition: {}, UID in object meta: {}",
+                    object::meta_str(&desired, "uid").unwrap_or_default(),
+                    object::meta_str(&current.value, "uid").unwrap_or_default()
+                ),
+            ));
+        }
+        object::prepare_update(&req.kind, &current.value, &mut desired, status_only);
+        crate::managed::on_update(req, &current.value, &mut desired);
+        if object::same_content(&current.value, &desired) {
+            return Ok(Updated::Object(current.value.clone()));
+        }
+        validate_update(req, &desired)?;
+        let finished = object::is_deleting(&desired)
+            && object::finalizers(&desired).is_empty()
+            && desired
+                .pointer("/metadata/deletionGracePeriodSeconds")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+                == 0;
+        if req.dry_run() {
+            return Ok(Updated::Object(object::with_revision(
+                desired,
+                current.revision,
+            )));
+        }
+        let result = if finished {
+            app.cache.store().delete(&key, Some(current.revision)).await
+        } else {
+            app.cache
+                .store()
+                .update(
+                    &key,
+                    object::to_stored_bytes(&desired).into(),
+                    current.revision,
+                )
+                .await
+        };
+        match result {
+            Ok(kv) if finished => {
+                return Ok(Updated::Deleted(object::with_revision(
+                    desired,
+                    kv.mod_revision,
+                )));
+            }
+            Ok(kv) => {
+                return Ok(Updated::Object(object::with_revision(
+                    desired,
+                    kv.mod_revision,
+                )));
+            }
+            Err(skiff_store::Error::Conflict {
+                current: Some(kv), ..
+            }) => {
+                // Retry on the new state: a body that pinned the old
+                // resourceVersion then fails the check above with a 409.
+                current = CachedObject::from_kv(&kv, kv.mod_revision)
+                    .ok_or_else(|| ApiError::internal("stored object is not JSON"))?;
+            }
+            Err(
+                skiff_store::Error::Conflict { current: None, .. }
+                | skiff_store::Error::NotFound { .. },
+            ) => {
+                return Err(ApiError::not_found(req.target(name)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        req.target(name),
+        "too many concurrent updates",
+    ))
+}
+
+fn validate_update(req: &Req, obj: &Value) -> ApiResult<()> {
+    if let Some(meta) = obj.get("metadata") {
+        let errs = skiff_api::validation::validate_object_meta(meta);
+        if !errs.is_empty() {
+            return Err(ApiError::invalid(
+                &req.kind.kind,
+                &req.kind.group,
+                object::name(obj).unwrap_or_default(),
+                &errs,
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn respond(req: &Req, updated: Updated) -> Response<Body> {
+    match updated {
+        Updated::Object(v) | Updated::Deleted(v) => {
+            object_response(req, 200, &CachedObjectRef::Value(v))
+        }
+    }
+}
+
+pub async fn put(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
+    let name = req.path.name.clone().unwrap_or_default();
+    let mut obj = super::decode_object(req.header("content-type"), body)?;
+    super::validate::field_validation(app, req, body, &obj)?;
+    super::write::check_type(req, &mut obj)?;
+    super::write::check_namespace(req, &mut obj)?;
+    match object::name(&obj) {
+        Some(n) if n != name => {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )));
+        }
+        None => {
+            object::meta_mut(&mut obj).insert("name".into(), Value::String(name.clone()));
+        }
+        _ => {}
+    }
+    let status_only = req.path.subresource.as_deref() == Some("status");
+    let finalize = req.path.subresource.as_deref() == Some("finalize");
+    let updated = guaranteed_update(app, req, &name, status_only, |current| {
+        if finalize {
+            // The namespace finalize subresource changes only spec.finalizers.
+            let mut next = current.clone();
+            next["spec"]["finalizers"] = obj
+                .pointer("/spec/finalizers")
+                .cloned()
+                .unwrap_or(Value::Array(vec![]));
+            return Ok(next);
+        }
+        Ok(obj.clone())
+    })
+    .await?;
+    if let Updated::Object(v) = &updated
+        && finalize
+    {
+        return super::delete::maybe_finish_namespace(app, req, v.clone()).await;
+    }
+    Ok(respond(req, updated))
+}
+
+pub async fn patch(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
+    let name = req.path.name.clone().unwrap_or_default();
+    let content_type = req.header("content-type").unwrap_or_default().to_string();
+    let status_only = req.path.subresource.as_deref() == Some("status");
+    let patch_kind = crate::patch::PatchKind::from_content_type(&content_type)?;
+    if patch_kind == crate::patch::PatchKind::Apply && app.cache.get(&req.key(&name)).is_none() {
+        return crate::patch::apply_create(app, req, &name, body).await;
+    }
+    let updated = guaranteed_update(app, req, &name, status_only, |current| {
+        let mut next = crate::patch::apply(req, patch_kind, current, body)?;
+        // A patch may not rename or move the object.
+        let m = object::meta_mut(&mut next);
+        m.insert("name".into(), Value::String(name.clone()));
+        if let Some(ns) = req.namespace() {
+            m.insert("namespace".into(), Value::String(ns.to_string()));
+        }
+        Ok(next)
+    })
+    .await?;
+    Ok(respond(req, updated))
+}

@@ -1,0 +1,192 @@
+//! CREATE, and the checks every write of a new object shares.
+
+use std::sync::Arc;
+
+use http::Response;
+use serde_json::{Value, json};
+use skiff_api::kinds::Verbs;
+use skiff_api::validation::{FieldError, name_rule, validate_name, validate_object_meta};
+
+use super::Req;
+use super::list::{CachedObjectRef, object_response};
+use crate::App;
+use crate::error::{ApiError, ApiResult};
+use crate::object;
+use crate::wire::Body;
+
+/// Checks the body's `apiVersion`/`kind` against the URL, filling them in
+/// when absent.
+pub fn check_type(req: &Req, obj: &mut Value) -> ApiResult<()> {
+    let want_api = req.kind.api_version();
+    let api = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let kind = obj
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if !kind.is_empty() && kind != req.kind.kind {
+        return Err(ApiError::bad_request(format!(
+            "the object provided is unrecognized (must be of type {}): kind {kind} in the request body does not match",
+            req.kind.kind
+        )));
+    }
+    if !api.is_empty() && api != want_api {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({api}) does not match the expected API version ({want_api})"
+        )));
+    }
+    obj["apiVersion"] = Value::String(want_api);
+    obj["kind"] = Value::String(req.kind.kind.clone());
+    Ok(())
+}
+
+/// Checks the body's namespace against the URL's, filling it in.
+pub fn check_namespace(req: &Req, obj: &mut Value) -> ApiResult<()> {
+    let m = object::meta_mut(obj);
+    match req.namespace() {
+        Some(ns) => match m.get("namespace").and_then(Value::as_str) {
+            Some(body_ns) if !body_ns.is_empty() && body_ns != ns => Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            )),
+            _ => {
+                m.insert("namespace".into(), Value::String(ns.to_string()));
+                Ok(())
+            }
+        },
+        None => {
+            if req.kind.namespaced {
+                return Err(ApiError::not_found_path());
+            }
+            m.remove("namespace");
+            Ok(())
+        }
+    }
+}
+
+/// Validates what every kind shares: the name and the metadata maps.
+pub fn validate_common(req: &Req, obj: &Value) -> ApiResult<()> {
+    let name = object::name(obj).unwrap_or_default();
+    let mut errs: Vec<FieldError> = Vec::new();
+    if name.is_empty() {
+        errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
+    } else {
+        errs.extend(validate_name(
+            name_rule(&req.kind.group, &req.kind.kind),
+            name,
+            "metadata.name",
+        ));
+    }
+    if let Some(meta) = obj.get("metadata") {
+        errs.extend(validate_object_meta(meta));
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            &req.kind.kind,
+            &req.kind.group,
+            name,
+            &errs,
+        ))
+    }
+}
+
+/// A namespaced object may only be created in a namespace that exists and
+/// is not terminating.
+pub fn check_namespace_open(app: &App, req: &Req) -> ApiResult<()> {
+    let Some(ns) = req.namespace() else {
+        return Ok(());
+    };
+    match app.cache.get(&format!("/registry/core/namespaces/{ns}")) {
+        None => Err(ApiError::not_found(crate::error::Target {
+            group: "",
+            plural: "namespaces",
+            name: ns,
+        })),
+        Some(n)
+            if object::is_deleting(&n.value)
+                || n.value.pointer("/status/phase").and_then(Value::as_str)
+                    == Some("Terminating") =>
+        {
+            Err(ApiError::forbidden(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                req.kind.plural,
+                object::name(&n.value).unwrap_or_default()
+            )))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
+    let mut obj = super::decode_object(req.header("content-type"), body)?;
+    super::validate::field_validation(app, req, body, &obj)?;
+    check_type(req, &mut obj)?;
+    if req.kind.verbs == Verbs::CreateOnly {
+        return super::review::create(app, req, obj);
+    }
+    check_namespace(req, &mut obj)?;
+    let generate = object::name(&obj).is_none()
+        && object::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
+    if generate {
+        let base = object::meta_str(&obj, "generateName")
+            .unwrap_or_default()
+            .to_string();
+        object::meta_mut(&mut obj).insert(
+            "name".into(),
+            Value::String(format!("{base}{}", object::random_suffix())),
+        );
+    }
+    validate_common(req, &obj)?;
+    object::prepare_create(&req.kind, &mut obj);
+    check_namespace_open(app, req)?;
+    crate::managed::on_create(req, &mut obj);
+    if req.dry_run() {
+        return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
+    }
+    for attempt in 0..3 {
+        let name = object::name(&obj).unwrap_or_default().to_string();
+        let key = req.key(&name);
+        match app
+            .cache
+            .store()
+            .create(&key, object::to_stored_bytes(&obj).into())
+            .await
+        {
+            Ok(kv) => {
+                let obj = object::with_revision(obj, kv.mod_revision);
+                return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
+            }
+            Err(skiff_store::Error::AlreadyExists { .. }) if generate && attempt < 2 => {
+                let base = object::meta_str(&obj, "generateName")
+                    .unwrap_or_default()
+                    .to_string();
+                object::meta_mut(&mut obj).insert(
+                    "name".into(),
+                    Value::String(format!("{base}{}", object::random_suffix())),
+                );
+            }
+            Err(skiff_store::Error::AlreadyExists { .. }) => {
+                return Err(ApiError::already_exists(req.target(&name)));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::internal("could not generate a unique name"))
+}
+
+/// The object a 201/200 answer carries for a create-only virtual kind.
+pub fn created(obj: Value) -> Value {
+    let mut obj = obj;
+    if obj.get("metadata").is_none() {
+        obj["metadata"] = json!({});
+    }
+    obj
+}
