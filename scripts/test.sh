@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs Skiff's whole test suite on a fresh machine: installs what the tests
+# need, then runs every unit, conformance and integration test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+cargo build --workspace --all-targets
+cargo nextest run --workspace --no-fail-fast "$@"
