@@ -129,8 +129,29 @@ pub struct KindInfo {
     /// several versions (autoscaling v1 and v2) is stored once, under one key
     /// prefix, at its storage version.
     pub storage_version: bool,
-    /// Served from a CustomResourceDefinition.
-    pub custom: bool,
+    /// Set when served from a CustomResourceDefinition.
+    pub custom: Option<std::sync::Arc<CustomKind>>,
+}
+
+/// What a CustomResourceDefinition adds to a kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CustomKind {
+    /// The CRD's name (`<plural>.<group>`).
+    pub crd: String,
+    /// `.spec.replicasPath` and friends of the scale subresource.
+    pub scale: Option<ScalePaths>,
+    /// `additionalPrinterColumns` of this version (a JSON array).
+    pub printer_columns: serde_json::Value,
+    /// `schema.openAPIV3Schema` of this version, if any.
+    pub schema: Option<serde_json::Value>,
+}
+
+/// JSON paths (`.spec.replicas`) of a custom resource's scale subresource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalePaths {
+    pub spec_replicas: String,
+    pub status_replicas: String,
+    pub label_selector: Option<String>,
 }
 
 impl KindInfo {
@@ -214,7 +235,7 @@ impl From<&Builtin> for KindInfo {
             subresources: b.subresources.to_vec(),
             verbs: b.verbs,
             storage_version: b.storage_version,
-            custom: false,
+            custom: None,
         }
     }
 }

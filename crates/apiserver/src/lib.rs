@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod cache;
+mod crd;
 pub mod discovery;
 pub mod error;
 mod managed;
@@ -45,11 +46,14 @@ pub struct App {
 impl App {
     pub async fn new(store: Arc<dyn Store>, server_address: String) -> anyhow::Result<Arc<App>> {
         let cache = cache::WatchCache::start(store).await?;
-        Ok(Arc::new(App {
+        let app = Arc::new(App {
             cache,
             registry: registry::Registry::new(),
             server_address,
-        }))
+        });
+        crd::reconcile_all(&app).await;
+        tokio::spawn(crd::run(app.clone()));
+        Ok(app)
     }
 }
 

@@ -100,7 +100,7 @@ pub fn prepare_create(kind: &KindInfo, obj: &mut Value) {
 /// The status some kinds start with regardless of what the client sent,
 /// as upstream's strategies' `PrepareForCreate` do.
 fn initial_status(kind: &KindInfo, obj: &Value) -> Option<Value> {
-    if kind.custom {
+    if kind.custom.is_some() {
         // Custom resources with a status subresource drop status on create.
         return kind
             .has_sub(skiff_api::kinds::Sub::Status)

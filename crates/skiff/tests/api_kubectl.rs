@@ -32,49 +32,182 @@ fn discovery(c: &Cluster) {
         assert!(v.contains("\"serverVersion\""), "{v}");
     }
     let res = c.ok(33, &["api-resources"]);
-    for want in ["deployments", "deploy", "apps/v1", "customresourcedefinitions", "horizontalpodautoscalers"] {
+    for want in [
+        "deployments",
+        "deploy",
+        "apps/v1",
+        "customresourcedefinitions",
+        "horizontalpodautoscalers",
+    ] {
         assert!(res.contains(want), "api-resources lacks {want}:\n{res}");
     }
     let versions = c.ok(33, &["api-versions"]);
-    for want in ["v1\n", "apps/v1", "autoscaling/v2", "autoscaling/v1", "rbac.authorization.k8s.io/v1"] {
-        assert!(versions.contains(want), "api-versions lacks {want}:\n{versions}");
+    for want in [
+        "v1\n",
+        "apps/v1",
+        "autoscaling/v2",
+        "autoscaling/v1",
+        "rbac.authorization.k8s.io/v1",
+    ] {
+        assert!(
+            versions.contains(want),
+            "api-versions lacks {want}:\n{versions}"
+        );
     }
     let ns = c.ok(33, &["get", "namespaces", "-o", "name"]);
     for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(ns.contains(&format!("namespace/{n}")), "{ns}");
     }
-    let svc = c.ok(33, &["get", "service", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]);
+    let svc = c.ok(
+        33,
+        &[
+            "get",
+            "service",
+            "kubernetes",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ],
+    );
     assert_eq!(svc, "10.43.0.1");
 }
 
 fn crud_and_output_forms(c: &Cluster) {
     c.apply_stdin(31, &["apply", "--validate=false", "-f", "-"], DEPLOYMENT);
-    assert_eq!(c.ok(31, &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]), "2");
+    assert_eq!(
+        c.ok(
+            31,
+            &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]
+        ),
+        "2"
+    );
     let yaml = c.ok(31, &["get", "deploy", "web", "-o", "yaml"]);
-    assert!(yaml.contains("kubectl.kubernetes.io/last-applied-configuration"), "{yaml}");
+    assert!(
+        yaml.contains("kubectl.kubernetes.io/last-applied-configuration"),
+        "{yaml}"
+    );
     assert!(yaml.contains("generation: 1"), "{yaml}");
-    let json: serde_json::Value = serde_json::from_str(&c.ok(31, &["get", "deploy", "web", "-o", "json"])).unwrap();
-    assert!(json["metadata"]["uid"].as_str().is_some_and(|u| u.len() == 36));
-    let cc = c.ok(31, &["get", "deploy", "-o", "custom-columns=N:.metadata.name,R:.spec.replicas", "--no-headers"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&c.ok(31, &["get", "deploy", "web", "-o", "json"])).unwrap();
+    assert!(
+        json["metadata"]["uid"]
+            .as_str()
+            .is_some_and(|u| u.len() == 36)
+    );
+    let cc = c.ok(
+        31,
+        &[
+            "get",
+            "deploy",
+            "-o",
+            "custom-columns=N:.metadata.name,R:.spec.replicas",
+            "--no-headers",
+        ],
+    );
     assert_eq!(cc.split_whitespace().collect::<Vec<_>>(), ["web", "2"]);
-    let gt = c.ok(31, &["get", "deploy", "web", "-o", "go-template={{.metadata.name}}-{{.spec.replicas}}"]);
+    let gt = c.ok(
+        31,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "go-template={{.metadata.name}}-{{.spec.replicas}}",
+        ],
+    );
     assert_eq!(gt, "web-2");
     // scale goes through the scale subresource and bumps generation
     c.ok(31, &["scale", "deploy", "web", "--replicas=3"]);
-    assert_eq!(c.ok(31, &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}/{.metadata.generation}"]), "3/2");
+    assert_eq!(
+        c.ok(
+            31,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas}/{.metadata.generation}"
+            ]
+        ),
+        "3/2"
+    );
     // label and annotate (merge patch), selectors
     c.ok(31, &["label", "deploy", "web", "tier=frontend"]);
     c.ok(31, &["annotate", "deploy", "web", "note=hello"]);
-    assert_eq!(c.ok(31, &["get", "deploy", "-l", "tier=frontend", "-o", "name"]).trim(), "deployment.apps/web");
-    assert_eq!(c.ok(31, &["get", "deploy", "-l", "tier in (backend)", "-o", "name"]).trim(), "");
+    assert_eq!(
+        c.ok(31, &["get", "deploy", "-l", "tier=frontend", "-o", "name"])
+            .trim(),
+        "deployment.apps/web"
+    );
+    assert_eq!(
+        c.ok(
+            31,
+            &["get", "deploy", "-l", "tier in (backend)", "-o", "name"]
+        )
+        .trim(),
+        ""
+    );
     // labels/annotations do not bump generation
-    assert_eq!(c.ok(31, &["get", "deploy", "web", "-o", "jsonpath={.metadata.generation}"]), "2");
+    assert_eq!(
+        c.ok(
+            31,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.metadata.generation}"
+            ]
+        ),
+        "2"
+    );
     // json patch and merge patch
-    c.ok(31, &["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#]);
-    c.ok(31, &["patch", "deploy", "web", "--type=merge", "-p", r#"{"metadata":{"labels":{"tier":null}}}"#]);
-    assert_eq!(c.ok(31, &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}{.metadata.labels.tier}"]), "1");
+    c.ok(
+        31,
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#,
+        ],
+    );
+    c.ok(
+        31,
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"tier":null}}}"#,
+        ],
+    );
+    assert_eq!(
+        c.ok(
+            31,
+            &[
+                "get",
+                "deploy",
+                "web",
+                "-o",
+                "jsonpath={.spec.replicas}{.metadata.labels.tier}"
+            ]
+        ),
+        "1"
+    );
     // a failing json patch test op is a 422 and changes nothing
-    let err = c.fails(31, &["patch", "deploy", "web", "--type=json", "-p", r#"[{"op":"test","path":"/spec/replicas","value":9}]"#]);
+    let err = c.fails(
+        31,
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/spec/replicas","value":9}]"#,
+        ],
+    );
     assert!(err.contains("Error from server"), "{err}");
     c.ok(31, &["delete", "deploy", "web"]);
     let err = c.fails(31, &["get", "deploy", "web"]);
@@ -86,14 +219,25 @@ fn errors(c: &Cluster) {
     let err = c.fails(31, &["create", "configmap", "dup", "--from-literal=a=b"]);
     assert!(err.contains(r#"configmaps "dup" already exists"#), "{err}");
     let err = c.fails(31, &["create", "configmap", "Bad_Name"]);
-    assert!(err.contains("is invalid") && err.contains("metadata.name"), "{err}");
+    assert!(
+        err.contains("is invalid") && err.contains("metadata.name"),
+        "{err}"
+    );
     let err = c.fails(31, &["create", "configmap", "x", "-n", "nope"]);
     assert!(err.contains(r#"namespaces "nope" not found"#), "{err}");
     let err = c.fails(31, &["get", "widgets"]);
-    assert!(err.contains("the server doesn't have a resource type"), "{err}");
+    assert!(
+        err.contains("the server doesn't have a resource type"),
+        "{err}"
+    );
     // optimistic concurrency: a stale resourceVersion is a 409
     let stale = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"dup","resourceVersion":"1"},"data":{"a":"c"}}"#;
-    let out = c.kubectl_with(31, &["replace", "--validate=false", "-f", "-"], Some(stale), &[]);
+    let out = c.kubectl_with(
+        31,
+        &["replace", "--validate=false", "-f", "-"],
+        Some(stale),
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("the object has been modified"), "{err}");
     // anonymous requests are refused
@@ -106,15 +250,42 @@ fn errors(c: &Cluster) {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Unauthorized") || err.contains("provide credentials"), "{err}");
+    assert!(
+        err.contains("Unauthorized") || err.contains("provide credentials"),
+        "{err}"
+    );
 }
 
 fn survives_restart(c: &mut Cluster) {
     c.ok(31, &["create", "configmap", "keep", "--from-literal=k=v"]);
-    let rv = c.ok(31, &["get", "cm", "keep", "-o", "jsonpath={.metadata.resourceVersion}"]);
+    let rv = c.ok(
+        31,
+        &[
+            "get",
+            "cm",
+            "keep",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}",
+        ],
+    );
     c.restart();
-    assert_eq!(c.ok(31, &["get", "cm", "keep", "-o", "jsonpath={.data.k}"]), "v");
-    assert_eq!(c.ok(31, &["get", "cm", "keep", "-o", "jsonpath={.metadata.resourceVersion}"]), rv);
+    assert_eq!(
+        c.ok(31, &["get", "cm", "keep", "-o", "jsonpath={.data.k}"]),
+        "v"
+    );
+    assert_eq!(
+        c.ok(
+            31,
+            &[
+                "get",
+                "cm",
+                "keep",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}"
+            ]
+        ),
+        rv
+    );
 }
 
 macro_rules! on_every_backend {

@@ -107,7 +107,8 @@ impl Filter {
             .map_err(|e| ApiError::bad_request(e.0))?;
         let probe = json!({});
         for f in fields.fields() {
-            if field_value(&req.kind.group, &req.kind.kind, &probe, f).is_none() && !req.kind.custom
+            if field_value(&req.kind.group, &req.kind.kind, &probe, f).is_none()
+                && req.kind.custom.is_none()
             {
                 return Err(ApiError::bad_request(format!(
                     "\"{f}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""

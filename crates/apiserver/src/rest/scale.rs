@@ -59,7 +59,53 @@ fn selector_string(obj: &Value) -> String {
     parts.join(",")
 }
 
-fn to_scale(obj: &Value) -> Value {
+/// Where a kind keeps its replicas: `/spec/replicas` for built-ins, the
+/// CRD's declared paths for custom resources (as JSON pointers).
+struct Paths {
+    spec: String,
+    status: String,
+    selector: Option<String>,
+}
+
+fn pointer(json_path: &str) -> String {
+    json_path
+        .trim_start_matches('.')
+        .split('.')
+        .fold(String::new(), |acc, p| format!("{acc}/{p}"))
+}
+
+fn paths(req: &Req) -> Paths {
+    match req.kind.custom.as_ref().and_then(|c| c.scale.as_ref()) {
+        Some(s) => Paths {
+            spec: pointer(&s.spec_replicas),
+            status: pointer(&s.status_replicas),
+            selector: s.label_selector.as_deref().map(pointer),
+        },
+        None => Paths {
+            spec: "/spec/replicas".into(),
+            status: "/status/replicas".into(),
+            selector: None,
+        },
+    }
+}
+
+/// Sets the value at a JSON pointer, creating objects on the way.
+fn set_pointer(obj: &mut Value, ptr: &str, value: Value) {
+    let mut cur = obj;
+    let parts: Vec<&str> = ptr.trim_start_matches('/').split('/').collect();
+    for (i, p) in parts.iter().enumerate() {
+        if !cur.is_object() {
+            *cur = json!({});
+        }
+        if i == parts.len() - 1 {
+            cur[*p] = value;
+            return;
+        }
+        cur = &mut cur[*p];
+    }
+}
+
+fn to_scale(obj: &Value, paths: &Paths) -> Value {
     let meta = object::meta(obj).cloned().unwrap_or_default();
     let pick = |k: &str| meta.get(k).cloned().unwrap_or(Value::Null);
     json!({
@@ -72,16 +118,20 @@ fn to_scale(obj: &Value) -> Value {
             "resourceVersion": pick("resourceVersion"),
             "creationTimestamp": pick("creationTimestamp"),
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "spec": {"replicas": obj.pointer(&paths.spec).cloned().unwrap_or(json!(if paths.selector.is_none() { 1 } else { 0 }))},
         "status": {
-            "replicas": obj.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
-            "selector": selector_string(obj),
+            "replicas": obj.pointer(&paths.status).cloned().unwrap_or(json!(0)),
+            "selector": match &paths.selector {
+                Some(p) => obj.pointer(p).and_then(Value::as_str).unwrap_or_default().to_string(),
+                None => selector_string(obj),
+            },
         },
     })
 }
 
 pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
     let name = req.path.name.clone().unwrap_or_default();
+    let paths = paths(req);
     match req.method {
         Method::GET => {
             app.cache.sync().await?;
@@ -89,7 +139,7 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
                 .cache
                 .get(&req.key(&name))
                 .ok_or_else(|| ApiError::not_found(req.target(&name)))?;
-            Ok(wire::json(200, &to_scale(&obj.value)))
+            Ok(wire::json(200, &to_scale(&obj.value, &paths)))
         }
         Method::PUT | Method::PATCH => {
             let is_patch = req.method == Method::PATCH;
@@ -101,7 +151,7 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
                 None
             };
             let updated = guaranteed_update(app, req, &name, false, |current| {
-                let scale = to_scale(current);
+                let scale = to_scale(current, &paths);
                 let new_scale = match patch_kind {
                     Some(kind) => crate::patch::apply(req, kind, &scale, body)?,
                     None => super::decode_object(req.header("content-type"), body)?,
@@ -123,7 +173,7 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
                     ));
                 }
                 let mut next = current.clone();
-                next["spec"]["replicas"] = json!(replicas);
+                set_pointer(&mut next, &paths.spec, json!(replicas));
                 if let Some(rv) = new_scale
                     .pointer("/metadata/resourceVersion")
                     .and_then(Value::as_str)
@@ -136,7 +186,9 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
             })
             .await?;
             match updated {
-                Updated::Object(v) | Updated::Deleted(v) => Ok(wire::json(200, &to_scale(&v))),
+                Updated::Object(v) | Updated::Deleted(v) => {
+                    Ok(wire::json(200, &to_scale(&v, &paths)))
+                }
             }
         }
         ref m => Err(ApiError::method_not_allowed(m.as_str())),

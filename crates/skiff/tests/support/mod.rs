@@ -13,7 +13,11 @@ use std::time::{Duration, Instant};
 /// dispatcher that picks a version by itself).
 pub fn kubectl_path(minor: u32) -> PathBuf {
     let p = PathBuf::from(format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}"));
-    assert!(p.exists(), "{} is missing: run scripts/install-deps.sh", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/install-deps.sh",
+        p.display()
+    );
     p
 }
 
@@ -39,15 +43,30 @@ impl Etcd {
         let child = Command::new("etcd")
             .args(["--name", "skiff-test", "--data-dir"])
             .arg(dir.path().join("etcd"))
-            .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+            .args([
+                "--listen-client-urls",
+                &endpoint,
+                "--advertise-client-urls",
+                &endpoint,
+            ])
             .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-            .args(["--initial-cluster", &format!("skiff-test=http://127.0.0.1:{peer}")])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://127.0.0.1:{peer}"),
+            ])
+            .args([
+                "--initial-cluster",
+                &format!("skiff-test=http://127.0.0.1:{peer}"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("etcd is not installed: run scripts/install-deps.sh");
-        let etcd = Etcd { child, endpoint, _dir: dir };
+        let etcd = Etcd {
+            child,
+            endpoint,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if std::net::TcpStream::connect(("127.0.0.1", client)).is_ok() {
@@ -97,7 +116,13 @@ pub struct Cluster {
 impl Cluster {
     pub fn start(backend: Backend) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut c = Cluster { child: None, dir, url: String::new(), port: free_port(), backend };
+        let mut c = Cluster {
+            child: None,
+            dir,
+            url: String::new(),
+            port: free_port(),
+            backend,
+        };
         c.launch();
         c
     }
@@ -115,8 +140,13 @@ impl Cluster {
             .expect("cannot start skiff");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
-        assert!(line.contains("API server ready at"), "unexpected first line: {line:?}");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready line");
+        assert!(
+            line.contains("API server ready at"),
+            "unexpected first line: {line:?}"
+        );
         self.url = line
             .split_whitespace()
             .find(|w| w.starts_with("https://"))
@@ -148,7 +178,13 @@ impl Cluster {
         self.kubectl_with(minor, args, None, &[])
     }
 
-    pub fn kubectl_with(&self, minor: u32, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Output {
+    pub fn kubectl_with(
+        &self,
+        minor: u32,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Output {
         let mut cmd = Command::new(kubectl_path(minor));
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
@@ -156,13 +192,22 @@ impl Cluster {
             .arg(self.dir.path().join(format!("kube-cache-{minor}")))
             .args(args)
             .envs(env.iter().copied())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("cannot run kubectl");
         if let Some(input) = stdin {
             use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(input.as_bytes())
+                .expect("write stdin");
         }
         child.wait_with_output().expect("kubectl output")
     }
@@ -184,7 +229,11 @@ impl Cluster {
     #[track_caller]
     pub fn fails(&self, minor: u32, args: &[&str]) -> String {
         let out = self.kubectl(minor, args);
-        assert!(!out.status.success(), "kubectl {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
