@@ -3,6 +3,7 @@
 //! This is the only place that parses argv, reads the environment,
 //! installs tracing, picks a store backend and calls `exit`.
 
+mod bench;
 mod certs;
 mod kubectl;
 mod server;
@@ -27,6 +28,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the real kubectl against this machine's cluster.
     Kubectl(kubectl::KubectlArgs),
+    /// Benchmarks that print a table.
+    Bench(bench::BenchArgs),
 }
 
 fn init_tracing() {
@@ -42,6 +45,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kubectl(args) => kubectl::run(args),
+        Command::Bench(args) => {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            bench::run(args)
+        }
         Command::Server(args) => {
             init_tracing();
             let _ = rustls::crypto::ring::default_provider().install_default();

@@ -1,0 +1,58 @@
+//! `skiff bench`: benchmarks that print a table (and JSON with `--json`).
+//! Figures are medians and p99s over many operations in one run, so that
+//! backends can be compared as ratios on a noisy shared machine.
+
+mod api;
+mod client;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// API server: write latency/throughput, LIST from the watch cache,
+    /// watcher memory, idle RSS and start-up time, per store backend.
+    Api(api::ApiArgs),
+}
+
+pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match args.what {
+        What::Api(a) => rt.block_on(api::run(a))?,
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// Latency summary of a set of samples, in milliseconds.
+pub struct Summary {
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub count: usize,
+}
+
+pub fn summarize(mut samples: Vec<std::time::Duration>) -> Summary {
+    samples.sort();
+    let pick = |q: f64| {
+        if samples.is_empty() {
+            return 0.0;
+        }
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[i].as_secs_f64() * 1000.0
+    };
+    Summary { p50_ms: pick(0.50), p99_ms: pick(0.99), count: samples.len() }
+}
+
+/// Resident set size of a process, in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
