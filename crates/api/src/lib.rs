@@ -1,1 +1,2 @@
 //! Skiff API
+pub mod table;
