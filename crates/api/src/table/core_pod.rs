@@ -123,11 +123,11 @@ pub(super) fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
         .enumerate()
     {
         let restart_count = int_at(status, &["restartCount"]);
-        restarts += restart_count;
+        restarts = restarts.wrapping_add(restart_count);
         last_restart = last_restart.max(last_terminated(status));
         let sidecar = is_restartable_init(spec_inits, str_at(status, &["name"]));
         if sidecar {
-            sidecar_restarts += restart_count;
+            sidecar_restarts = sidecar_restarts.wrapping_add(restart_count);
             sidecar_last_restart = sidecar_last_restart.max(last_terminated(status));
         }
         let terminated = at(status, &["state", "terminated"]);
@@ -156,7 +156,7 @@ pub(super) fn pod_cells(pod: &Value, now: Timestamp) -> Vec<Value> {
         let mut has_running = false;
         // Walked backwards so that the first container's state wins.
         for status in arr_at(pod, &["status", "containerStatuses"]).iter().rev() {
-            restarts += int_at(status, &["restartCount"]);
+            restarts = restarts.wrapping_add(int_at(status, &["restartCount"]));
             last_restart = last_restart.max(last_terminated(status));
             let waiting_reason = str_at(status, &["state", "waiting", "reason"]);
             let terminated = at(status, &["state", "terminated"]);

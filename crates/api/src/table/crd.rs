@@ -56,7 +56,8 @@ pub fn crd_cells(additional_printer_columns: &Value, obj: &Value, now: Timestamp
     }
     for c in printer_columns {
         let found = JsonPath::parse(str_at(c, &["jsonPath"]))
-            .and_then(|path| path.find(obj).into_iter().next())
+            .and_then(|path| path.find(obj))
+            .and_then(|found| found.into_iter().next())
             .filter(|v| !v.is_null());
         let cell = match found {
             Some(value) => typed_cell(str_at(c, &["type"]), value, now),

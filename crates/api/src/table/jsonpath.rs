@@ -6,7 +6,9 @@
 //! slices (`[1:3]`), wildcards (`.*`, `[*]`), recursive descent (`..name`) and
 //! filters (`[?(@.type=="Ready")]`, with `==`, `!=`, `<`, `<=`, `>`, `>=`
 //! against a string, number or boolean literal, or an existence test
-//! `[?(@.ready)]`). Missing keys and out-of-range indexes select nothing.
+//! `[?(@.ready)]`). Missing keys select nothing; like upstream, indexing a
+//! non-array, an index out of range or an impossible comparison fails the
+//! whole path.
 
 use serde_json::Value;
 
@@ -67,7 +69,8 @@ impl JsonPath {
     }
 
     /// Every value the path selects in `root`, in document order.
-    pub(super) fn find<'a>(&self, root: &'a Value) -> Vec<&'a Value> {
+    /// `None` when evaluation fails, which upstream shows as an empty cell.
+    pub(super) fn find<'a>(&self, root: &'a Value) -> Option<Vec<&'a Value>> {
         eval(&self.0, vec![root])
     }
 }
@@ -273,41 +276,53 @@ fn bound(text: &str) -> Option<Option<i64>> {
     }
 }
 
-fn eval<'a>(steps: &[Step], mut current: Vec<&'a Value>) -> Vec<&'a Value> {
+/// Applies the steps in turn. `None` is an evaluation error, which upstream
+/// reports for the whole path: indexing or filtering a non-array, an index
+/// out of bounds, or a filter comparing values that do not compare.
+fn eval<'a>(steps: &[Step], mut current: Vec<&'a Value>) -> Option<Vec<&'a Value>> {
     for step in steps {
         let mut next = Vec::new();
-        for value in current {
-            apply(step, value, &mut next);
+        for value in current.into_iter().filter(|v| !v.is_null()) {
+            apply(step, value, &mut next)?;
         }
         current = next;
     }
-    current
+    Some(current)
 }
 
-fn apply<'a>(step: &Step, value: &'a Value, out: &mut Vec<&'a Value>) {
+fn apply<'a>(step: &Step, value: &'a Value, out: &mut Vec<&'a Value>) -> Option<()> {
     match (step, value) {
         (Step::Field(name), Value::Object(map)) => out.extend(map.get(name)),
         (Step::Wildcard, Value::Object(map)) => out.extend(map.values()),
         (Step::Wildcard, Value::Array(items)) => out.extend(items),
         (Step::Index(i), Value::Array(items)) => {
             let i = if *i < 0 { *i + items.len() as i64 } else { *i };
-            out.extend(usize::try_from(i).ok().and_then(|i| items.get(i)));
+            out.push(items.get(usize::try_from(i).ok()?)?);
         }
         (Step::Slice(from, to), Value::Array(items)) => {
             let len = items.len() as i64;
-            let clamp = |b: i64| (if b < 0 { b + len } else { b }).clamp(0, len) as usize;
-            let from = clamp(from.unwrap_or(0));
-            let to = clamp(to.unwrap_or(len));
-            if from < to {
-                out.extend(&items[from..to]);
+            let from = from.map_or(0, |b| if b < 0 { b + len } else { b });
+            let to = to.map_or(len, |b| if b < 0 { b + len } else { b });
+            if from == to {
+                return Some(());
+            }
+            if from < 0 || from >= len || to < 0 || to > len || from > to {
+                return None;
+            }
+            out.extend(&items[from as usize..to as usize]);
+        }
+        (Step::Filter(filter), Value::Array(items)) => {
+            for item in items {
+                if matches(filter, item)? {
+                    out.push(item);
+                }
             }
         }
+        (Step::Index(_) | Step::Slice(..) | Step::Filter(_), _) => return None,
         (Step::Recursive, _) => descendants(value, out),
-        (Step::Filter(filter), Value::Array(items)) => {
-            out.extend(items.iter().filter(|item| matches(filter, item)));
-        }
         _ => {}
     }
+    Some(())
 }
 
 /// `value` and everything nested in it, parents before children.
@@ -320,23 +335,31 @@ fn descendants<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn matches(filter: &Filter, item: &Value) -> bool {
-    let lefts: Vec<&Value> = eval(&filter.left, vec![item])
-        .into_iter()
-        .filter(|v| !v.is_null())
-        .collect();
+fn matches(filter: &Filter, item: &Value) -> Option<bool> {
+    let lefts = eval(&filter.left, vec![item]);
     let Some((op, operand)) = &filter.op else {
-        return !lefts.is_empty();
+        return Some(lefts.is_some_and(|l| !l.is_empty()));
     };
-    let rights: Vec<&Value> = match operand {
+    let lefts = lefts?;
+    let left = match lefts.as_slice() {
+        [] => return Some(false),
+        [left] => *left,
+        _ => return None,
+    };
+    let rights = match operand {
         Operand::Literal(v) => vec![v],
-        Operand::Path(steps) => eval(steps, vec![item]),
+        Operand::Path(steps) => eval(steps, vec![item])?,
     };
-    // Upstream refuses to compare more than one element at a time.
-    let ([left], [right]) = (lefts.as_slice(), rights.as_slice()) else {
-        return false;
+    let right = match rights.as_slice() {
+        [] => return Some(false),
+        [right] => *right,
+        _ => return None,
     };
-    compare(left, right).is_some_and(|ord| match op {
+    let ord = compare(left, right)?;
+    if left.is_boolean() && !matches!(op, Op::Eq | Op::Ne) {
+        return None;
+    }
+    Some(match op {
         Op::Eq => ord.is_eq(),
         Op::Ne => ord.is_ne(),
         Op::Lt => ord.is_lt(),
@@ -346,14 +369,16 @@ fn matches(filter: &Filter, item: &Value) -> bool {
     })
 }
 
-/// Orders two scalars of the same kind; values of different kinds do not
-/// compare (upstream reports an error, which selects nothing).
+/// Orders two scalars of the same kind (Go template comparison): integers
+/// with integers, floats with floats, strings with strings, booleans only
+/// for equality. Anything else is an error.
 fn compare(left: &Value, right: &Value) -> Option<std::cmp::Ordering> {
     match (left, right) {
         (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
         (Value::Number(a), Value::Number(b)) => match (a.as_i64(), b.as_i64()) {
             (Some(a), Some(b)) => Some(a.cmp(&b)),
-            _ => a.as_f64()?.partial_cmp(&b.as_f64()?),
+            _ if a.is_f64() && b.is_f64() => a.as_f64()?.partial_cmp(&b.as_f64()?),
+            _ => None,
         },
         (Value::Bool(a), Value::Bool(b)) => Some(a.cmp(b)),
         _ => None,
