@@ -1,4 +1,5 @@
-//! `autoscaling/v1` and `autoscaling/v2` HorizontalPodAutoscalers.
+//! `autoscaling/v1` and `autoscaling/v2` HorizontalPodAutoscalers, and the
+//! `autoscaling/v1` Scale of the `scale` subresources.
 //!
 //! Upstream prints both versions from one internal type shaped like v2. A v1
 //! object's `targetCPUUtilizationPercentage` becomes a CPU utilization metric,
@@ -12,11 +13,35 @@ use super::descriptions as d;
 use super::format::{age, arr_at, at, int_at, name, opt_int_at, quantity, str_at};
 use super::{AGE, Column, NAME, Printer, col};
 
-pub(super) const PRINTERS: &[Printer] = &[Printer {
-    kind: "HorizontalPodAutoscaler",
-    columns: HPA,
-    cells: hpa,
-}];
+pub(super) const PRINTERS: &[Printer] = &[
+    Printer {
+        kind: "HorizontalPodAutoscaler",
+        columns: HPA,
+        cells: hpa,
+    },
+    Printer {
+        kind: "Scale",
+        columns: SCALE,
+        cells: scale,
+    },
+];
+
+/// The `scale` subresource. Upstream gives its name column no `name` format.
+const SCALE: &[Column] = &[
+    Column::new("Name", "string", "", d::META_NAME, 0),
+    col("Desired", "integer", d::SCALE_SPEC_REPLICAS),
+    col("Available", "integer", d::SCALE_STATUS_REPLICAS),
+    AGE,
+];
+
+fn scale(obj: &Value, now: Timestamp) -> Vec<Value> {
+    vec![
+        name(obj).into(),
+        int_at(obj, &["spec", "replicas"]).into(),
+        int_at(obj, &["status", "replicas"]).into(),
+        age(obj, now).into(),
+    ]
+}
 
 const HPA: &[Column] = &[
     NAME,

@@ -1,5 +1,5 @@
 //! The core group (`v1`): services, endpoints, config, namespaces, nodes,
-//! replication controllers and quotas. Pods live in `core_pod`, volumes in
+//! replication controllers, quotas and component statuses. Pods live in `core_pod`, volumes in
 //! `core_storage`, events in `event`. LimitRanges have no printer upstream
 //! and get the default table.
 
@@ -85,6 +85,11 @@ pub(super) const PRINTERS: &[Printer] = &[
         kind: "ResourceQuota",
         columns: RESOURCE_QUOTA,
         cells: resource_quota,
+    },
+    Printer {
+        kind: "ComponentStatus",
+        columns: COMPONENT_STATUS,
+        cells: component_status,
     },
 ];
 
@@ -430,5 +435,37 @@ fn resource_quota(obj: &Value, now: Timestamp) -> Vec<Value> {
         requests.join(", ").into(),
         limits.join(", ").into(),
         age(obj, now).into(),
+    ]
+}
+
+const COMPONENT_STATUS: &[Column] = &[
+    NAME,
+    col("Status", "string", "Status of the component conditions"),
+    col("Message", "string", "Message of the component conditions"),
+    col("Error", "string", "Error of the component conditions"),
+];
+
+/// The first `Healthy` condition decides; `Unknown` without one.
+fn component_status(obj: &Value, _now: Timestamp) -> Vec<Value> {
+    let healthy = arr_at(obj, &["conditions"])
+        .iter()
+        .find(|c| str_at(c, &["type"]) == "Healthy");
+    let (status, message, error) = match healthy {
+        Some(c) => (
+            if str_at(c, &["status"]) == "True" {
+                "Healthy"
+            } else {
+                "Unhealthy"
+            },
+            str_at(c, &["message"]),
+            str_at(c, &["error"]),
+        ),
+        None => ("Unknown", "", ""),
+    };
+    vec![
+        name(obj).into(),
+        status.into(),
+        message.into(),
+        error.into(),
     ]
 }

@@ -4,10 +4,10 @@
 use std::borrow::Cow;
 
 use jiff::Timestamp;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::descriptions as d;
-use super::format::{age, arr_at, as_int, is_go_zero, name, parse_rfc3339, since, str_at};
+use super::format::{arr_at, as_int, is_go_zero, name, parse_rfc3339, since, str_at};
 use super::jsonpath::JsonPath;
 use super::{Column, NAME};
 
@@ -49,10 +49,10 @@ pub fn crd_columns(additional_printer_columns: &Value) -> Vec<Column> {
 /// or a value of the wrong type, gives a `null` cell (kubectl shows `<none>`).
 pub fn crd_cells(additional_printer_columns: &Value, obj: &Value, now: Timestamp) -> Vec<Value> {
     let mut cells: Vec<Value> = vec![name(obj).into()];
-    let printer_columns = arr_at(additional_printer_columns, &[]);
+    let default_columns = [json!({"type": "date", "jsonPath": ".metadata.creationTimestamp"})];
+    let mut printer_columns = arr_at(additional_printer_columns, &[]);
     if printer_columns.is_empty() {
-        cells.push(age(obj, now).into());
-        return cells;
+        printer_columns = &default_columns;
     }
     for c in printer_columns {
         let found = JsonPath::parse(str_at(c, &["jsonPath"]))

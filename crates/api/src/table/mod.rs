@@ -33,6 +33,7 @@ mod crd;
 mod descriptions;
 mod discovery;
 mod event;
+mod flowcontrol;
 mod format;
 mod jsonpath;
 mod labels;
@@ -40,6 +41,7 @@ mod networking;
 mod node;
 mod policy;
 mod rbac;
+mod resource;
 mod scheduling;
 mod storage;
 
@@ -145,6 +147,8 @@ fn printers(group: &str) -> &'static [Printer] {
         "node.k8s.io" => node::PRINTERS,
         "certificates.k8s.io" => certificates::PRINTERS,
         "admissionregistration.k8s.io" => admissionregistration::PRINTERS,
+        "flowcontrol.apiserver.k8s.io" => flowcontrol::PRINTERS,
+        "resource.k8s.io" => resource::PRINTERS,
         _ => &[],
     }
 }

@@ -1,4 +1,5 @@
-//! `networking.k8s.io/v1`: Ingresses, IngressClasses and NetworkPolicies.
+//! `networking.k8s.io/v1`: Ingresses, IngressClasses, NetworkPolicies,
+//! ServiceCIDRs and IPAddresses.
 
 use jiff::Timestamp;
 use serde_json::Value;
@@ -24,6 +25,16 @@ pub(super) const PRINTERS: &[Printer] = &[
         kind: "NetworkPolicy",
         columns: NETWORK_POLICY,
         cells: network_policy,
+    },
+    Printer {
+        kind: "ServiceCIDR",
+        columns: SERVICE_CIDR,
+        cells: service_cidr,
+    },
+    Printer {
+        kind: "IPAddress",
+        columns: IP_ADDRESS,
+        cells: ip_address,
     },
 ];
 
@@ -144,4 +155,43 @@ fn network_policy(obj: &Value, now: Timestamp) -> Vec<Value> {
         format_label_selector(Some(selector)).into(),
         age(obj, now).into(),
     ]
+}
+
+const SERVICE_CIDR: &[Column] = &[NAME, col("CIDRs", "string", d::SERVICE_CIDR_CIDRS), AGE];
+
+fn service_cidr(obj: &Value, now: Timestamp) -> Vec<Value> {
+    let cidrs: Vec<&str> = arr_at(obj, &["spec", "cidrs"])
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    vec![
+        name(obj).into(),
+        cidrs.join(",").into(),
+        age(obj, now).into(),
+    ]
+}
+
+/// Upstream declares no `Age` column here yet sends an age cell after the
+/// declared ones, which kubectl ignores; rows here match the columns.
+const IP_ADDRESS: &[Column] = &[NAME, col("ParentRef", "string", d::IPADDRESS_PARENT_REF)];
+
+/// `PARENTREF`: `resource[.group]/[namespace/]name`, lower-cased resource.
+fn ip_address(obj: &Value, _now: Timestamp) -> Vec<Value> {
+    let parent = match at(obj, &["spec", "parentRef"]) {
+        Some(p) => {
+            let (group, resource) = (str_at(p, &["group"]), str_at(p, &["resource"]));
+            let mut s = if group.is_empty() {
+                resource.to_lowercase()
+            } else {
+                format!("{resource}.{group}").to_lowercase()
+            };
+            let ns = str_at(p, &["namespace"]);
+            if !ns.is_empty() {
+                s = format!("{s}/{ns}");
+            }
+            format!("{s}/{}", str_at(p, &["name"]))
+        }
+        None => "<none>".to_string(),
+    };
+    vec![name(obj).into(), parent.into()]
 }

@@ -434,3 +434,83 @@ fn custom_resource_definitions_use_the_default_table() {
         json!(["x", "0001-01-01T00:00:00Z"]),
     );
 }
+
+#[test]
+fn beyond_the_core_list() {
+    let cs = json!({"metadata": {"name": "etcd-0"},
+                    "conditions": [{"type": "Healthy", "status": "True", "message": "ok"}]});
+    check(
+        "ComponentStatus",
+        cs,
+        json!(["etcd-0", "Healthy", "ok", ""]),
+    );
+    let scale = json!({"metadata": meta("web", 60), "spec": {"replicas": 3}, "status": {"replicas": 2, "selector": "app=web"}});
+    check("autoscaling/Scale", scale, json!(["web", 3, 2, "60s"]));
+    let fs = json!({
+        "metadata": {"name": "system-nodes", "creationTimestamp": ago(60)},
+        "spec": {"priorityLevelConfiguration": {"name": "system"}, "matchingPrecedence": 500,
+                 "distinguisherMethod": {"type": "ByUser"}},
+        "status": {"conditions": [{"type": "Dangling", "status": "False"}]},
+    });
+    check(
+        "flowcontrol.apiserver.k8s.io/FlowSchema",
+        fs,
+        json!(["system-nodes", "system", 500, "ByUser", "60s", "False"]),
+    );
+    let plc = json!({
+        "metadata": {"name": "workload-low", "creationTimestamp": ago(60)},
+        "spec": {"type": "Limited", "limited": {"nominalConcurrencyShares": 100,
+                 "limitResponse": {"type": "Queue", "queuing": {"queues": 128, "handSize": 6, "queueLengthLimit": 50}}}},
+    });
+    check(
+        "flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
+        plc,
+        json!(["workload-low", "Limited", 100, 128, 6, 50, "60s"]),
+    );
+    let exempt = json!({"metadata": {"name": "exempt", "creationTimestamp": ago(60)}, "spec": {"type": "Exempt", "exempt": {}}});
+    check(
+        "flowcontrol.apiserver.k8s.io/PriorityLevelConfiguration",
+        exempt,
+        json!([
+            "exempt", "Exempt", "<none>", "<none>", "<none>", "<none>", "60s"
+        ]),
+    );
+    let cidr = json!({"metadata": {"name": "kubernetes", "creationTimestamp": ago(60)},
+                      "spec": {"cidrs": ["10.96.0.0/16", "fd00:10:96::/112"]}});
+    check(
+        "networking.k8s.io/ServiceCIDR",
+        cidr,
+        json!(["kubernetes", "10.96.0.0/16,fd00:10:96::/112", "60s"]),
+    );
+    let ip = json!({"metadata": {"name": "10.96.0.1"},
+                    "spec": {"parentRef": {"group": "", "resource": "services", "namespace": "default", "name": "kubernetes"}}});
+    check(
+        "networking.k8s.io/IPAddress",
+        ip,
+        json!(["10.96.0.1", "services/default/kubernetes"]),
+    );
+    let claim = json!({"metadata": meta("gpu", 60), "status": {"allocation": {}, "reservedFor": [{"resource": "pods", "name": "p"}]}});
+    check(
+        "resource.k8s.io/ResourceClaim",
+        claim,
+        json!(["gpu", "allocated,reserved", "60s"]),
+    );
+    let pending = json!({"metadata": meta("gpu2", 60)});
+    check(
+        "resource.k8s.io/ResourceClaim",
+        pending,
+        json!(["gpu2", "pending", "60s"]),
+    );
+    let slice = json!({"metadata": {"name": "node-1-gpu", "creationTimestamp": ago(60)},
+                       "spec": {"nodeName": "node-1", "driver": "gpu.example.com", "pool": {"name": "node-1", "generation": 1, "resourceSliceCount": 1}}});
+    check(
+        "resource.k8s.io/ResourceSlice",
+        slice,
+        json!(["node-1-gpu", "node-1", "gpu.example.com", "node-1", "60s"]),
+    );
+    check(
+        "resource.k8s.io/DeviceClass",
+        json!({"metadata": {"name": "gpu", "creationTimestamp": ago(60)}}),
+        json!(["gpu", "60s"]),
+    );
+}
