@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::descriptions as d;
-use super::format::{at, int_at, is_set, name, since, str_at, time_at};
+use super::format::{int_at, is_set, name, since, str_at, time_at};
 use super::{Column, Printer, col, wide};
 
 pub(super) const EVENTS_PRINTERS: &[Printer] = &[Printer {
@@ -106,7 +106,7 @@ fn event_cells(obj: &Value, f: &Fields, now: Timestamp) -> Vec<Value> {
     } else {
         format!("{component}, {instance}")
     };
-    let message = at(obj, &[f.message]).and_then(Value::as_str).unwrap_or("");
+    let message = str_at(obj, &[f.message]);
 
     vec![
         last_seen.into(),

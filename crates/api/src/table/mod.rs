@@ -177,6 +177,32 @@ pub fn columns(group: &str, kind: &str) -> Cow<'static, [Column]> {
 ///
 /// Cells are JSON values typed as upstream's are: strings for most columns,
 /// integers for counts (e.g. a Secret's `DATA`), booleans for some flags.
+///
+/// # Examples
+///
+/// Assembling the Table that `kubectl get pods` asks for:
+///
+/// ```
+/// use serde_json::json;
+/// use skiff_api::table;
+///
+/// let pod = json!({
+///     "metadata": {"name": "web", "creationTimestamp": "2024-05-01T11:55:00Z"},
+///     "spec": {"containers": [{"name": "nginx", "image": "nginx"}]},
+///     "status": {"phase": "Pending"},
+/// });
+/// let now: jiff::Timestamp = "2024-05-01T12:00:00Z".parse().unwrap();
+/// let table = json!({
+///     "apiVersion": "meta.k8s.io/v1",
+///     "kind": "Table",
+///     "columnDefinitions": table::columns("", "Pod"),
+///     "rows": [{"cells": table::cells("", "Pod", &pod, now), "object": {}}],
+/// });
+/// assert_eq!(table["columnDefinitions"][2]["name"], "Status");
+/// assert_eq!(table["rows"][0]["cells"], json!([
+///     "web", "0/1", "Pending", "0", "5m", "<none>", "<none>", "<none>", "<none>"
+/// ]));
+/// ```
 pub fn cells(group: &str, kind: &str, obj: &Value, now: Timestamp) -> Vec<Value> {
     let cells = printer(group, kind)
         .map_or(default_cells as fn(&Value, Timestamp) -> Vec<Value>, |p| {

@@ -100,7 +100,7 @@ fn format_hosts(rules: &[Value]) -> String {
     let joined = list.join(",");
     if more {
         // Upstream subtracts from the number of rules, hosts or not.
-        return format!("{joined} + {} more...", rules.len() as i64 - MAX as i64);
+        return format!("{joined} + {} more...", rules.len() - MAX);
     }
     joined
 }
