@@ -14,7 +14,11 @@ pub fn partial_metadata(obj: &Value) -> Value {
 }
 
 fn column_definitions(kind: &KindInfo) -> Vec<Value> {
-    skiff_api::table::columns(&kind.group, &kind.kind)
+    let columns = match &kind.custom {
+        Some(c) => skiff_api::table::crd_columns(&c.printer_columns).into(),
+        None => skiff_api::table::columns(&kind.group, &kind.kind),
+    };
+    columns
         .iter()
         .map(|c| {
             json!({
@@ -29,7 +33,10 @@ fn column_definitions(kind: &KindInfo) -> Vec<Value> {
 }
 
 fn row(kind: &KindInfo, obj: &Value, now: jiff::Timestamp, include_object: &str) -> Value {
-    let cells = skiff_api::table::cells(&kind.group, &kind.kind, obj, now);
+    let cells = match &kind.custom {
+        Some(c) => skiff_api::table::crd_cells(&c.printer_columns, obj, now),
+        None => skiff_api::table::cells(&kind.group, &kind.kind, obj, now),
+    };
     let object = match include_object {
         "None" => Value::Null,
         "Object" => obj.clone(),

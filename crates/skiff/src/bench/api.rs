@@ -45,7 +45,9 @@ impl Drop for Killed {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start_etcd(dir: &std::path::Path) -> anyhow::Result<(Killed, String)> {
@@ -54,10 +56,21 @@ fn start_etcd(dir: &std::path::Path) -> anyhow::Result<(Killed, String)> {
     let child = Command::new("etcd")
         .args(["--name", "bench", "--data-dir"])
         .arg(dir.join("etcd"))
-        .args(["--listen-client-urls", &endpoint, "--advertise-client-urls", &endpoint])
+        .args([
+            "--listen-client-urls",
+            &endpoint,
+            "--advertise-client-urls",
+            &endpoint,
+        ])
         .args(["--listen-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-advertise-peer-urls", &format!("http://127.0.0.1:{peer}")])
-        .args(["--initial-cluster", &format!("bench=http://127.0.0.1:{peer}")])
+        .args([
+            "--initial-advertise-peer-urls",
+            &format!("http://127.0.0.1:{peer}"),
+        ])
+        .args([
+            "--initial-cluster",
+            &format!("bench=http://127.0.0.1:{peer}"),
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -89,7 +102,11 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for backend in &args.backends {
         eprintln!("bench api: measuring {backend} ...");
-        rows.push(measure(&args, backend).await.with_context(|| format!("backend {backend}"))?);
+        rows.push(
+            measure(&args, backend)
+                .await
+                .with_context(|| format!("backend {backend}"))?,
+        );
     }
     if args.json {
         let out: Vec<_> = rows
@@ -106,16 +123,34 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
     }
     println!(
         "{:<8} {:>9} {:>9} {:>10} {:>10} {:>10} {:>11} {:>11} {:>14}",
-        "backend", "ready ms", "idle MiB", "write p50", "write p99", "writes/s",
-        format!("LIST{} p50", args.pods / 1000 * 1000 / 1000).replace("LIST", "list") + "k", "list p99", format!("{} watch MiB", args.watchers)
+        "backend",
+        "ready ms",
+        "idle MiB",
+        "write p50",
+        "write p99",
+        "writes/s",
+        format!("LIST{} p50", args.pods / 1000 * 1000 / 1000).replace("LIST", "list") + "k",
+        "list p99",
+        format!("{} watch MiB", args.watchers)
     );
     for r in &rows {
         println!(
             "{:<8} {:>9.0} {:>9.1} {:>8.2}ms {:>8.2}ms {:>10.0} {:>9.1}ms {:>9.1}ms {:>14.1}",
-            r.backend, r.ready_ms, r.idle_rss, r.write_p50, r.write_p99, r.writes_per_s, r.list_p50, r.list_p99, r.watchers_mib
+            r.backend,
+            r.ready_ms,
+            r.idle_rss,
+            r.write_p50,
+            r.write_p99,
+            r.writes_per_s,
+            r.list_p50,
+            r.list_p99,
+            r.watchers_mib
         );
     }
-    println!("({} clients, {} writes; LIST of {} pods; {} concurrent watchers)", args.clients, args.writes, args.pods, args.watchers);
+    println!(
+        "({} clients, {} writes; LIST of {} pods; {} concurrent watchers)",
+        args.clients, args.writes, args.pods, args.watchers
+    );
     Ok(())
 }
 
@@ -138,7 +173,12 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
         .arg("server")
         .arg("--data-dir")
         .arg(dir.path())
-        .args(["--https-port", &port.to_string(), "--datastore-endpoint", &endpoint])
+        .args([
+            "--https-port",
+            &port.to_string(),
+            "--datastore-endpoint",
+            &endpoint,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -184,7 +224,10 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
 
     // LIST: fill the namespace with pods, then list them all.
     let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}"#;
-    tls.connect(port).await?.call("POST", "/api/v1/namespaces", Some(Bytes::from(ns))).await?;
+    tls.connect(port)
+        .await?
+        .call("POST", "/api/v1/namespaces", Some(Bytes::from(ns)))
+        .await?;
     let per_client = args.pods / args.clients.max(1);
     let mut tasks = Vec::new();
     for c in 0..args.clients {
@@ -211,22 +254,30 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
     let mut items = 0;
     for _ in 0..20 {
         let t = Instant::now();
-        let (status, body) = conn.call("GET", "/api/v1/namespaces/bench/pods", None).await?;
+        let (status, body) = conn
+            .call("GET", "/api/v1/namespaces/bench/pods", None)
+            .await?;
         lat.push(t.elapsed());
         anyhow::ensure!(status == 200, "list returned {status}");
-        items = serde_json::from_slice::<serde_json::Value>(&body)?["items"].as_array().map_or(0, Vec::len);
+        items = serde_json::from_slice::<serde_json::Value>(&body)?["items"]
+            .as_array()
+            .map_or(0, Vec::len);
     }
     let list = summarize(lat);
 
     // Watchers: RSS growth for N open watches.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_mib(pid);
-    let (_, body) = conn.call("GET", "/api/v1/namespaces/default/configmaps?limit=1", None).await?;
+    let (_, body) = conn
+        .call("GET", "/api/v1/namespaces/default/configmaps?limit=1", None)
+        .await?;
     let rv = serde_json::from_slice::<serde_json::Value>(&body)?["metadata"]["resourceVersion"]
         .as_str()
         .unwrap_or("0")
         .to_string();
-    let watch_path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&allowWatchBookmarks=true");
+    let watch_path = format!(
+        "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={rv}&allowWatchBookmarks=true"
+    );
     let tls = Arc::new(tls);
     let mut conns = Vec::new();
     for _ in 0..args.watchers {

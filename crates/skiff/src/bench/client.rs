@@ -26,21 +26,27 @@ impl Tls {
         for c in CertificateDer::pem_slice_iter(&read("ca.crt")?) {
             roots.add(c?)?;
         }
-        let certs = CertificateDer::pem_slice_iter(&read("admin.crt")?).collect::<Result<Vec<_>, _>>()?;
+        let certs =
+            CertificateDer::pem_slice_iter(&read("admin.crt")?).collect::<Result<Vec<_>, _>>()?;
         let key = PrivateKeyDer::from_pem_slice(&read("admin.key")?)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_root_certificates(roots)
             .with_client_auth_cert(certs, key)?;
-        Ok(Tls { connector: TlsConnector::from(Arc::new(cfg)) })
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(cfg)),
+        })
     }
 
     /// Opens one HTTP/1.1 connection.
     pub async fn connect(&self, port: u16) -> anyhow::Result<Conn> {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
         tcp.set_nodelay(true)?;
-        let tls = self.connector.connect(ServerName::try_from("localhost")?, tcp).await?;
+        let tls = self
+            .connector
+            .connect(ServerName::try_from("localhost")?, tcp)
+            .await?;
         let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await?;
         tokio::spawn(async move {
             let _ = conn.await;
@@ -55,7 +61,12 @@ pub struct Conn {
 
 impl Conn {
     /// Sends a request and reads the whole response; returns the status.
-    pub async fn call(&mut self, method: &str, path: &str, body: Option<Bytes>) -> anyhow::Result<(u16, Bytes)> {
+    pub async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> anyhow::Result<(u16, Bytes)> {
         let req = http::Request::builder()
             .method(method)
             .uri(path)

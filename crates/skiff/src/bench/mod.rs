@@ -19,7 +19,9 @@ enum What {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
     }
@@ -42,7 +44,11 @@ pub fn summarize(mut samples: Vec<std::time::Duration>) -> Summary {
         let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
         samples[i].as_secs_f64() * 1000.0
     };
-    Summary { p50_ms: pick(0.50), p99_ms: pick(0.99), count: samples.len() }
+    Summary {
+        p50_ms: pick(0.50),
+        p99_ms: pick(0.99),
+        count: samples.len(),
+    }
 }
 
 /// Resident set size of a process, in MiB.
