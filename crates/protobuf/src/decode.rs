@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::{Map, Number, Value as Json};
 
+use crate::failure::Failure;
 use crate::schema::{self, Card, Form, INLINE, Message, OMITEMPTY, OMITZERO, POINTER, Ty};
 use crate::timefmt;
 use crate::wire::{Reader, Value};
@@ -25,44 +26,6 @@ use crate::wire::{Reader, Value};
 /// (a deeply nested CRD schema is a few dozen); the limit keeps hostile
 /// bodies from exhausting the stack.
 pub(crate) const MAX_DEPTH: usize = 100;
-
-/// A decoding failure, with the JSON path to where it happened, built up
-/// (innermost first) as the error travels out.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub reason: String,
-    pub path: Vec<String>,
-}
-
-impl Failure {
-    pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self {
-            reason: reason.into(),
-            path: Vec::new(),
-        }
-    }
-
-    fn at(mut self, segment: impl Into<String>) -> Self {
-        self.path.push(segment.into());
-        self
-    }
-
-    /// The path in the usual `spec.containers[0].name` form.
-    pub(crate) fn path_string(&self) -> String {
-        let mut out = String::new();
-        for seg in self.path.iter().rev() {
-            if !seg.starts_with('[') && !out.is_empty() {
-                out.push('.');
-            }
-            out.push_str(seg);
-        }
-        if out.is_empty() {
-            "(top level)".to_string()
-        } else {
-            out
-        }
-    }
-}
 
 type Result<T> = std::result::Result<T, Failure>;
 

@@ -20,13 +20,15 @@
 
 mod decode;
 mod encode;
+mod failure;
 mod schema;
 mod timefmt;
 mod wire;
 
 use serde_json::{Map, Value};
 
-use decode::{Decoder, Failure};
+use decode::Decoder;
+use failure::Failure;
 use wire::{Reader, Value as Wire};
 
 pub use encode::EncodeError;
@@ -154,10 +156,7 @@ fn decode_at(body: &[u8], depth: usize) -> Result<Value, DecodeError> {
             kind: env.kind,
         });
     };
-    let mut decoder = Decoder {
-        depth,
-        nested,
-    };
+    let mut decoder = Decoder { depth, nested };
     let object = decoder
         .message(message, env.raw)
         .map_err(|f| DecodeError::Body {

@@ -151,14 +151,6 @@ pub(crate) fn kind(api_version: &str, kind: &str) -> Option<&'static Message> {
     find(api_version).or_else(|| find("meta.k8s.io/v1"))
 }
 
-/// The `(apiVersion, kind)` pair registered for a message, if it is a kind.
-pub(crate) fn kind_of(message: &'static Message) -> Option<(&'static str, &'static str)> {
-    KINDS
-        .iter()
-        .find(|(_, _, m)| std::ptr::eq(self::message(*m), message))
-        .map(|(a, k, _)| (*a, *k))
-}
-
 /// Every registered `(apiVersion, kind)`, for callers that list them.
 pub fn kinds() -> impl Iterator<Item = (&'static str, &'static str)> {
     KINDS.iter().map(|(a, k, _)| (*a, *k))
