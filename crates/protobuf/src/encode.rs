@@ -222,21 +222,7 @@ impl Encoder {
                 (Card::Repeated, Json::Array(items)) => {
                     self.repeated(Some(field.ty), field.tag, items, w)
                 }
-                (Card::Map, Json::Object(entries)) => {
-                    // Go writes map entries in key order; serde_json may not.
-                    let mut sorted: Vec<_> = entries.iter().collect();
-                    sorted.sort_by(|a, b| a.0.cmp(b.0));
-                    for (k, v) in sorted {
-                        let mut entry = Writer::default();
-                        entry.bytes_field(1, k.as_bytes());
-                        if !v.is_null() {
-                            self.value(field.ty, 2, v, &mut entry)
-                                .map_err(|e| e.at(k.clone()))?;
-                        }
-                        w.bytes_field(field.tag, &entry.buf);
-                    }
-                    Ok(())
-                }
+                (Card::Map, Json::Object(entries)) => self.map(field.ty, field.tag, entries, w),
                 (Card::Repeated, other) => Err(Failure::new(format!(
                     "expected an array, got {}",
                     kind_name(other)
@@ -247,6 +233,23 @@ impl Encoder {
                 ))),
             }
             .map_err(|e| e.at(name))?;
+        }
+        Ok(())
+    }
+
+    /// A `map<string, ty>` as entries `{1: key, 2: value}`, in key order as
+    /// Go writes them (serde_json's map may keep insertion order).
+    fn map(&mut self, ty: Ty, tag: u32, entries: &Map<String, Json>, w: &mut Writer) -> Result<()> {
+        let mut sorted: Vec<_> = entries.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (k, v) in sorted {
+            let mut entry = Writer::default();
+            entry.bytes_field(1, k.as_bytes());
+            if !v.is_null() {
+                self.value(ty, 2, v, &mut entry)
+                    .map_err(|e| e.at(k.clone()))?;
+            }
+            w.bytes_field(tag, &entry.buf);
         }
         Ok(())
     }

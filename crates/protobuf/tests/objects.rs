@@ -15,7 +15,9 @@ use k8s_pb::apimachinery::pkg::api::resource::Quantity;
 use serde_json::json;
 
 fn q(s: &str) -> Quantity {
-    Quantity { string: Some(s.into()) }
+    Quantity {
+        string: Some(s.into()),
+    }
 }
 
 #[test]
@@ -251,7 +253,11 @@ fn self_subject_access_review() {
         status: None,
     };
     check(
-        &body("authorization.k8s.io/v1", "SelfSubjectAccessReview", &review),
+        &body(
+            "authorization.k8s.io/v1",
+            "SelfSubjectAccessReview",
+            &review,
+        ),
         json!({
             "kind": "SelfSubjectAccessReview",
             "apiVersion": "authorization.k8s.io/v1",

@@ -42,7 +42,10 @@ pub fn time(seconds: i64) -> Time {
 }
 
 pub fn map<V: Clone>(pairs: &[(&str, V)]) -> BTreeMap<String, V> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 pub fn int(i: i32) -> IntOrString {
