@@ -13,8 +13,13 @@ Usage (each argument is an extracted source tree of one repository):
     gen_schema.py OUT.rs api=DIR apimachinery=DIR apiextensions-apiserver=DIR \
         kube-aggregator=DIR metrics=DIR
 
-The trees used for the checked-in file are the v0.36.x release tags of
-k8s.io/{api,apimachinery,apiextensions-apiserver,kube-aggregator,metrics}.
+The checked-in file was made from these release tags (Kubernetes 1.36):
+api v0.36.3, apimachinery v0.36.3, apiextensions-apiserver v0.36.3,
+kube-aggregator v0.36.2, metrics v0.36.2. To regenerate, extract each tag
+(`git archive TAG | tar -x -C DIR` in a clone of github.com/kubernetes/REPO),
+run this script, then `cargo test -p skiff-protobuf`. Warnings list Go
+declarations it could not parse (none of them API types) and messages without
+a Go struct (those fall back to proto names, emitted when present).
 """
 
 import os
@@ -271,6 +276,8 @@ def main():
                         jname, *opts = jt.split(",")
                     if jname == "-":
                         continue  # on the wire but never in JSON
+                    if jname == "" and not gf["embedded"]:
+                        jname = gf["name"]  # encoding/json: no tag name, Go field name
                     if gf["embedded"] and jname == "":
                         flags.append("INLINE")
                     if "omitempty" in opts:

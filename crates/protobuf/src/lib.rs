@@ -74,7 +74,18 @@ pub enum DecodeError {
 ///
 /// Never panics: malformed, truncated or hostile bodies give an error.
 pub fn decode(body: &[u8]) -> Result<Value, DecodeError> {
-    decode_at(body, 0)
+    decode_at(body, ("", ""), 0)
+}
+
+/// Like [`decode`], but an envelope that leaves `apiVersion` or `kind` empty
+/// gets them from the request (the URL's group/version and resource kind),
+/// as the Go server's protobuf serializer fills in its defaults.
+pub fn decode_with_defaults(
+    body: &[u8],
+    api_version: &str,
+    kind: &str,
+) -> Result<Value, DecodeError> {
+    decode_at(body, (api_version, kind), 0)
 }
 
 /// Whether [`decode`] and [`encode`] know this `apiVersion`/`kind`. A server
@@ -142,8 +153,14 @@ fn envelope(body: &[u8]) -> Result<Envelope<'_>, DecodeError> {
     Ok(env)
 }
 
-fn decode_at(body: &[u8], depth: usize) -> Result<Value, DecodeError> {
-    let env = envelope(body)?;
+fn decode_at(body: &[u8], defaults: (&str, &str), depth: usize) -> Result<Value, DecodeError> {
+    let mut env = envelope(body)?;
+    if env.api_version.is_empty() {
+        env.api_version = defaults.0.to_string();
+    }
+    if env.kind.is_empty() {
+        env.kind = defaults.1.to_string();
+    }
     if !env.content_encoding.is_empty() {
         return Err(DecodeError::ContentEncoding(env.content_encoding));
     }
@@ -176,5 +193,5 @@ fn decode_at(body: &[u8], depth: usize) -> Result<Value, DecodeError> {
 /// A whole `k8s\0` body nested in a `RawExtension` (e.g. a watch event's
 /// object, or `ControllerRevision.data` written by a protobuf client).
 fn nested(body: &[u8], depth: usize) -> Result<Value, Failure> {
-    decode_at(body, depth).map_err(|e| Failure::new(format!("nested object: {e}")))
+    decode_at(body, ("", ""), depth).map_err(|e| Failure::new(format!("nested object: {e}")))
 }

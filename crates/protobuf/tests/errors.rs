@@ -68,6 +68,26 @@ fn envelope_errors() {
 }
 
 #[test]
+fn missing_type_meta_comes_from_the_request() {
+    let ns = [0x0a, 3, 0x0a, 1, b'x']; // metadata.name = "x"
+    let bare = envelope(&Unknown {
+        raw: Some(ns.to_vec()),
+        ..Default::default()
+    });
+    assert!(matches!(
+        decode(&bare),
+        Err(DecodeError::UnknownKind { .. })
+    ));
+    let got = skiff_protobuf::decode_with_defaults(&bare, "v1", "Namespace").unwrap();
+    assert_eq!(got["kind"], "Namespace");
+    assert_eq!(got["metadata"]["name"], "x");
+    // A kind in the body wins over the default.
+    let typed_body = envelope(&typed("v1", "ConfigMap", ns.to_vec()));
+    let got = skiff_protobuf::decode_with_defaults(&typed_body, "v1", "Namespace").unwrap();
+    assert_eq!(got["kind"], "ConfigMap");
+}
+
+#[test]
 fn errors_name_the_json_path() {
     // Deployment.spec(2).template(3).spec(2).containers(2)[0].ports(6)[0].containerPort(3)
     // with a length-delimited value where a varint belongs.
