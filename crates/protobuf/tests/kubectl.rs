@@ -71,6 +71,43 @@ const COMMANDS: &[(&str, &str)] = &[
         "quota",
         "create quota q1 -n ns1 --hard=cpu=1,memory=1G,pods=2",
     ),
+    (
+        "configmap-from-env-file",
+        "create configmap envcm -n ns1 --from-env-file=ENVFILE (A=1, B=two)",
+    ),
+    (
+        "poddisruptionbudget-max-unavailable",
+        "create pdb pdb2 -n ns1 --selector=app=x --max-unavailable=1",
+    ),
+    (
+        "service-nodeport",
+        "create service nodeport np1 -n ns1 --tcp=80:8080 --node-port=30080",
+    ),
+    (
+        "deployment-replicas3-command",
+        "create deployment d3 -n ns1 --image=busybox --replicas=3 --port=8080 -- sleep 3600",
+    ),
+    (
+        "rolebinding",
+        "create rolebinding rb1 -n ns1 --role=r1 --user=bob --serviceaccount=ns1:sa1",
+    ),
+    (
+        "selfsubjectaccessreview-all",
+        "auth can-i '*' '*' --all-namespaces",
+    ),
+    (
+        "namespace-dry-run-server",
+        "create namespace x --dry-run=server",
+    ),
+    ("job-no-command", "create job j2 -n ns1 --image=busybox"),
+    (
+        "clusterrole-resource-names",
+        "create clusterrole cr1 --verb=get,list --resource=pods --resource-name=x",
+    ),
+    (
+        "clusterrole-non-resource-url",
+        "create clusterrole cr2 --verb=get --non-resource-url=/healthz",
+    ),
 ];
 
 fn testdata() -> &'static Path {
