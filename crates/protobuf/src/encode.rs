@@ -188,7 +188,9 @@ impl Encoder {
         w: &mut Writer,
     ) -> Result<()> {
         for key in map.keys() {
-            if !knows(message, key) {
+            // A nested object's TypeMeta (e.g. Eviction.deleteOptions.kind)
+            // is not on the wire: Go leaves it out of protobuf too.
+            if !knows(message, key) && key != "kind" && key != "apiVersion" {
                 return Err(
                     Failure::new(format!("unknown field {key:?} for {}", message.name))
                         .at(key.clone()),

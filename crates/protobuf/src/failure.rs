@@ -16,8 +16,13 @@ impl Failure {
         }
     }
 
+    /// Adds the enclosing path segment; an inlined struct's empty name adds
+    /// nothing, as its fields appear in the parent object.
     pub(crate) fn at(mut self, segment: impl Into<String>) -> Self {
-        self.path.push(segment.into());
+        let segment = segment.into();
+        if !segment.is_empty() {
+            self.path.push(segment);
+        }
         self
     }
 

@@ -307,6 +307,39 @@ fn random_and_mutated_bodies_never_panic() {
 }
 
 #[test]
+fn errors_inside_inlined_structs_name_the_parent_path() {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "spec": {"volumes": [{"name": "v", "configMap": {"defaultMode": "0644"}}]}
+    });
+    match encode(&pod) {
+        Err(EncodeError::Body { path, .. }) => {
+            assert_eq!(path, "spec.volumes[0].configMap.defaultMode")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Volume.volumeSource(2) is inlined; configMap = 19; defaultMode = 3 as a string.
+    let config_map = [0x1a, 1, b'x'];
+    let source = [&[0x9a, 0x01, config_map.len() as u8][..], &config_map].concat();
+    let volume = [&[0x12, source.len() as u8][..], &source].concat();
+    let spec = [&[0x0a, volume.len() as u8][..], &volume].concat();
+    let pod = [&[0x12, spec.len() as u8][..], &spec].concat();
+    let (path, _) = body_error(&envelope(&typed("v1", "Pod", pod)));
+    assert_eq!(path, "spec.volumes[0].configMap.defaultMode");
+}
+
+#[test]
+fn encode_skips_type_meta_of_nested_objects() {
+    let eviction = json!({
+        "apiVersion": "policy/v1", "kind": "Eviction",
+        "metadata": {"name": "p1", "namespace": "ns1"},
+        "deleteOptions": {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0}
+    });
+    let got = decode(&encode(&eviction).unwrap()).unwrap();
+    assert_eq!(got["deleteOptions"], json!({"gracePeriodSeconds": 0}));
+}
+
+#[test]
 fn encode_errors() {
     assert_eq!(encode(&json!([])), Err(EncodeError::NoTypeMeta));
     assert_eq!(
