@@ -306,3 +306,76 @@ fn subject_access_review_with_extra_values() {
         }),
     );
 }
+
+/// An independent decoder (prost, via k8s-pb) reads what `encode` writes.
+#[test]
+fn prost_reads_what_encode_writes() {
+    use prost::Message;
+    let json = json!({
+        "kind": "Deployment",
+        "apiVersion": "apps/v1",
+        "metadata": {"name": "web", "labels": {"b": "2", "a": "1"}, "creationTimestamp": "2006-01-02T15:04:05Z"},
+        "spec": {
+            "replicas": 0,
+            "template": {"spec": {
+                "volumes": [{"name": "cfg", "configMap": {"name": "web-config"}}],
+                "containers": [{
+                    "name": "web",
+                    "ports": [{"containerPort": 8080}],
+                    "resources": {"limits": {"memory": "128Mi"}},
+                    "readinessProbe": {"httpGet": {"port": "http"}}
+                }]
+            }},
+            "strategy": {"rollingUpdate": {"maxSurge": "25%", "maxUnavailable": 1}}
+        }
+    });
+    let body = skiff_protobuf::encode(&json).unwrap();
+    let unknown = k8s_pb::apimachinery::pkg::runtime::Unknown::decode(&body[4..]).unwrap();
+    assert_eq!(
+        unknown.type_meta.as_ref().unwrap().kind.as_deref(),
+        Some("Deployment")
+    );
+    let d = apps::Deployment::decode(unknown.raw.unwrap().as_slice()).unwrap();
+    let meta = d.metadata.unwrap();
+    assert_eq!(meta.labels.keys().collect::<Vec<_>>(), ["a", "b"]);
+    assert_eq!(
+        meta.creation_timestamp.unwrap().seconds,
+        Some(1_136_214_245)
+    );
+    let spec = d.spec.unwrap();
+    assert_eq!(spec.replicas, Some(0));
+    let rolling = spec.strategy.unwrap().rolling_update.unwrap();
+    assert_eq!(rolling.max_surge.unwrap().str_val.as_deref(), Some("25%"));
+    assert_eq!(rolling.max_unavailable.unwrap().int_val, Some(1));
+    let pod = spec.template.unwrap().spec.unwrap();
+    let volume_source = pod.volumes[0].volume_source.as_ref().unwrap();
+    let cm_ref = volume_source
+        .config_map
+        .as_ref()
+        .unwrap()
+        .local_object_reference
+        .as_ref();
+    assert_eq!(cm_ref.unwrap().name.as_deref(), Some("web-config"));
+    let c = &pod.containers[0];
+    assert_eq!(c.ports[0].container_port, Some(8080));
+    let limits = &c.resources.as_ref().unwrap().limits;
+    assert_eq!(limits["memory"].string.as_deref(), Some("128Mi"));
+    let handler = c
+        .readiness_probe
+        .as_ref()
+        .unwrap()
+        .handler
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        handler
+            .http_get
+            .as_ref()
+            .unwrap()
+            .port
+            .as_ref()
+            .unwrap()
+            .r#type,
+        Some(1)
+    );
+}
