@@ -149,3 +149,90 @@ impl OpenApi {
         Some((definition_name(kind), entry.schemas()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds() -> Vec<KindInfo> {
+        vec![
+            KindInfo::new("", "v1", "Pod", "pods", true).with_status(),
+            KindInfo::new("", "v1", "ConfigMap", "configmaps", true),
+            KindInfo::new("apps", "v1", "Deployment", "deployments", true)
+                .with_status()
+                .with_scale(),
+        ]
+    }
+
+    #[test]
+    fn root_index_links_each_document_by_its_hash() {
+        let api = OpenApi::new(kinds());
+        let root: serde_json::Value = serde_json::from_slice(&api.root_index()).unwrap_or_default();
+        let paths = root["paths"].as_object().cloned().unwrap_or_default();
+        assert_eq!(paths.keys().collect::<Vec<_>>(), ["api/v1", "apis/apps/v1"]);
+        for (path, entry) in &paths {
+            let gv = GroupVersion::from_path(path).unwrap_or_else(|| GroupVersion::new("?", "?"));
+            let doc = api.document_by_path(path).unwrap_or_default();
+            assert_eq!(
+                api.hash(&gv),
+                Some(crate::document::content_hash(&doc).as_str())
+            );
+            assert_eq!(
+                entry["serverRelativeURL"],
+                format!("/openapi/v3/{path}?hash={}", api.hash(&gv).unwrap_or(""))
+            );
+        }
+        assert!(api.document_by_path("apis/batch/v1").is_none());
+        assert!(api.document_by_path("nonsense").is_none());
+    }
+
+    #[test]
+    fn documents_are_built_once_and_reused_across_kind_changes() {
+        let api = OpenApi::new(kinds());
+        let core = api
+            .document(&GroupVersion::new("", "v1"))
+            .unwrap_or_default();
+        assert_eq!(
+            core.as_ptr(),
+            api.document(&GroupVersion::new("", "v1"))
+                .unwrap_or_default()
+                .as_ptr()
+        );
+        let mut more = kinds();
+        more.push(KindInfo::new(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+        ));
+        let next = api.with_kinds(more);
+        let same = next
+            .document(&GroupVersion::new("", "v1"))
+            .unwrap_or_default();
+        assert_eq!(core.as_ptr(), same.as_ptr(), "core/v1 did not change");
+        let apps: serde_json::Value = serde_json::from_slice(
+            &next
+                .document(&GroupVersion::new("apps", "v1"))
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert!(apps["components"]["schemas"]["io.k8s.api.apps.v1.StatefulSet"].is_object());
+    }
+
+    #[test]
+    fn schema_for_resolves_a_kind_through_refs() {
+        let api = OpenApi::new(kinds());
+        let Some((name, schemas)) = api.schema_for(&Gvk::new("", "v1", "Pod")) else {
+            panic!("Pod is described");
+        };
+        assert_eq!(name, "io.k8s.api.core.v1.Pod");
+        let pod = schemas.get(&name).cloned().unwrap_or_default();
+        let spec = schemas.resolve(&pod["properties"]["spec"]);
+        let containers = &spec["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert!(schemas.resolve(&containers["items"])["properties"]["image"].is_object());
+        assert_eq!(pod.get("description"), None, "descriptions are dropped");
+        assert!(api.schema_for(&Gvk::new("", "v1", "Node")).is_none());
+    }
+}

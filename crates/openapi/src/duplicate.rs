@@ -106,3 +106,32 @@ impl<'de> Visitor<'de> for Node<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_duplicates_at_any_depth() {
+        let raw = br#"{
+            "metadata": { "name": "a", "labels": { "x": "1" }, "name": "b", "name": "c" },
+            "spec": { "containers": [ { "name": "x" }, { "name": "y", "image": "i", "image": "j" } ] },
+            "spec": {}
+        }"#;
+        assert_eq!(
+            duplicate_fields(raw),
+            ["metadata.name", "spec.containers[1].image", "spec"]
+        );
+    }
+
+    #[test]
+    fn clean_or_malformed_input_is_fine() {
+        assert!(duplicate_fields(br#"{"a": [1, {"b": 2}], "c": {"a": 1}}"#).is_empty());
+        assert!(duplicate_fields(b"").is_empty());
+        assert!(duplicate_fields(b"[1, 2").is_empty());
+        assert_eq!(duplicate_fields(br#"{"a": 1, "a": 2, "b": "#), ["a"]);
+        assert_eq!(duplicate_fields(br#"{"a\u0062": 1, "ab": 2}"#), ["ab"]);
+        let deep = "[".repeat(1000);
+        assert!(duplicate_fields(deep.as_bytes()).is_empty());
+    }
+}

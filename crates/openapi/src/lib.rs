@@ -32,6 +32,9 @@ mod paths;
 mod schemas;
 mod unknown;
 
+#[cfg(test)]
+mod tests;
+
 pub use catalog::OpenApi;
 pub use components::{REF_PREFIX, custom_definition_name, definition_name};
 pub use document::{group_version_document, root_index};

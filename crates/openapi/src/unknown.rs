@@ -94,3 +94,129 @@ impl Walk<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::kinds::{GroupVersion, KindInfo};
+
+    fn pod_schemas() -> Schemas {
+        Schemas::for_group_version(
+            &GroupVersion::new("", "v1"),
+            &[KindInfo::new("", "v1", "Pod", "pods", true)],
+        )
+    }
+
+    const POD: &str = "io.k8s.api.core.v1.Pod";
+
+    #[test]
+    fn finds_misspelled_and_invented_fields() {
+        let pod = json!({
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": { "name": "p", "labels": { "app": "x" }, "annotations": { "a/b": "c" }, "nmae": "typo" },
+            "spec": {
+                "foo": 1,
+                "containers": [
+                    { "name": "a", "image": "busybox", "imagePullPolizy": "Always" },
+                    {
+                        "name": "b",
+                        "image": "busybox",
+                        "ports": [{ "containerPort": 80, "protocol": "TCP" }],
+                        "livenessProbe": { "httpGet": { "port": "http", "path": "/" } },
+                        "resources": { "limits": { "cpu": "500m", "memory": 1024 }, "requests": { "cpu": 0.5 } },
+                        "env": [{ "name": "X", "valueFrom": { "fieldRef": { "fieldPath": "x", "bogus": true } } }],
+                    },
+                ],
+            },
+            "status": { "phase": "Running", "podIP": "10.0.0.1" },
+        });
+        assert_eq!(
+            unknown_fields(&pod_schemas(), POD, &pod),
+            [
+                "metadata.nmae",
+                "spec.foo",
+                "spec.containers[0].imagePullPolizy",
+                "spec.containers[1].env[0].valueFrom.fieldRef.bogus"
+            ]
+        );
+    }
+
+    #[test]
+    fn accepts_maps_int_or_string_quantities_and_free_form() {
+        let pod = json!({
+            "metadata": {
+                "labels": { "any/key": "v" },
+                "managedFields": [{ "manager": "m", "fieldsV1": { "f:metadata": { "f:labels": {} } } }],
+            },
+            "spec": {
+                "containers": [{
+                    "name": "a",
+                    "ports": [{ "containerPort": 8080 }],
+                    "readinessProbe": { "tcpSocket": { "port": 8080 } },
+                    "resources": { "limits": { "nvidia.com/gpu": "1" } },
+                }],
+                "nodeSelector": { "disk": "ssd" },
+            },
+            "status": null,
+        });
+        assert_eq!(
+            unknown_fields(&pod_schemas(), POD, &pod),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn unknown_root_and_non_objects_yield_nothing() {
+        let s = pod_schemas();
+        assert!(unknown_fields(&s, "no.such.Kind", &json!({ "x": 1 })).is_empty());
+        assert!(unknown_fields(&s, POD, &json!("a string")).is_empty());
+        assert!(unknown_fields(&s, POD, &json!({ "spec": "not an object" })).is_empty());
+    }
+
+    #[test]
+    fn custom_resources_follow_pruning_rules() {
+        let schema = json!({
+            "type": "object",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "properties": {
+                        "closed": { "type": "object" },
+                        "open": { "type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": { "n": { "type": "object" } } },
+                        "port": { "x-kubernetes-int-or-string": true },
+                        "tags": { "type": "object", "additionalProperties": { "type": "string" } },
+                        "template": { "type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": false },
+                    },
+                },
+            },
+        });
+        let crd = KindInfo::new("example.com", "v1", "Widget", "widgets", true).with_schema(schema);
+        let s = Schemas::for_group_version(&GroupVersion::new("example.com", "v1"), &[crd]);
+        let obj = json!({
+            "apiVersion": "example.com/v1",
+            "kind": "Widget",
+            "metadata": { "name": "w", "bogus": 1 },
+            "spec": {
+                "closed": { "x": 1 },
+                "open": { "anything": { "deep": 1 }, "n": { "y": 2 } },
+                "port": { "weird": 1 },
+                "tags": { "a": "b" },
+                "template": { "apiVersion": "v1", "kind": "Pod", "metadata": {}, "spec": {} },
+                "other": 1,
+            },
+        });
+        assert_eq!(
+            unknown_fields(&s, "com.example.v1.Widget", &obj),
+            [
+                "metadata.bogus",
+                "spec.closed.x",
+                "spec.open.n.y",
+                "spec.template.spec",
+                "spec.other"
+            ]
+        );
+    }
+}
