@@ -43,7 +43,9 @@ pub fn group_version_document(gv: &GroupVersion, kinds: &[KindInfo]) -> Value {
 
 /// Serializes a group-version document and returns its bytes and their hash.
 pub(crate) fn serialize(doc: &Value) -> (Vec<u8>, String) {
-    let bytes = serde_json::to_vec(doc).unwrap_or_default();
+    let mut bytes = serde_json::to_vec(doc).unwrap_or_default();
+    // The buffer grew by doubling; don't keep up to twice the document.
+    bytes.shrink_to_fit();
     let hash = content_hash(&bytes);
     (bytes, hash)
 }

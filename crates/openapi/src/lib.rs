@@ -17,6 +17,27 @@
 //!
 //! The API server holds one [`OpenApi`], which builds documents lazily and
 //! keeps them serialized. The free functions build uncached values.
+//!
+//! ```
+//! use serde_json::json;
+//! use skiff_openapi::{GroupVersion, Gvk, KindInfo, OpenApi, duplicate_fields, unknown_fields};
+//!
+//! let api = OpenApi::new([
+//!     KindInfo::new("", "v1", "Pod", "pods", true).with_status(),
+//!     KindInfo::new("apps", "v1", "Deployment", "deployments", true).with_status().with_scale(),
+//! ]);
+//! // GET /openapi/v3 and GET /openapi/v3/api/v1?hash=...
+//! let index = api.root_index();
+//! let core = api.document_by_path("api/v1").expect("core/v1 is described");
+//! assert!(index.len() < core.len());
+//!
+//! // fieldValidation=Strict on a create.
+//! let body = br#"{"metadata": {"name": "p", "name": "q"}, "spec": {"containerz": []}}"#;
+//! assert_eq!(duplicate_fields(body), ["metadata.name"]);
+//! let (root, schemas) = api.schema_for(&Gvk::new("", "v1", "Pod")).expect("Pod is described");
+//! let pod: serde_json::Value = serde_json::from_slice(body).expect("valid JSON");
+//! assert_eq!(unknown_fields(&schemas, &root, &pod), ["spec.containerz"]);
+//! ```
 
 mod builtin;
 mod catalog;

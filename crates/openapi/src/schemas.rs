@@ -39,6 +39,11 @@ impl Schemas {
         self.defs.get(name)
     }
 
+    /// A definition by reference, `#/components/schemas/<name>`.
+    pub fn by_ref(&self, reference: &str) -> Option<&Value> {
+        self.defs.get(reference.strip_prefix(REF_PREFIX)?)
+    }
+
     /// All definitions.
     pub fn definitions(&self) -> &Map<String, Value> {
         &self.defs
@@ -130,6 +135,8 @@ mod tests {
             }})
         );
         assert_eq!(s.resolve(&a["properties"]["b"]), &a);
+        assert_eq!(s.by_ref("#/components/schemas/a"), Some(&a));
+        assert_eq!(s.by_ref("a"), None);
         assert_eq!(
             s.resolve(&json!({ "$ref": "#/components/schemas/missing" })),
             &json!({ "$ref": "#/components/schemas/missing" })
