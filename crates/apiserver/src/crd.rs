@@ -132,7 +132,9 @@ pub(crate) async fn reconcile_all(app: &Arc<App>) {
         kinds.extend(kinds_from_crd(&crd.value));
         establish(app, &crd.value, crd.revision).await;
     }
-    app.registry.set_custom(kinds);
+    if app.registry.set_custom(kinds) {
+        app.openapi.update(&app.registry.snapshot());
+    }
 }
 
 /// Marks a CRD's names accepted and the CRD established, and adds the

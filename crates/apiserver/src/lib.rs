@@ -13,6 +13,7 @@ pub mod discovery;
 pub mod error;
 mod managed;
 mod object;
+mod openapi;
 mod patch;
 pub mod registry;
 pub mod request;
@@ -39,6 +40,7 @@ pub const KUBERNETES_VERSION: &str = "v1.33.0";
 pub struct App {
     pub cache: Arc<cache::WatchCache>,
     pub registry: registry::Registry,
+    pub openapi: openapi::Documents,
     /// `host:port` clients reach this server at.
     pub server_address: String,
 }
@@ -46,9 +48,12 @@ pub struct App {
 impl App {
     pub async fn new(store: Arc<dyn Store>, server_address: String) -> anyhow::Result<Arc<App>> {
         let cache = cache::WatchCache::start(store).await?;
+        let registry = registry::Registry::new();
+        let openapi = openapi::Documents::new(&registry.snapshot());
         let app = Arc::new(App {
             cache,
-            registry: registry::Registry::new(),
+            registry,
+            openapi,
             server_address,
         });
         crd::reconcile_all(&app).await;
@@ -110,6 +115,9 @@ async fn route(
     if !user.is_authenticated() {
         return Err(ApiError::unauthorized());
     }
+    if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
+        return openapi::serve(app.openapi.get(), &path).await;
+    }
     let accept = req
         .headers()
         .get(::http::header::ACCEPT)
@@ -170,6 +178,7 @@ async fn route(
                 headers: parts.headers,
                 user,
                 repr,
+                warnings: Default::default(),
             };
             rest::dispatch(&app, r, has_body.then_some(body)).await
         }

@@ -47,7 +47,7 @@ pub fn apply(req: &Req, kind: PatchKind, current: &Value, body: &[u8]) -> ApiRes
             Ok(doc)
         }
         PatchKind::Merge | PatchKind::Strategic | PatchKind::Apply => {
-            let patch = crate::rest::decode_object(Some("application/yaml"), body)?;
+            let patch = crate::rest::decode_object(Some("application/yaml"), body, ("", ""))?;
             let mut doc = current.clone();
             json_patch::merge(&mut doc, &patch);
             Ok(doc)

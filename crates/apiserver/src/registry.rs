@@ -95,13 +95,25 @@ impl Registry {
         self.current.read().clone()
     }
 
-    /// Replaces the custom kinds with `custom` (built-ins stay).
-    pub fn set_custom(&self, custom: Vec<KindInfo>) {
+    /// Replaces the custom kinds with `custom` (built-ins stay); returns
+    /// whether anything changed.
+    pub fn set_custom(&self, custom: Vec<KindInfo>) -> bool {
+        let current = self.snapshot();
+        let old: Vec<&KindInfo> = current
+            .all
+            .iter()
+            .filter(|k| k.custom.is_some())
+            .map(|k| k.as_ref())
+            .collect();
+        if old.len() == custom.len() && old.iter().zip(&custom).all(|(a, b)| *a == b) {
+            return false;
+        }
         let mut all: Vec<Arc<KindInfo>> = BUILTIN
             .iter()
             .map(|b| Arc::new(KindInfo::from(b)))
             .collect();
         all.extend(custom.into_iter().map(Arc::new));
         *self.current.write() = Arc::new(Kinds::build(all));
+        true
     }
 }

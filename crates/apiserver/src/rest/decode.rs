@@ -14,11 +14,17 @@ pub fn media_type(content_type: Option<&str>) -> &str {
 }
 
 /// Decodes an object body; anything but a JSON object is a 400.
-pub fn decode_object(content_type: Option<&str>, body: &[u8]) -> ApiResult<Value> {
+/// `expected` is the (apiVersion, kind) the URL addresses, which a protobuf
+/// envelope may leave out.
+pub fn decode_object(
+    content_type: Option<&str>,
+    body: &[u8],
+    expected: (&str, &str),
+) -> ApiResult<Value> {
     let value = match media_type(content_type) {
         "application/json" | "" | "*/*" => parse_json(body)?,
         "application/yaml" => parse_yaml(body)?,
-        "application/vnd.kubernetes.protobuf" => decode_protobuf(body)?,
+        "application/vnd.kubernetes.protobuf" => decode_protobuf(body, expected)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {
@@ -46,8 +52,14 @@ pub fn parse_yaml(body: &[u8]) -> ApiResult<Value> {
         .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")))
 }
 
-fn decode_protobuf(_body: &[u8]) -> ApiResult<Value> {
-    Err(ApiError::unsupported_media_type(
-        "application/vnd.kubernetes.protobuf",
-    ))
+fn decode_protobuf(body: &[u8], (api_version, kind): (&str, &str)) -> ApiResult<Value> {
+    match skiff_protobuf::decode_with_defaults(body, api_version, kind) {
+        Ok(v) => Ok(v),
+        Err(skiff_protobuf::DecodeError::UnknownKind { .. }) => Err(
+            ApiError::unsupported_media_type("application/vnd.kubernetes.protobuf"),
+        ),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the body of the request could not be decoded: {e}"
+        ))),
+    }
 }

@@ -326,6 +326,7 @@ pub async fn delete_collection(
             headers: req.headers.clone(),
             user: req.user.clone(),
             repr: req.repr,
+            warnings: Default::default(),
         };
         match delete_one(app, &item_req, &name, &opts).await {
             Ok((_, v)) => items.push(v),

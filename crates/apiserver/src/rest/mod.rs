@@ -36,6 +36,9 @@ pub struct Req {
     pub headers: HeaderMap,
     pub user: Arc<User>,
     pub repr: Representation,
+    /// `Warning` headers to send with the response (unknown fields under
+    /// `fieldValidation=Warn`).
+    pub warnings: parking_lot::Mutex<Vec<String>>,
 }
 
 impl Req {
@@ -68,10 +71,26 @@ impl Req {
     }
 }
 
-/// Routes one resource request to its verb.
+/// Routes one resource request to its verb, adding any warnings it
+/// produced as `Warning: 299` headers.
 pub async fn dispatch(
     app: &Arc<App>,
     req: Req,
+    body: Option<hyper::body::Incoming>,
+) -> ApiResult<Response<Body>> {
+    let mut res = route(app, &req, body).await?;
+    for w in req.warnings.lock().drain(..) {
+        let value = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = http::HeaderValue::from_str(&value) {
+            res.headers_mut().append("warning", v);
+        }
+    }
+    Ok(res)
+}
+
+async fn route(
+    app: &Arc<App>,
+    req: &Req,
     body: Option<hyper::body::Incoming>,
 ) -> ApiResult<Response<Body>> {
     if let Some(dry) = req.query.get("dryRun")
@@ -95,40 +114,40 @@ pub async fn dispatch(
     match (&req.method, req.path.name.is_some(), sub.as_deref()) {
         (&Method::GET, false, None) if verb_allowed("list") => {
             if req.query.flag("watch") {
-                watch::watch(app, &req).await
+                watch::watch(app, req).await
             } else {
-                list::list(app, &req).await
+                list::list(app, req).await
             }
         }
         (&Method::POST, false, None) if verb_allowed("create") => {
             let body = read(body).await?;
-            write::create(app, &req, &body).await
+            write::create(app, req, &body).await
         }
         (&Method::DELETE, false, None) if verb_allowed("deletecollection") => {
             let body = read(body).await?;
-            delete::delete_collection(app, &req, &body).await
+            delete::delete_collection(app, req, &body).await
         }
-        (&Method::GET, true, None) if verb_allowed("get") => list::get(app, &req).await,
+        (&Method::GET, true, None) if verb_allowed("get") => list::get(app, req).await,
         (&Method::GET, true, Some("status")) if req.kind.has_sub(skiff_api::kinds::Sub::Status) => {
-            list::get(app, &req).await
+            list::get(app, req).await
         }
         (&Method::PUT, true, None | Some("status" | "finalize")) if verb_allowed("update") => {
-            check_sub(&req)?;
+            check_sub(req)?;
             let body = read(body).await?;
-            update::put(app, &req, &body).await
+            update::put(app, req, &body).await
         }
         (&Method::PATCH, true, None | Some("status")) if verb_allowed("patch") => {
-            check_sub(&req)?;
+            check_sub(req)?;
             let body = read(body).await?;
-            update::patch(app, &req, &body).await
+            update::patch(app, req, &body).await
         }
         (&Method::DELETE, true, None) if verb_allowed("delete") => {
             let body = read(body).await?;
-            delete::delete(app, &req, &body).await
+            delete::delete(app, req, &body).await
         }
         (_, true, Some("scale")) if req.kind.has_sub(skiff_api::kinds::Sub::Scale) => {
             let body = read(body).await?;
-            scale::scale(app, &req, &body).await
+            scale::scale(app, req, &body).await
         }
         (_, true, Some(other)) if req.kind.sub_by_name(other).is_none() => {
             Err(ApiError::not_found_path())

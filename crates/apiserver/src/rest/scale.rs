@@ -154,7 +154,11 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
                 let scale = to_scale(current, &paths);
                 let new_scale = match patch_kind {
                     Some(kind) => crate::patch::apply(req, kind, &scale, body)?,
-                    None => super::decode_object(req.header("content-type"), body)?,
+                    None => super::decode_object(
+                        req.header("content-type"),
+                        body,
+                        (&req.kind.api_version(), &req.kind.kind),
+                    )?,
                 };
                 let replicas = new_scale
                     .pointer("/spec/replicas")

@@ -159,8 +159,12 @@ fn respond(req: &Req, updated: Updated) -> Response<Body> {
 
 pub async fn put(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
     let name = req.path.name.clone().unwrap_or_default();
-    let mut obj = super::decode_object(req.header("content-type"), body)?;
-    super::validate::field_validation(app, req, body, &obj)?;
+    let mut obj = super::decode_object(
+        req.header("content-type"),
+        body,
+        (&req.kind.api_version(), &req.kind.kind),
+    )?;
+    super::validate::field_validation(app, req, body, &mut obj)?;
     super::write::check_type(req, &mut obj)?;
     super::write::check_namespace(req, &mut obj)?;
     match object::name(&obj) {

@@ -126,8 +126,12 @@ pub fn check_namespace_open(app: &App, req: &Req) -> ApiResult<()> {
 }
 
 pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
-    let mut obj = super::decode_object(req.header("content-type"), body)?;
-    super::validate::field_validation(app, req, body, &obj)?;
+    let mut obj = super::decode_object(
+        req.header("content-type"),
+        body,
+        (&req.kind.api_version(), &req.kind.kind),
+    )?;
+    super::validate::field_validation(app, req, body, &mut obj)?;
     check_type(req, &mut obj)?;
     if req.kind.verbs == Verbs::CreateOnly {
         return super::review::create(app, req, obj);
