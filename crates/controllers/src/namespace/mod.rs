@@ -1,0 +1,181 @@
+//! The namespace lifecycle controller: empties a terminating namespace
+//! and then releases it, as upstream's `pkg/controller/namespace`.
+//!
+//! A namespace DELETE only marks the namespace (`deletionTimestamp`,
+//! phase `Terminating`) and leaves `kubernetes` in `spec.finalizers`. Each
+//! pass here discovers every namespaced resource, deletes the namespace's
+//! content, records what is left in the namespace's conditions, and, once
+//! nothing is left, removes `kubernetes` through the `finalize`
+//! subresource; the API server then deletes the namespace. Passes repeat
+//! until then, so a restart at any point only repeats a pass.
+
+mod conditions;
+mod content;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use parking_lot::Mutex;
+
+use crate::Error;
+use crate::catalog::{self, Catalog};
+
+/// The finalizer this controller owns on namespaces.
+const FINALIZER: &str = "kubernetes";
+
+/// Longest wait before looking at a namespace with content left again
+/// (nothing we watch says when that content goes).
+const MAX_RECHECK: Duration = Duration::from_secs(5);
+
+struct Ctx {
+    client: Client,
+    /// The last discovery that worked, used when discovery fails (upstream
+    /// also carries on with what it can see).
+    last_catalog: Mutex<Option<Arc<Catalog>>>,
+    /// Consecutive failures per namespace, for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+pub async fn run(client: Client) {
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        last_catalog: Mutex::new(None),
+        failures: Mutex::new(HashMap::new()),
+    });
+    Controller::new(Api::<Namespace>::all(client), watcher::Config::default())
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "namespace controller");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    if ns.metadata.deletion_timestamp.is_none() {
+        return Ok(Action::await_change());
+    }
+    let name = ns.name_any();
+    let api = Api::<Namespace>::all(ctx.client.clone());
+    // Others edit a terminating namespace too: work on its current state.
+    let Some(ns) = api
+        .get_opt(&name)
+        .await
+        .map_err(|e| Error::api_named("get", "namespaces", &name, e))?
+    else {
+        return Ok(Action::await_change());
+    };
+    let Some(deleted_at) = ns.metadata.deletion_timestamp.clone() else {
+        return Ok(Action::await_change());
+    };
+    let finalizers = ns
+        .spec
+        .as_ref()
+        .and_then(|s| s.finalizers.clone())
+        .unwrap_or_default();
+    if !finalizers.iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+
+    let (catalog, discovery_error) = match catalog::discover(&ctx.client).await {
+        Ok(c) => {
+            let c = Arc::new(c);
+            *ctx.last_catalog.lock() = Some(c.clone());
+            (c, None)
+        }
+        Err(e) => {
+            let last = ctx.last_catalog.lock().clone();
+            (last.unwrap_or_default(), Some(e.to_string()))
+        }
+    };
+    let mut report = content::delete_all(&ctx.client, &catalog, &name, deleted_at.0).await;
+    report.discovery_error = discovery_error;
+    write_conditions(&api, &ns, &report).await;
+
+    if report.failed() {
+        return Err(Error::NamespaceContent {
+            namespace: name,
+            detail: report
+                .discovery_error
+                .iter()
+                .chain(&report.content_errors)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+        });
+    }
+    ctx.failures.lock().remove(&name);
+    if report.content_left() {
+        let wait = Duration::from_secs((report.estimate / 2 + 1).max(1) as u64).min(MAX_RECHECK);
+        tracing::debug!(namespace = %name, ?wait, remaining = ?report.remaining, "namespace content remains");
+        return Ok(Action::requeue(wait));
+    }
+
+    // Empty: release our finalizer; the API server deletes the namespace
+    // when none is left.
+    let mut body = ns.clone();
+    body.spec = Some(NamespaceSpec {
+        finalizers: Some(finalizers.into_iter().filter(|f| f != FINALIZER).collect()),
+    });
+    match api
+        .replace_subresource("finalize", &name, &PostParams::default(), &body)
+        .await
+    {
+        Ok(_) => {
+            tracing::debug!(namespace = %name, "namespace finalized");
+            Ok(Action::await_change())
+        }
+        Err(e) if crate::status_code(&e) == Some(404) => Ok(Action::await_change()),
+        Err(e) => Err(Error::api_named("finalize", "namespaces", &name, e)),
+    }
+}
+
+/// Records the pass in the namespace's conditions if they changed; a
+/// failure here only loses information, so it is logged, not retried.
+async fn write_conditions(api: &Api<Namespace>, ns: &Namespace, report: &conditions::Report) {
+    let current = ns
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let now = Time(jiff::Timestamp::now());
+    let Some(next) = conditions::updated(&current, report, &now) else {
+        return;
+    };
+    let mut body = ns.clone();
+    let status = body.status.get_or_insert_with(Default::default);
+    status.conditions = Some(next);
+    if status.phase.is_none() {
+        status.phase = Some("Terminating".into());
+    }
+    if let Err(e) = api
+        .replace_status(&ns.name_any(), &PostParams::default(), &body)
+        .await
+    {
+        tracing::debug!(namespace = %ns.name_any(), error = %e, "cannot update namespace conditions");
+    }
+}
+
+/// Retries a failed pass with a backoff per namespace (0.5 s doubling to
+/// a minute), as upstream's rate-limited queue.
+fn error_policy(ns: Arc<Namespace>, err: &Error, ctx: Arc<Ctx>) -> Action {
+    let name = ns.name_any();
+    let n = {
+        let mut failures = ctx.failures.lock();
+        let n = failures.entry(name.clone()).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let wait = Duration::from_millis(500u64 << (n - 1).min(7)).min(Duration::from_secs(60));
+    tracing::info!(namespace = %name, error = %err, ?wait, "namespace deletion incomplete, retrying");
+    Action::requeue(wait)
+}
