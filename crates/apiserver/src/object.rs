@@ -95,6 +95,24 @@ pub fn prepare_create(kind: &KindInfo, obj: &mut Value) {
     if let Some(status) = status {
         obj["status"] = status;
     }
+    if kind.custom.is_none() && kind.group.is_empty() && kind.kind == "Namespace" {
+        require_namespace_finalizer(obj);
+    }
+}
+
+/// A new namespace always carries the `kubernetes` finalizer, as
+/// upstream's strategy adds it: the namespace controller empties the
+/// namespace and removes it before the namespace can go.
+fn require_namespace_finalizer(obj: &mut Value) {
+    if !obj.get("spec").is_some_and(Value::is_object) {
+        obj["spec"] = json!({});
+    }
+    let list = &mut obj["spec"]["finalizers"];
+    match list.as_array_mut() {
+        Some(a) if a.iter().any(|f| f == "kubernetes") => {}
+        Some(a) => a.push(json!("kubernetes")),
+        None => *list = json!(["kubernetes"]),
+    }
 }
 
 /// The status some kinds start with regardless of what the client sent,

@@ -5,6 +5,7 @@
 
 mod bench;
 mod certs;
+mod controller_manager;
 mod kubectl;
 mod server;
 mod store;
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server and the components not disabled).
     Server(server::ServerArgs),
+    /// Run the controllers alone against a Skiff API server.
+    ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the real kubectl against this machine's cluster.
     Kubectl(kubectl::KubectlArgs),
     /// Benchmarks that print a table.
@@ -57,6 +60,15 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(server::run(args)))
+        }
+        Command::ControllerManager(args) => {
+            init_tracing();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(controller_manager::run(args)))
         }
     };
     match result {

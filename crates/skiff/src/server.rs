@@ -65,6 +65,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         key_pem: pki.server_key.clone(),
     })?;
     let serve = tokio::spawn(skiff_apiserver::server::serve(listener, tls, app));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    if !disabled(&args.disable, "controllers") {
+        // A client like any other, with the admin credentials just written.
+        let client = crate::controller_manager::client(&kubeconfig).await?;
+        tokio::spawn(skiff_controllers::run(client, async move {
+            let _ = stop_rx.await;
+        }));
+    }
     println!(
         "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",
         started.elapsed().as_millis(),
@@ -74,10 +82,15 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         _ = serve => {}
         _ = shutdown_signal() => {}
     }
+    let _ = stop_tx.send(());
     Ok(ExitCode::SUCCESS)
 }
 
-async fn shutdown_signal() {
+fn disabled(list: &[String], component: &str) -> bool {
+    list.iter().any(|c| c.trim() == component)
+}
+
+pub async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

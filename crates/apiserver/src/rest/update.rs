@@ -73,13 +73,7 @@ pub async fn guaranteed_update(
             return Ok(Updated::Object(current.value.clone()));
         }
         validate_update(req, &desired)?;
-        let finished = object::is_deleting(&desired)
-            && object::finalizers(&desired).is_empty()
-            && desired
-                .pointer("/metadata/deletionGracePeriodSeconds")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-                == 0;
+        let finished = should_delete_during_update(&req.kind, &current.value, &desired);
         if req.dry_run() {
             return Ok(Updated::Object(object::with_revision(
                 desired,
@@ -132,6 +126,33 @@ pub async fn guaranteed_update(
         req.target(name),
         "too many concurrent updates",
     ))
+}
+
+/// Whether an update finishes a deletion, as upstream's
+/// `ShouldDeleteDuringUpdate`: it removed the last finalizer of an object
+/// whose grace period is over. An update that had no finalizer to remove
+/// (a status write to a deleting object) deletes nothing, and a namespace
+/// also waits for its `spec.finalizers` (released through `finalize`).
+fn should_delete_during_update(
+    kind: &skiff_api::kinds::KindInfo,
+    current: &Value,
+    desired: &Value,
+) -> bool {
+    let is_namespace = kind.custom.is_none() && kind.group.is_empty() && kind.kind == "Namespace";
+    let spec_finalizers_left = is_namespace
+        && desired
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|a| !a.is_empty());
+    object::is_deleting(desired)
+        && object::finalizers(desired).is_empty()
+        && !object::finalizers(current).is_empty()
+        && !spec_finalizers_left
+        && desired
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            == 0
 }
 
 fn validate_update(req: &Req, obj: &Value) -> ApiResult<()> {

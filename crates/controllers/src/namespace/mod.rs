@@ -82,7 +82,10 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .as_ref()
         .and_then(|s| s.finalizers.clone())
         .unwrap_or_default();
-    if !finalizers.iter().any(|f| f == FINALIZER) {
+    // Ours to finish while `kubernetes` is listed; also when no finalizer
+    // is (a namespace made before its API server added one): it still
+    // needs emptying, and `finalize` is what lets the API server remove it.
+    if !finalizers.is_empty() && !finalizers.iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
 
