@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use kube::Client;
 use kube::api::{Api, DynamicObject, PartialObjectMeta};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope, verbs};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use tokio::sync::watch;
 
 use crate::Error;
@@ -211,6 +211,7 @@ pub async fn maintain(client: Client, tx: watch::Sender<Arc<Catalog>>) {
     };
     let crds: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), &crd);
     let mut changes = watcher::watcher(crds, watcher::Config::default())
+        .default_backoff()
         .map(|_| ())
         .boxed();
     let mut failures = 0u32;

@@ -225,7 +225,7 @@ impl Graph {
             work.extend(deps.iter().cloned());
         }
         self.removals += 1;
-        if self.removals % 4096 == 0 {
+        if self.removals.is_multiple_of(4096) {
             // Drop namespaces and kinds no node uses any more.
             self.strings.retain(|s| Arc::strong_count(s) > 1);
         }

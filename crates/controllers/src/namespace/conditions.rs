@@ -144,7 +144,6 @@ pub fn updated(
                     reason: Some(reason),
                     message: Some(message),
                     last_transition_time: Some(now.clone()),
-                    ..Default::default()
                 });
                 changed = true;
             }

@@ -111,10 +111,16 @@ pub struct Cluster {
     pub url: String,
     port: u16,
     backend: Backend,
+    extra_args: Vec<String>,
 }
 
 impl Cluster {
     pub fn start(backend: Backend) -> Cluster {
+        Cluster::start_with(backend, &[])
+    }
+
+    /// Starts a server with extra `skiff server` flags.
+    pub fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cluster {
             child: None,
@@ -122,6 +128,7 @@ impl Cluster {
             url: String::new(),
             port: free_port(),
             backend,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
         };
         c.launch();
         c
@@ -134,6 +141,7 @@ impl Cluster {
             .arg(self.dir.path())
             .args(["--https-port", &self.port.to_string()])
             .args(["--datastore-endpoint", &self.backend.endpoint()])
+            .args(&self.extra_args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
