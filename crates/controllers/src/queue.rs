@@ -149,8 +149,10 @@ impl<K: Hash + Eq + Clone> WorkQueue<K> {
                 if let Some(key) = inner.ready.pop_front() {
                     inner.dirty.remove(&key);
                     inner.processing.insert(key.clone());
-                    // Others may be waiting for what is left.
-                    if !inner.ready.is_empty() {
+                    if inner.ready.is_empty() {
+                        inner.shrink();
+                    } else {
+                        // Others may be waiting for what is left.
                         self.wake.notify_one();
                     }
                     return key;
@@ -187,6 +189,21 @@ impl<K: Hash + Eq + Clone> WorkQueue<K> {
 }
 
 impl<K: Hash + Eq + Clone> Inner<K> {
+    /// Gives back the room a burst (a full resync queues every object)
+    /// left behind.
+    fn shrink(&mut self) {
+        const KEEP: usize = 1024;
+        if self.ready.capacity() > KEEP {
+            self.ready.shrink_to(KEEP);
+        }
+        if self.dirty.capacity() > KEEP {
+            self.dirty.shrink_to(KEEP);
+        }
+        if self.failures.capacity() > KEEP {
+            self.failures.shrink_to(KEEP);
+        }
+    }
+
     /// Returns whether the key became ready.
     fn add(&mut self, key: K) -> bool {
         if self.dirty.contains(&key) {

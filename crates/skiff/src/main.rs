@@ -5,6 +5,7 @@
 
 mod bench;
 mod certs;
+mod client;
 mod controller_manager;
 mod kubectl;
 mod server;

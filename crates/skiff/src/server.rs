@@ -68,7 +68,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     if !disabled(&args.disable, "controllers") {
         // A client like any other, with the admin credentials just written.
-        let client = crate::controller_manager::client(&kubeconfig).await?;
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
         tokio::spawn(skiff_controllers::run(client, async move {
             let _ = stop_rx.await;
         }));

@@ -176,7 +176,7 @@ mod tests {
             resource: configmaps(),
             namespace: ns.map(Arc::from),
             name: "n".into(),
-            owners: Vec::new(),
+            owners: Box::new([]),
             deleting,
             foreground,
             orphan,

@@ -28,7 +28,6 @@ pub struct OwnerRef {
     pub uid: Uid,
     pub api_version: Arc<str>,
     pub kind: Arc<str>,
-    pub name: Box<str>,
     /// `blockOwnerDeletion`: a foreground deletion of the owner waits for
     /// this dependent.
     pub block: bool,
@@ -40,7 +39,8 @@ pub struct Node {
     pub resource: Arc<Resource>,
     pub namespace: Option<Arc<str>>,
     pub name: Box<str>,
-    pub owners: Vec<OwnerRef>,
+    /// Exactly as long as needed: one per object adds up.
+    pub owners: Box<[OwnerRef]>,
     /// Has a `deletionTimestamp`.
     pub deleting: bool,
     /// Has the `foregroundDeletion` finalizer.
@@ -127,10 +127,10 @@ impl Graph {
                 uid: self.uid(&r.uid),
                 api_version: self.intern(&r.api_version),
                 kind: self.intern(&r.kind),
-                name: r.name.as_str().into(),
                 block: r.block_owner_deletion == Some(true),
             })
-            .collect();
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
         let has = |f: &str| meta.finalizers.iter().flatten().any(|x| x == f);
         let node = Node {
             resource: resource.clone(),
@@ -151,7 +151,7 @@ impl Graph {
         let old = self.nodes.remove(&uid);
         let (old_owners, was_orphaning, was_deleting_dependents) = match &old {
             Some(o) => (
-                o.owners.as_slice(),
+                &o.owners[..],
                 o.deleting && o.orphan,
                 o.deleting_dependents(),
             ),
