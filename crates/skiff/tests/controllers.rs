@@ -491,3 +491,59 @@ fn controller_manager_runs_against_a_server_without_controllers() {
     c.ok(K, &["delete", "namespace", "gone", "--wait=false"]);
     c.ok(K, &["wait", "--for=delete", "ns/gone", "--timeout=20s"]);
 }
+
+#[test]
+fn pods_on_a_node_hold_the_namespace_until_gone() {
+    let c = Cluster::start(Backend::Memory);
+    c.ok(K, &["create", "namespace", "busy"]);
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  namespace: busy\nspec:\n  nodeName: node-1\n  terminationGracePeriodSeconds: 600\n  containers:\n  - {name: c, image: busybox:1}\n",
+    );
+    c.ok(K, &["delete", "namespace", "busy", "--wait=false"]);
+    // No kubelet finishes the pod: it waits out its grace period, and so
+    // does the namespace (as upstream).
+    eventually("the namespace reports the pod", || {
+        c.ok(
+            K,
+            &[
+                "get",
+                "ns",
+                "busy",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="NamespaceContentRemaining")].message}"#,
+            ],
+        ) == "Some resources are remaining: pods. has 1 resource instances"
+    });
+    assert!(
+        !c.ok(
+            K,
+            &[
+                "get",
+                "pod",
+                "p",
+                "-n",
+                "busy",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}"
+            ]
+        )
+        .is_empty(),
+        "the pod is being deleted gracefully"
+    );
+    // What a kubelet would do once the containers stopped.
+    c.ok(
+        K,
+        &[
+            "delete",
+            "pod",
+            "p",
+            "-n",
+            "busy",
+            "--grace-period=0",
+            "--force",
+        ],
+    );
+    c.ok(K, &["wait", "--for=delete", "ns/busy", "--timeout=20s"]);
+}

@@ -241,14 +241,21 @@ impl Graph {
         }
     }
 
-    /// The observed objects that reference `owner`.
+    /// The observed objects that reference `owner` and can be its
+    /// dependents: a namespaced owner's are in its namespace (a reference
+    /// from elsewhere does not resolve to it, so it neither blocks nor
+    /// gets orphaned by it).
     pub fn dependents(&self, owner: &str) -> Vec<Dependent> {
         let Some(deps) = self.dependents.get(owner) else {
             return Vec::new();
         };
+        let owner_ns = self.nodes.get(owner).and_then(|o| o.namespace.as_deref());
         deps.iter()
             .filter_map(|u| {
                 let node = self.nodes.get(u)?;
+                if owner_ns.is_some() && node.namespace.as_deref() != owner_ns {
+                    return None;
+                }
                 Some(Dependent {
                     uid: u.clone(),
                     blocks: node.owner(owner).is_some_and(|o| o.block),
@@ -377,6 +384,25 @@ pub(crate) mod tests {
         );
         assert_eq!(observe(&mut g, &meta("d", vec![])), ["d"]);
         assert!(g.dependents("o").is_empty());
+    }
+
+    #[test]
+    fn dependents_elsewhere_are_not_a_namespaced_owners() {
+        let mut g = Graph::default();
+        observe(&mut g, &meta("o", vec![]));
+        let mut elsewhere = meta("x", vec![owner_ref("o", true)]);
+        elsewhere.namespace = Some("other".into());
+        observe(&mut g, &elsewhere);
+        let mut cluster = meta("c", vec![owner_ref("o", true)]);
+        cluster.namespace = None;
+        observe(&mut g, &cluster);
+        observe(&mut g, &meta("d", vec![owner_ref("o", true)]));
+        let deps: Vec<String> = g
+            .dependents("o")
+            .iter()
+            .map(|d| d.uid.to_string())
+            .collect();
+        assert_eq!(deps, ["d"]);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::{StreamExt, stream};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use serde_json::{Value, json};
@@ -23,6 +24,9 @@ use crate::catalog::Resource;
 /// Absent owners remembered at most; the set is cleared when full (a
 /// forgotten owner only costs one more lookup).
 const ABSENT_CACHE_MAX: usize = 4096;
+
+/// Dependents orphaned at once.
+const ORPHAN_PARALLEL: usize = 16;
 
 /// How a processed item leaves the queue.
 enum Next {
@@ -221,9 +225,13 @@ async fn finish(shared: &Shared, uid: &Uid, node: &Node) -> Result<Next, Error> 
         }
         Finishing::Orphan => {
             tracing::debug!(%uid, name = %node.name, dependents = dependents.len(), "orphaning dependents");
-            for d in &dependents {
-                remove_owner_ref(shared, &d.uid, &d.node, uid).await?;
-            }
+            // One request pair per dependent: overlap them, as upstream.
+            let results: Vec<Result<(), Error>> = stream::iter(dependents.iter().cloned())
+                .map(|d| async move { remove_owner_ref(shared, &d.uid, &d.node, uid).await })
+                .buffer_unordered(ORPHAN_PARALLEL)
+                .collect()
+                .await;
+            results.into_iter().collect::<Result<(), Error>>()?;
             remove_finalizer(shared, uid, node, ORPHAN).await?;
             if node.foreground {
                 // Both policies were asked for; the foreground part is

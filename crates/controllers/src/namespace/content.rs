@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use futures::{StreamExt, stream};
-use kube::Client;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PropagationPolicy};
+use http_body_util::BodyExt;
+use kube::api::{DeleteParams, DynamicObject, ListParams, PropagationPolicy};
+use kube::{Client, Resource as _};
 
 use super::conditions::Report;
 use crate::catalog::{Catalog, Resource};
@@ -25,14 +26,9 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Deletes every namespaced object in `namespace` (deleted at
-/// `deleted_at`) and reports what remains.
-pub async fn delete_all(
-    client: &Client,
-    catalog: &Catalog,
-    namespace: &str,
-    deleted_at: jiff::Timestamp,
-) -> Report {
+/// Deletes every namespaced object in `namespace` and reports what
+/// remains.
+pub async fn delete_all(client: &Client, catalog: &Catalog, namespace: &str) -> Report {
     let resources: Vec<Arc<Resource>> = catalog
         .resources()
         .filter(|r| r.namespaced && r.can_delete())
@@ -40,7 +36,7 @@ pub async fn delete_all(
         .collect();
     let outcomes: Vec<(Arc<Resource>, Outcome)> = stream::iter(resources)
         .map(|r| async move {
-            let o = delete_resource(client, &r, namespace, deleted_at).await;
+            let o = delete_resource(client, &r, namespace).await;
             (r, o)
         })
         .buffer_unordered(PARALLEL)
@@ -62,22 +58,10 @@ pub async fn delete_all(
     report
 }
 
-async fn delete_resource(
-    client: &Client,
-    r: &Resource,
-    namespace: &str,
-    deleted_at: jiff::Timestamp,
-) -> Outcome {
+async fn delete_resource(client: &Client, r: &Resource, namespace: &str) -> Outcome {
     let api = r.metadata_api(client, Some(namespace));
     let gr = r.group_resource();
     let mut out = Outcome::default();
-    match graceful_estimate(client, r, namespace, deleted_at).await {
-        Ok(e) => out.estimate = e,
-        Err(e) => {
-            out.error = Some(out_error(&gr, "list", e));
-            return out;
-        }
-    }
     // Background: the collector deletes what these objects own; the
     // namespace waits only for its own content.
     let dp = DeleteParams {
@@ -86,7 +70,7 @@ async fn delete_resource(
     };
     let mut collection_done = false;
     if r.can_delete_collection() {
-        match api.delete_collection(&dp, &ListParams::default()).await {
+        match delete_collection(client, r, namespace, &dp).await {
             Ok(_) => collection_done = true,
             Err(e) if matches!(crate::status_code(&e), Some(404 | 405)) => {}
             Err(e) => {
@@ -131,9 +115,18 @@ async fn delete_resource(
     };
     out.remaining = left.len();
     if left.is_empty() {
-        out.estimate = 0;
         return out;
     }
+    // A graceful deletion (a pod on a node) sets `deletionTimestamp` to
+    // when its grace period ends: until then the object is expected.
+    let now = jiff::Timestamp::now();
+    out.estimate = left
+        .iter()
+        .filter_map(|i| i.metadata.deletion_timestamp.as_ref())
+        .map(|t| t.0.duration_since(now).as_secs())
+        .max()
+        .unwrap_or(0)
+        .max(0);
     out.finalizers = left
         .iter()
         .flat_map(|i| i.metadata.finalizers.iter().flatten().cloned())
@@ -151,44 +144,38 @@ async fn delete_resource(
     out
 }
 
-fn out_error(gr: &str, verb: &str, e: kube::Error) -> String {
-    tracing::debug!(resource = gr, verb, error = %e, "namespace content deletion failed");
-    format!("{verb} {gr}: {e}")
-}
-
-/// For pods, the longest grace period a running pod still has since the
-/// namespace was deleted: until then pods are expected to remain (a
-/// kubelet finishes them).
-async fn graceful_estimate(
+/// DELETE on the collection, without reading the answer: it lists every
+/// deleted object in full, and kube-rs would hold all of them (as a JSON
+/// tree) at once, a cost of tens of megabytes for a namespace of thousands
+/// of objects that outlives the call in the allocator.
+async fn delete_collection(
     client: &Client,
     r: &Resource,
     namespace: &str,
-    deleted_at: jiff::Timestamp,
-) -> Result<i64, kube::Error> {
-    if !(r.ar.group.is_empty() && r.ar.plural == "pods") {
-        return Ok(0);
+    dp: &DeleteParams,
+) -> Result<(), kube::Error> {
+    let url = DynamicObject::url_path(&r.ar, Some(namespace));
+    let req = kube::core::Request::new(url)
+        .delete_collection(dp, &ListParams::default())
+        .map_err(kube::Error::BuildRequest)?;
+    let res = client.send(req.map(kube::client::Body::from)).await?;
+    let status = res.status();
+    let mut body = res.into_body();
+    if status.is_success() {
+        while let Some(frame) = body.frame().await {
+            frame?;
+        }
+        return Ok(());
     }
-    let pods: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &r.ar);
-    let list = pods.list(&ListParams::default()).await?;
-    let longest = list
-        .items
-        .iter()
-        .filter(|p| {
-            !matches!(
-                p.data.pointer("/status/phase").and_then(|v| v.as_str()),
-                Some("Succeeded" | "Failed")
-            )
-        })
-        .filter_map(|p| {
-            p.data
-                .pointer("/spec/terminationGracePeriodSeconds")
-                .and_then(|v| v.as_i64())
-        })
-        .max()
-        .unwrap_or(0);
-    let elapsed = jiff::Timestamp::now()
-        .duration_since(deleted_at)
-        .as_secs()
-        .max(0);
-    Ok(if elapsed >= longest { 0 } else { longest })
+    // Errors are small `Status` objects.
+    let bytes = body.collect().await?.to_bytes();
+    let s = serde_json::from_slice::<kube::core::Status>(&bytes).unwrap_or_else(|_| {
+        kube::core::Status::failure(&String::from_utf8_lossy(&bytes), "").with_code(status.as_u16())
+    });
+    Err(kube::Error::Api(Box::new(s)))
+}
+
+fn out_error(gr: &str, verb: &str, e: kube::Error) -> String {
+    tracing::debug!(resource = gr, verb, error = %e, "namespace content deletion failed");
+    format!("{verb} {gr}: {e}")
 }

@@ -74,9 +74,9 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     else {
         return Ok(Action::await_change());
     };
-    let Some(deleted_at) = ns.metadata.deletion_timestamp.clone() else {
+    if ns.metadata.deletion_timestamp.is_none() {
         return Ok(Action::await_change());
-    };
+    }
     let finalizers = ns
         .spec
         .as_ref()
@@ -100,7 +100,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
             (last.unwrap_or_default(), Some(e.to_string()))
         }
     };
-    let mut report = content::delete_all(&ctx.client, &catalog, &name, deleted_at.0).await;
+    let mut report = content::delete_all(&ctx.client, &catalog, &name).await;
     report.discovery_error = discovery_error;
     write_conditions(&api, &ns, &report).await;
 
