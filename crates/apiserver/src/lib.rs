@@ -132,21 +132,17 @@ async fn route(
             .ok_or_else(ApiError::not_found_path)
     };
     match route {
-        Route::LegacyVersions if discovery::wants_aggregated(accept.as_deref()) => {
-            let v = discovery::aggregated(&kinds, true);
-            Ok(crate::wire::respond(
-                200,
-                discovery::AGGREGATED_CONTENT_TYPE,
-                serde_json::to_vec(&v).unwrap_or_default(),
-            ))
-        }
-        Route::Groups if discovery::wants_aggregated(accept.as_deref()) => {
-            let v = discovery::aggregated(&kinds, false);
-            Ok(crate::wire::respond(
-                200,
-                discovery::AGGREGATED_CONTENT_TYPE,
-                serde_json::to_vec(&v).unwrap_or_default(),
-            ))
+        Route::LegacyVersions | Route::Groups
+            if let Some(version) = discovery::wants_aggregated(accept.as_deref()) =>
+        {
+            let v = discovery::aggregated(&kinds, route == Route::LegacyVersions, version);
+            let mut res = crate::wire::json(200, &v);
+            if let Ok(ct) =
+                ::http::HeaderValue::from_str(&discovery::aggregated_content_type(version))
+            {
+                res.headers_mut().insert(::http::header::CONTENT_TYPE, ct);
+            }
+            Ok(res)
         }
         Route::LegacyVersions => Ok(crate::wire::json(
             200,
