@@ -5,6 +5,7 @@
 //! Objects are `serde_json::Value`s, so built-in and custom kinds go through
 //! the same code.
 
+pub mod convert;
 pub mod kinds;
 pub mod selector;
 pub mod table;

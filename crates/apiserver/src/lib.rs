@@ -161,6 +161,11 @@ async fn route(
                 return Err(ApiError::not_found_path());
             };
             let repr = crate::wire::negotiate(accept.as_deref())?;
+            let storage = if kind.storage_version {
+                None
+            } else {
+                kinds.storage_kind(&kind).cloned()
+            };
             let (parts, body) = req.into_parts();
             let has_body = matches!(
                 parts.method,
@@ -175,6 +180,7 @@ async fn route(
                 user,
                 repr,
                 warnings: Default::default(),
+                storage,
             };
             rest::dispatch(&app, r, has_body.then_some(body)).await
         }

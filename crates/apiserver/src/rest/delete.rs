@@ -327,6 +327,7 @@ pub async fn delete_collection(
             user: req.user.clone(),
             repr: req.repr,
             warnings: Default::default(),
+            storage: req.storage.clone(),
         };
         match delete_one(app, &item_req, &name, &opts).await {
             Ok((_, v)) => items.push(v),

@@ -178,6 +178,7 @@ pub async fn put(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<B
         }
         _ => {}
     }
+    let obj = req.to_storage(obj);
     let status_only = req.path.subresource.as_deref() == Some("status");
     let finalize = req.path.subresource.as_deref() == Some("finalize");
     let updated = guaranteed_update(app, req, &name, status_only, |current| {
@@ -210,7 +211,11 @@ pub async fn patch(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
         return crate::patch::apply_create(app, req, &name, body).await;
     }
     let updated = guaranteed_update(app, req, &name, status_only, |current| {
-        let mut next = crate::patch::apply(req, patch_kind, current, body)?;
+        let next = match req.to_request(current) {
+            Some(converted) => crate::patch::apply(req, patch_kind, &converted, body)?,
+            None => crate::patch::apply(req, patch_kind, current, body)?,
+        };
+        let mut next = req.to_storage(next);
         // A patch may not rename or move the object.
         let m = object::meta_mut(&mut next);
         m.insert("name".into(), Value::String(name.clone()));

@@ -136,6 +136,7 @@ pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Respons
     if req.kind.verbs == Verbs::CreateOnly {
         return super::review::create(app, req, obj);
     }
+    let mut obj = req.to_storage(obj);
     check_namespace(req, &mut obj)?;
     let generate = object::name(&obj).is_none()
         && object::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
