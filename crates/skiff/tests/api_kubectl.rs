@@ -72,7 +72,7 @@ fn discovery(c: &Cluster) {
 }
 
 fn crud_and_output_forms(c: &Cluster) {
-    c.apply_stdin(31, &["apply", "--validate=false", "-f", "-"], DEPLOYMENT);
+    c.apply_stdin(31, &["apply", "-f", "-"], DEPLOYMENT);
     assert_eq!(
         c.ok(
             31,
@@ -256,6 +256,87 @@ fn errors(c: &Cluster) {
     );
 }
 
+fn protobuf_creates(c: &Cluster) {
+    // kubectl 1.32+ sends these as Kubernetes protobuf.
+    c.ok(33, &["create", "namespace", "pb"]);
+    c.ok(33, &["create", "configmap", "cm", "-n", "pb", "--from-literal=k=v"]);
+    c.ok(33, &["create", "secret", "generic", "s", "-n", "pb", "--from-literal=p=secret"]);
+    c.ok(33, &["create", "deployment", "d", "-n", "pb", "--image=busybox:1", "--replicas=2"]);
+    assert_eq!(c.ok(33, &["get", "cm", "cm", "-n", "pb", "-o", "jsonpath={.data.k}"]), "v");
+    assert_eq!(c.ok(33, &["get", "secret", "s", "-n", "pb", "-o", "jsonpath={.data.p}"]), "c2VjcmV0");
+    assert_eq!(c.ok(33, &["get", "deploy", "d", "-n", "pb", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"]), "2 busybox:1");
+    assert_eq!(c.ok(33, &["auth", "can-i", "create", "pods"]).trim(), "yes");
+}
+
+fn strict_validation_and_pagination(c: &Cluster) {
+    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\ndata: {a: b}\nbogus: 1\n";
+    let out = c.kubectl_with(33, &["create", "-f", "-"], Some(bad), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(r#"strict decoding error: unknown field "bogus""#), "{err}");
+    // with warn the field is dropped and the object stored
+    let out = c.kubectl_with(33, &["create", "--validate=warn", "-f", "-"], Some(bad), &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#"unknown field "bogus""#));
+    for i in 0..5 {
+        c.ok(33, &["create", "configmap", &format!("page-{i}")]);
+    }
+    let names = c.ok(33, &["get", "cm", "--chunk-size=2", "-o", "name"]);
+    for i in 0..5 {
+        assert!(names.contains(&format!("configmap/page-{i}")), "{names}");
+    }
+}
+
+fn custom_resources(c: &Cluster) {
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wd]}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              replicas: {type: integer}
+          status:
+            type: object
+            properties:
+              replicas: {type: integer}
+    subresources:
+      status: {}
+      scale: {specReplicasPath: .spec.replicas, statusReplicasPath: .status.replicas}
+    additionalPrinterColumns:
+    - {name: Size, type: integer, jsonPath: .spec.size}
+"#;
+    c.apply_stdin(33, &["apply", "-f", "-"], crd);
+    c.ok(33, &["wait", "--for=condition=established", "crd/widgets.example.com", "--timeout=10s"]);
+    let cr = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3, replicas: 1}\n";
+    c.apply_stdin(33, &["apply", "-f", "-"], cr);
+    let table = c.ok(33, &["get", "wd"]);
+    assert!(table.contains("SIZE") && table.contains("w1") && table.contains('3'), "{table}");
+    c.ok(33, &["scale", "widget", "w1", "--replicas=4"]);
+    assert_eq!(c.ok(33, &["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]), "4");
+    let explain = c.ok(33, &["explain", "widget.spec"]);
+    assert!(explain.contains("size"), "{explain}");
+    // unknown fields of a structural schema are pruned
+    let extra = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: 1, color: red}\n";
+    c.kubectl_with(33, &["create", "--validate=false", "-f", "-"], Some(extra), &[]);
+    assert_eq!(c.ok(33, &["get", "widget", "w2", "-o", "jsonpath={.spec}"]), r#"{"size":1}"#);
+    c.ok(33, &["delete", "crd", "widgets.example.com"]);
+    let err = c.fails(33, &["get", "widgets.example.com"]);
+    assert!(err.contains("doesn't have a resource type") || err.contains("NotFound") || err.contains("not found"), "{err}");
+}
+
 fn survives_restart(c: &mut Cluster) {
     c.ok(31, &["create", "configmap", "keep", "--from-literal=k=v"]);
     let rv = c.ok(
@@ -309,6 +390,9 @@ on_every_backend! {
     discovery_and_defaults => |c| super::discovery(c);
     crud_and_output_forms => |c| super::crud_and_output_forms(c);
     error_statuses => |c| super::errors(c);
+    protobuf_creates => |c| super::protobuf_creates(c);
+    strict_validation_and_pagination => |c| super::strict_validation_and_pagination(c);
+    custom_resources => |c| super::custom_resources(c);
 }
 
 #[test]
