@@ -1,0 +1,36 @@
+//! Kubernetes patch semantics on `serde_json::Value`s.
+//!
+//! The API server calls this crate for every `PATCH` and, through
+//! [`apply::update_managed_fields`], for every write, so that
+//! `metadata.managedFields` tracks who set what. Everything here is a pure
+//! function of its inputs: no I/O, no clock (times are passed in), no global
+//! state.
+
+pub mod error;
+pub mod json;
+pub mod merge;
+pub mod schema;
+pub mod strategic;
+
+#[cfg(test)]
+mod test_schemas;
+
+pub use error::{PatchError, StrategicMergeError};
+pub use json::{MAX_JSON_PATCH_OPERATIONS, json_patch};
+pub use merge::merge_patch;
+pub use schema::{SchemaNode, SchemaResolver};
+pub use strategic::{strategic_merge, strategic_merge_in_place};
+
+pub mod apply {
+    //! Placeholder until server-side apply lands.
+    /// Server-side apply failure.
+    #[derive(Debug, thiserror::Error)]
+    #[error("apply")]
+    pub struct ApplyError;
+    impl ApplyError {
+        /// HTTP status.
+        pub fn status_code(&self) -> u16 {
+            500
+        }
+    }
+}
