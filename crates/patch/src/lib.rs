@@ -6,7 +6,9 @@
 //! function of its inputs: no I/O, no clock (times are passed in), no global
 //! state.
 
+pub mod apply;
 pub mod error;
+pub mod fieldpath;
 pub mod json;
 pub mod merge;
 pub mod schema;
@@ -15,22 +17,12 @@ pub mod strategic;
 #[cfg(test)]
 mod test_schemas;
 
+pub use apply::{
+    ApplyError, ManagerOptions, apply, apply_with, update_managed_fields,
+    update_managed_fields_with,
+};
 pub use error::{PatchError, StrategicMergeError};
 pub use json::{MAX_JSON_PATCH_OPERATIONS, json_patch};
 pub use merge::merge_patch;
 pub use schema::{SchemaNode, SchemaResolver};
 pub use strategic::{strategic_merge, strategic_merge_in_place};
-
-pub mod apply {
-    //! Placeholder until server-side apply lands.
-    /// Server-side apply failure.
-    #[derive(Debug, thiserror::Error)]
-    #[error("apply")]
-    pub struct ApplyError;
-    impl ApplyError {
-        /// HTTP status.
-        pub fn status_code(&self) -> u16 {
-            500
-        }
-    }
-}
