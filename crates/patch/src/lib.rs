@@ -7,6 +7,7 @@
 //! state.
 
 pub mod apply;
+mod entry;
 pub mod error;
 pub mod fieldpath;
 pub mod json;
@@ -20,6 +21,9 @@ mod test_schemas;
 pub use apply::{
     ApplyError, ManagerOptions, apply, apply_with, update_managed_fields,
     update_managed_fields_with,
+};
+pub use entry::{
+    PatchOptions, PatchType, apply_patch, parse_apply_body, parse_json_body, patch_object,
 };
 pub use error::{PatchError, StrategicMergeError};
 pub use json::{MAX_JSON_PATCH_OPERATIONS, json_patch};
