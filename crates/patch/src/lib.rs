@@ -16,6 +16,8 @@ pub mod schema;
 pub mod strategic;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod test_schemas;
 
 pub use apply::{
