@@ -200,15 +200,14 @@ fn random_applies_and_updates_never_panic() {
             };
             let now = format!("2024-01-01T00:00:0{step}Z");
             if rng.below(2) == 0 {
-                if let Ok(out) = apply(
-                    live.as_ref(),
-                    &config,
-                    manager,
-                    rng.below(2) == 0,
-                    schema,
-                    &now,
-                ) {
-                    live = Some(out);
+                let force = rng.below(2) == 0;
+                match apply(live.as_ref(), &config, manager, force, schema, &now) {
+                    Ok(out) => {
+                        applied += 1;
+                        live = Some(out);
+                    }
+                    Err(crate::ApplyError::Conflict { .. }) => conflicts += 1,
+                    Err(_) => {}
                 }
             } else {
                 live = Some(update_managed_fields(
@@ -221,4 +220,9 @@ fn random_applies_and_updates_never_panic() {
             }
         }
     }
+    // Enough valid applies, and conflicts among them, to mean something.
+    assert!(
+        applied > 500 && conflicts > 20,
+        "applied {applied}, conflicts {conflicts}"
+    );
 }

@@ -19,6 +19,7 @@ mod lastapplied;
 mod managed;
 mod merge;
 mod remove;
+mod timestamps;
 mod typed;
 mod updater;
 
@@ -30,6 +31,7 @@ use crate::schema::SchemaNode;
 pub use conflict::{ApplyError, Conflict, Conflicts};
 pub use lastapplied::LAST_APPLIED_ANNOTATION;
 pub use managed::{ManagerId, Operation};
+pub use timestamps::restore_unchanged_timestamps;
 
 use managed::Managed;
 use updater::set_of;

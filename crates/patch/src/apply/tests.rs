@@ -81,6 +81,21 @@ fn first_apply_creates_with_an_apply_entry() {
 }
 
 #[test]
+fn a_repeated_apply_can_be_recognised_as_a_no_op() {
+    let d = defs();
+    let n = node(&d, "Deployment");
+    let live = apply(None, &config(Some(2), "a"), "kubectl", false, n, T1).unwrap();
+    let mut again = apply(Some(&live), &config(Some(2), "a"), "kubectl", false, n, T2).unwrap();
+    assert_eq!(entry(&again, "kubectl")["time"], T2);
+    assert!(restore_unchanged_timestamps(&live, &mut again));
+    assert_eq!(again, live);
+    // A real change keeps its new time.
+    let mut changed = apply(Some(&live), &config(Some(3), "a"), "kubectl", false, n, T2).unwrap();
+    assert!(!restore_unchanged_timestamps(&live, &mut changed));
+    assert_eq!(entry(&changed, "kubectl")["time"], T2);
+}
+
+#[test]
 fn reapplying_without_a_field_removes_it() {
     let d = defs();
     let n = node(&d, "Deployment");

@@ -16,7 +16,7 @@
 //!
 //! Where upstream copies patch values into the result verbatim (a key the
 //! original lacks, an appended list item), directives and nulls are removed
-//! here so that none can reach storage; see [`directives::clean`].
+//! here so that none can reach storage.
 
 mod directives;
 mod list;
