@@ -6,6 +6,7 @@
 //! (`evanphx/json-patch`), so that a failed `test` reads the same.
 
 use json_patch::{Patch, PatchErrorKind, PatchOperation};
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::PatchError;
@@ -17,7 +18,7 @@ pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
 ///
 /// A body that is not such an array is a 400, like upstream's `DecodePatch`.
 pub fn decode_json_patch(ops: &Value) -> Result<Patch, PatchError> {
-    let patch: Patch = serde_json::from_value(ops.clone())
+    let patch = Patch::deserialize(ops)
         .map_err(|e| PatchError::BadRequest(format!("error decoding patch: {e}")))?;
     if patch.0.len() > MAX_JSON_PATCH_OPERATIONS {
         return Err(PatchError::TooManyOperations {

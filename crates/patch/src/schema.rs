@@ -337,6 +337,11 @@ impl<'a> SchemaNode<'a> {
         self.child(self.target.and_then(|t| t.get("additionalProperties")))
     }
 
+    /// Whether the schema declares `items`.
+    pub fn declares_items(&self) -> bool {
+        self.target.is_some_and(|t| t.get("items").is_some())
+    }
+
     /// The schema of an array's items.
     pub fn items(&self) -> Self {
         self.child(self.target.and_then(|t| t.get("items")))

@@ -62,10 +62,34 @@ pub(crate) fn merge_list_field(
     strategy: Option<&str>,
     is_delete_list: bool,
 ) -> Result<Vec<Value>> {
+    merge_list_field_traced(original, patch, field, strategy, is_delete_list).map(|m| m.items)
+}
+
+/// A merged list, and the server order `$setElementOrder` ordering sees.
+pub(crate) struct Merged {
+    pub(crate) items: Vec<Value>,
+    /// Set when merging by key rewrote the original's order: upstream's
+    /// ordering then sees the original list after deletions, followed by
+    /// as many appended items as there were deletions (its deletions and
+    /// appends share the original's backing array). Reproduced because it
+    /// decides where new items land next to server-only ones.
+    pub(crate) server_order: Option<Vec<Value>>,
+}
+
+fn merge_list_field_traced(
+    original: Vec<Value>,
+    patch: &[Value],
+    field: SchemaNode<'_>,
+    strategy: Option<&str>,
+    is_delete_list: bool,
+) -> Result<Merged> {
     if strategy == Some(MERGE) || is_delete_list {
         merge_list(original, patch, field, is_delete_list)
     } else {
-        directives::clean_list(patch)
+        Ok(Merged {
+            items: directives::clean_list(patch)?,
+            server_order: None,
+        })
     }
 }
 
@@ -75,18 +99,20 @@ fn merge_list(
     patch: &[Value],
     field: SchemaNode<'_>,
     is_delete_list: bool,
-) -> Result<Vec<Value>> {
+) -> Result<Merged> {
+    let plain = |items| Merged {
+        items,
+        server_order: None,
+    };
     let Some(kind) = element_kind(&[&original, patch])? else {
-        return Ok(original);
+        return Ok(plain(original));
     };
     match kind {
         ElementKind::Scalar => {
             if is_delete_list {
                 // Deletion keeps the survivors' order; no reordering follows.
-                return Ok(original
-                    .into_iter()
-                    .filter(|v| !patch.contains(v))
-                    .collect());
+                let kept = original.into_iter().filter(|v| !patch.contains(v));
+                return Ok(plain(kept.collect()));
             }
             let server_order = original.clone();
             let mut merged = original;
@@ -99,7 +125,7 @@ fn merge_list(
             dedup_in_place(&mut merged);
             let order: Vec<&Value> = patch.iter().collect();
             let (hit, miss) = partition(merged, &order, Identity::Value);
-            normalize(hit, miss, &order, &server_order, Identity::Value)
+            normalize(hit, miss, &order, &server_order, Identity::Value).map(plain)
         }
         ElementKind::Map => {
             let Some(key) = field.patch_merge_key() else {
@@ -108,11 +134,17 @@ fn merge_list(
                 ));
             };
             let identity = Identity::MergeKey(key);
-            let (original, patch) = apply_list_directives(original, patch, key)?;
+            let (original, patch, deleted) = apply_list_directives(original, patch, key)?;
             let server_order = identity.all(&original)?;
-            let merged = merge_items(original, &patch, key, field.items())?;
+            let (merged, appended) = merge_items(original, &patch, key, items_of(field))?;
+            let mut aliased = server_order.clone();
+            aliased.extend(appended.into_iter().take(deleted));
             let (hit, miss) = partition(merged, &patch, identity);
-            normalize(hit, miss, &patch, &server_order, identity)
+            let items = normalize(hit, miss, &patch, &server_order, identity)?;
+            Ok(Merged {
+                items,
+                server_order: Some(aliased),
+            })
         }
     }
 }
@@ -132,11 +164,13 @@ fn dedup_in_place(items: &mut Vec<Value>) {
 /// the original items with their key, a `{"$patch": "replace"}` item makes
 /// the rest of the patch list replace the original. Returns the original to
 /// merge into and the patch items left to merge.
+/// Also returns how many original items deletions removed.
 fn apply_list_directives<'p>(
     mut original: Vec<Value>,
     patch: &'p [Value],
     key: &str,
-) -> Result<(Vec<Value>, Vec<&'p Value>)> {
+) -> Result<(Vec<Value>, Vec<&'p Value>, usize)> {
+    let before = original.len();
     let mut rest = Vec::with_capacity(patch.len());
     let mut replace = false;
     for item in patch {
@@ -168,19 +202,22 @@ fn apply_list_directives<'p>(
         for item in rest {
             replaced.extend(directives::clean(item)?);
         }
-        return Ok((replaced, Vec::new()));
+        return Ok((replaced, Vec::new(), 0));
     }
-    Ok((original, rest))
+    let deleted = before - original.len();
+    Ok((original, rest, deleted))
 }
 
 /// Upstream's `mergeSliceWithoutSpecialElements`: each patch item merges
-/// into the first original item with the same key, or is appended.
+/// into the first original item with the same key, or is appended. Also
+/// returns the keys of the appended items.
 fn merge_items(
     mut original: Vec<Value>,
     patch: &[&Value],
     key: &str,
     items: SchemaNode<'_>,
-) -> Result<Vec<Value>> {
+) -> Result<(Vec<Value>, Vec<Value>)> {
+    let mut appended = Vec::new();
     for p in patch {
         let Some(pm) = p.as_object() else {
             return Err(StrategicMergeError::BadArgType {
@@ -202,10 +239,24 @@ fn merge_items(
                     actual: go_type_name(other),
                 });
             }
-            None => original.extend(directives::clean(p)?),
+            None => {
+                appended.push(kv.clone());
+                original.extend(directives::clean(p)?);
+            }
         }
     }
-    Ok(original)
+    Ok((original, appended))
+}
+
+/// The schema of a list's items. Like upstream's OpenAPI v3 lookup, a list
+/// field declared without `items` (a `$ref` to the item type itself) uses
+/// its own schema.
+fn items_of(field: SchemaNode<'_>) -> SchemaNode<'_> {
+    if field.declares_items() {
+        field.items()
+    } else {
+        field
+    }
 }
 
 /// Handles `$setElementOrder/<field>` together with the field's patch list:
@@ -232,11 +283,18 @@ pub(crate) fn merge_with_element_order(
         Some(ElementKind::Map) => identity.all(server_list)?,
         _ => server_list.to_vec(),
     };
+    let mut server_order = server_order;
     let merged = match (original, patch) {
         (None, None) => return Ok(None),
         (Some(o), None) => o,
         (None, Some(p)) => directives::clean_list(p)?,
-        (Some(o), Some(p)) => merge_list_field(o, p, field, strategy, false)?,
+        (Some(o), Some(p)) => {
+            let m = merge_list_field_traced(o, p, field, strategy, false)?;
+            if let Some(order) = m.server_order {
+                server_order = order;
+            }
+            m.items
+        }
     };
     let Some(kind) = kind else {
         return Ok(Some(merged));

@@ -345,3 +345,43 @@ fn key_order_is_preserved() {
     let keys: Vec<&String> = out["spec"].as_object().unwrap().keys().collect();
     assert_eq!(keys, ["replicas", "strategy", "template", "paused"]);
 }
+
+#[test]
+fn renaming_a_container_keeps_server_only_items_first() {
+    // kubectl renames `old` to `new` while a server-added sidecar sits in
+    // the list: upstream's ordering puts the new item after the sidecar.
+    let original = json!({"spec": {"template": {"spec": {"containers": [
+        {"name": "old", "image": "x"}, {"name": "sidecar", "image": "s"}]}}}});
+    let patch = json!({"spec": {"template": {"spec": {
+        "$setElementOrder/containers": [{"name": "new"}],
+        "containers": [{"name": "new", "image": "x"}, {"name": "old", "$patch": "delete"}],
+    }}}});
+    let out = smp(&original, patch).unwrap();
+    assert_eq!(
+        out["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "sidecar", "image": "s"}, {"name": "new", "image": "x"}])
+    );
+}
+
+#[test]
+fn list_declared_without_items_uses_its_own_schema_for_items() {
+    // A merge list whose schema is a `$ref` to the item type (no `items`),
+    // as some generated schemas have: nested lists still merge by key.
+    let d = json!({
+        "Node": {"type": "object", "properties": {
+            "name": {"type": "string"},
+            "v": {"type": "string"},
+            "children": {"allOf": [{"$ref": "#/components/schemas/Node"}],
+                "x-kubernetes-patch-strategy": "merge", "x-kubernetes-patch-merge-key": "name"},
+        }},
+    });
+    let d = d.as_object().unwrap().clone();
+    let original =
+        json!({"children": [{"name": "a", "children": [{"name": "x", "v": "1"}, {"name": "y"}]}]});
+    let patch = json!({"children": [{"name": "a", "children": [{"name": "x", "v": "2"}]}]});
+    let out = strategic_merge(&original, &patch, node(&d, "Node")).unwrap();
+    assert_eq!(
+        out,
+        json!({"children": [{"name": "a", "children": [{"name": "x", "v": "2"}, {"name": "y"}]}]})
+    );
+}
