@@ -502,3 +502,45 @@ fn untyped_objects_apply_by_deduction() {
     let out = apply(Some(&out), &next, "m", false, SchemaNode::none(), T2).unwrap();
     assert_eq!(out["spec"], json!({"list": [3]}));
 }
+
+#[test]
+fn set_items_interleave_across_appliers_and_updaters() {
+    let d = defs();
+    let n = node(&d, "Deployment");
+    let with = |items: &[&str]| json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "finalizers": items}});
+    let live = apply(None, &with(&["a", "c"]), "default", false, n, T1).unwrap();
+    let mut updated = live.clone();
+    updated["metadata"]["finalizers"] = json!(["a", "b", "c", "d"]);
+    let live = update_managed_fields(Some(&live), updated, "controller", T1, n);
+    let out = apply(
+        Some(&live),
+        &with(&["a", "aprime", "c", "cprime"]),
+        "default",
+        false,
+        n,
+        T2,
+    )
+    .unwrap();
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["a", "b", "aprime", "c", "d", "cprime"])
+    );
+    assert_eq!(
+        entry(&out, "controller")["fieldsV1"],
+        json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}, "v:\"d\"": {}}}})
+    );
+    // The applier dropping `a` removes it; the controller's items stay.
+    let out = apply(
+        Some(&out),
+        &with(&["aprime", "c", "cprime"]),
+        "default",
+        false,
+        n,
+        T2,
+    )
+    .unwrap();
+    assert_eq!(
+        out["metadata"]["finalizers"],
+        json!(["b", "aprime", "c", "d", "cprime"])
+    );
+}
