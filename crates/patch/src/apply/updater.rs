@@ -95,8 +95,13 @@ pub(crate) fn apply(
             applied: true,
         },
     );
+    // Pruning can only remove fields the applier owned before and does not
+    // apply now; when it still applies all of them (the usual re-apply),
+    // skip the several walks it costs.
     let new = match last {
-        Some(last) if !last.is_empty() => prune(merged, managers, &last, node),
+        Some(last) if !last.difference(&managers[manager].set).is_empty() => {
+            prune(merged, managers, &last, node)
+        }
         _ => merged,
     };
     update(live, &new, node, managers, Some(manager), force, ignored)?;
