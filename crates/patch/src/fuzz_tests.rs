@@ -191,7 +191,11 @@ fn random_applies_and_updates_never_panic() {
     for _ in 0..iterations(1500) {
         let mut live: Option<Value> = None;
         for step in 0..4 {
-            let config = object(&mut rng);
+            let mut config = object(&mut rng);
+            if rng.below(10) > 0 {
+                config["apiVersion"] = json!("apps/v1");
+                config["kind"] = json!("Deployment");
+            }
             let manager = *rng.pick(&managers);
             let schema = if rng.below(4) == 0 {
                 SchemaNode::none()
@@ -225,4 +229,64 @@ fn random_applies_and_updates_never_panic() {
         applied > 500 && conflicts > 20,
         "applied {applied}, conflicts {conflicts}"
     );
+}
+/// Pruning is skipped when the applier still applies every field it
+/// owned (see `updater::apply`); check that it would have been a no-op.
+#[test]
+fn skipped_pruning_would_change_nothing() {
+    use crate::apply::{ManagerId, Operation, fieldset, managed, merge, updater};
+    let d = defs();
+    let deploy = node(&d, "Deployment");
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let mut checked = 0;
+    for _ in 0..iterations(1500) {
+        let (mut first, mut second) = (object(&mut rng), object(&mut rng));
+        for o in [&mut first, &mut second] {
+            o["apiVersion"] = json!("apps/v1");
+            o["kind"] = json!("Deployment");
+        }
+        let now = "2024-01-01T00:00:00Z";
+        let Ok(live) = apply(None, &first, "a", true, deploy, now) else {
+            continue;
+        };
+        let Ok(live) = apply(Some(&live), &second, "b", true, deploy, now) else {
+            continue;
+        };
+        // `b` applies again, a superset of its previous configuration.
+        let mut again = second.clone();
+        crate::merge::merge_patch_in_place(&mut again, &object(&mut rng));
+        let Ok(managed) = managed::decode(live.pointer("/metadata/managedFields")) else {
+            continue;
+        };
+        let mut managers = managed.fields;
+        let id = ManagerId {
+            manager: "b".into(),
+            operation: Operation::Apply,
+            api_version: None,
+            subresource: None,
+        };
+        let Some(last) = managers.get(&id).map(|m| m.set.clone()) else {
+            continue;
+        };
+        let set = fieldset::to_field_set(&again, deploy);
+        if !last.difference(&set).is_empty() {
+            continue;
+        }
+        managers.insert(
+            id,
+            managed::ManagedSet {
+                set,
+                api_version: "apps/v1".into(),
+                applied: true,
+            },
+        );
+        let merged = merge::merge(&live, &again, deploy);
+        assert_eq!(
+            updater::prune(merged.clone(), &managers, &last, deploy),
+            merged,
+            "{live} + {again}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 100, "only {checked} cases checked");
 }

@@ -14,15 +14,15 @@
 
 mod compare;
 mod conflict;
-mod fieldset;
+pub(crate) mod fieldset;
 mod lastapplied;
-mod managed;
-mod merge;
+pub(crate) mod managed;
+pub(crate) mod merge;
 mod remove;
 mod timestamps;
 mod typed;
 mod update;
-mod updater;
+pub(crate) mod updater;
 
 use serde_json::{Map, Value};
 
@@ -191,9 +191,7 @@ pub fn apply_with(
             "metadata.managedFields must be nil".to_string(),
         ));
     }
-    if let Some(live) = live {
-        check_kind(live, applied)?;
-    }
+    check_kind(live, applied)?;
     fieldset::validate(applied, schema).map_err(ApplyError::Invalid)?;
 
     let empty = Value::Object(Map::new());
@@ -307,22 +305,21 @@ fn apply_once(
     Ok((new, fields))
 }
 
-fn check_kind(live: &Value, applied: &Value) -> Result<(), ApplyError> {
+fn check_kind(live: Option<&Value>, applied: &Value) -> Result<(), ApplyError> {
     let gvk = |v: &Value| {
-        (
-            v.get("apiVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-            v.get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
-        )
+        let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        (text("apiVersion"), text("kind"))
     };
-    let (live_gv, live_kind) = gvk(live);
     let (gv, kind) = gvk(applied);
-    if live_gv.is_empty() || live_kind.is_empty() || (gv == live_gv && kind == live_kind) {
+    // Upstream decodes the configuration into the request's kind: it must
+    // name one, and the live object's.
+    let matches = !gv.is_empty()
+        && !kind.is_empty()
+        && live.is_none_or(|live| {
+            let (live_gv, live_kind) = gvk(live);
+            live_gv.is_empty() || live_kind.is_empty() || (gv == live_gv && kind == live_kind)
+        });
+    if matches {
         return Ok(());
     }
     let gv = if gv.contains('/') {

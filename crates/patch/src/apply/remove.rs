@@ -4,17 +4,31 @@
 use serde_json::{Map, Value};
 
 use crate::fieldpath::{FieldSet, PathElement};
-use crate::schema::SchemaNode;
+use crate::schema::{ListType, SchemaNode};
 
 use super::typed::{Atom, atom, field, item_path_element};
 
-/// `value` without the paths in `to_remove`; a map or list emptied by the
-/// removal disappears (`None`), as upstream turns it into `null`.
+/// What becomes of a map or list the removal empties.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Emptied {
+    /// It stays as `null`, as upstream leaves it; pruning computes field
+    /// sets on such intermediate values, where the `null` still counts.
+    Null,
+    /// It disappears, which is what `null` means once stored.
+    Drop,
+}
+
+/// `value` without the paths in `to_remove` (`None`: nothing left).
 pub(crate) fn remove_items(
     value: &Value,
     to_remove: &FieldSet,
     node: SchemaNode<'_>,
+    emptied: Emptied,
 ) -> Option<Value> {
+    let gone = || match emptied {
+        Emptied::Null => Some(Value::Null),
+        Emptied::Drop => None,
+    };
     if to_remove.is_empty() {
         return Some(value.clone());
     }
@@ -27,10 +41,10 @@ pub(crate) fn remove_items(
             if list.is_empty() {
                 return Some(value.clone());
             }
-            if kind == crate::schema::ListType::Atomic {
+            if kind == ListType::Atomic {
                 // Only reached when the set reaches inside an atomic list,
-                // which owns it whole: upstream drops it.
-                return None;
+                // which is owned whole: upstream drops it.
+                return gone();
             }
             let mut out = Vec::with_capacity(list.len());
             for item in list {
@@ -42,11 +56,14 @@ pub(crate) fn remove_items(
                     continue;
                 }
                 match to_remove.child(&pe) {
-                    Some(sub) => out.extend(remove_items(item, sub, items)),
+                    Some(sub) => out.extend(remove_items(item, sub, items, emptied)),
                     None => out.push(item.clone()),
                 }
             }
-            (!out.is_empty()).then_some(Value::Array(out))
+            if out.is_empty() {
+                return gone();
+            }
+            Some(Value::Array(out))
         }
         Atom::Map { node, atomic } => {
             let Value::Object(m) = value else {
@@ -56,7 +73,7 @@ pub(crate) fn remove_items(
                 return Some(value.clone());
             }
             if atomic {
-                return None;
+                return gone();
             }
             let mut out = Map::with_capacity(m.len());
             for (k, v) in m {
@@ -64,18 +81,18 @@ pub(crate) fn remove_items(
                 if to_remove.has_member(&pe) {
                     continue;
                 }
-                match to_remove.child(&pe) {
-                    Some(sub) => {
-                        if let Some(v) = remove_items(v, sub, field(node, k).0) {
-                            out.insert(k.clone(), v);
-                        }
-                    }
-                    None => {
-                        out.insert(k.clone(), v.clone());
-                    }
+                let kept = match to_remove.child(&pe) {
+                    Some(sub) => remove_items(v, sub, field(node, k).0, emptied),
+                    None => Some(v.clone()),
+                };
+                if let Some(v) = kept {
+                    out.insert(k.clone(), v);
                 }
             }
-            (!out.is_empty()).then_some(Value::Object(out))
+            if out.is_empty() {
+                return gone();
+            }
+            Some(Value::Object(out))
         }
     }
 }

@@ -14,7 +14,7 @@ use super::conflict::{Conflict, Conflicts};
 use super::fieldset::{ensure_named_fields, to_field_set};
 use super::managed::{ManagedSet, ManagerId};
 use super::merge::merge;
-use super::remove::remove_items;
+use super::remove::{Emptied, remove_items};
 
 pub(crate) type Managers = BTreeMap<ManagerId, ManagedSet>;
 
@@ -112,9 +112,14 @@ pub(crate) fn apply(
 /// that nobody owns any more, following upstream's three steps (remove the
 /// previous set, add back what anyone owns, add back what was never the
 /// applier's) so that a struct disappears only with its last owned field.
-fn prune(merged: Value, managers: &Managers, last: &FieldSet, node: SchemaNode<'_>) -> Value {
+pub(crate) fn prune(
+    merged: Value,
+    managers: &Managers,
+    last: &FieldSet,
+    node: SchemaNode<'_>,
+) -> Value {
     let last = ensure_named_fields(last, node);
-    let pruned = remove_items(&merged, &last, node).unwrap_or_else(empty_object);
+    let pruned = remove_items(&merged, &last, node, Emptied::Null).unwrap_or_else(empty_object);
     let mut owned = FieldSet::new();
     for ms in managers.values() {
         owned.union_with(&ms.set);
@@ -123,10 +128,10 @@ fn prune(merged: Value, managers: &Managers, last: &FieldSet, node: SchemaNode<'
     let merged_set = ensure_named_fields(&to_field_set(&merged, node), node);
     let pruned_set = ensure_named_fields(&to_field_set(&pruned, node), node);
     let unowned = merged_set.difference(&pruned_set.union(&owned));
-    let pruned = remove_items(&merged, &unowned, node).unwrap_or_else(empty_object);
+    let pruned = remove_items(&merged, &unowned, node, Emptied::Null).unwrap_or_else(empty_object);
     let pruned_set = ensure_named_fields(&to_field_set(&pruned, node), node);
     let dropped = merged_set.difference(&pruned_set).intersection(&last);
-    remove_items(&merged, &dropped, node).unwrap_or_else(empty_object)
+    remove_items(&merged, &dropped, node, Emptied::Drop).unwrap_or_else(empty_object)
 }
 
 fn empty_object() -> Value {
