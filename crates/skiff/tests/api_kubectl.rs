@@ -208,7 +208,10 @@ fn crud_and_output_forms(c: &Cluster) {
             r#"[{"op":"test","path":"/spec/replicas","value":9}]"#,
         ],
     );
-    assert!(err.contains("Error from server"), "{err}");
+    assert!(
+        err.contains("The request is invalid: testing value /spec/replicas failed"),
+        "{err}"
+    );
     c.ok(31, &["delete", "deploy", "web"]);
     let err = c.fails(31, &["get", "deploy", "web"]);
     assert!(err.contains(r#"deployments.apps "web" not found"#), "{err}");
@@ -259,23 +262,94 @@ fn errors(c: &Cluster) {
 fn protobuf_creates(c: &Cluster) {
     // kubectl 1.32+ sends these as Kubernetes protobuf.
     c.ok(33, &["create", "namespace", "pb"]);
-    c.ok(33, &["create", "configmap", "cm", "-n", "pb", "--from-literal=k=v"]);
-    c.ok(33, &["create", "secret", "generic", "s", "-n", "pb", "--from-literal=p=secret"]);
-    c.ok(33, &["create", "deployment", "d", "-n", "pb", "--image=busybox:1", "--replicas=2"]);
-    assert_eq!(c.ok(33, &["get", "cm", "cm", "-n", "pb", "-o", "jsonpath={.data.k}"]), "v");
-    assert_eq!(c.ok(33, &["get", "secret", "s", "-n", "pb", "-o", "jsonpath={.data.p}"]), "c2VjcmV0");
-    assert_eq!(c.ok(33, &["get", "deploy", "d", "-n", "pb", "-o", "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"]), "2 busybox:1");
+    c.ok(
+        33,
+        &[
+            "create",
+            "configmap",
+            "cm",
+            "-n",
+            "pb",
+            "--from-literal=k=v",
+        ],
+    );
+    c.ok(
+        33,
+        &[
+            "create",
+            "secret",
+            "generic",
+            "s",
+            "-n",
+            "pb",
+            "--from-literal=p=secret",
+        ],
+    );
+    c.ok(
+        33,
+        &[
+            "create",
+            "deployment",
+            "d",
+            "-n",
+            "pb",
+            "--image=busybox:1",
+            "--replicas=2",
+        ],
+    );
+    assert_eq!(
+        c.ok(
+            33,
+            &["get", "cm", "cm", "-n", "pb", "-o", "jsonpath={.data.k}"]
+        ),
+        "v"
+    );
+    assert_eq!(
+        c.ok(
+            33,
+            &["get", "secret", "s", "-n", "pb", "-o", "jsonpath={.data.p}"]
+        ),
+        "c2VjcmV0"
+    );
+    assert_eq!(
+        c.ok(
+            33,
+            &[
+                "get",
+                "deploy",
+                "d",
+                "-n",
+                "pb",
+                "-o",
+                "jsonpath={.spec.replicas} {.spec.template.spec.containers[0].image}"
+            ]
+        ),
+        "2 busybox:1"
+    );
     assert_eq!(c.ok(33, &["auth", "can-i", "create", "pods"]).trim(), "yes");
 }
 
 fn strict_validation_and_pagination(c: &Cluster) {
-    let bad = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\ndata: {a: b}\nbogus: 1\n";
+    let bad =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: strict\ndata: {a: b}\nbogus: 1\n";
     let out = c.kubectl_with(33, &["create", "-f", "-"], Some(bad), &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(r#"strict decoding error: unknown field "bogus""#), "{err}");
+    assert!(
+        err.contains(r#"strict decoding error: unknown field "bogus""#),
+        "{err}"
+    );
     // with warn the field is dropped and the object stored
-    let out = c.kubectl_with(33, &["create", "--validate=warn", "-f", "-"], Some(bad), &[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = c.kubectl_with(
+        33,
+        &["create", "--validate=warn", "-f", "-"],
+        Some(bad),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains(r#"unknown field "bogus""#));
     for i in 0..5 {
         c.ok(33, &["create", "configmap", &format!("page-{i}")]);
@@ -319,22 +393,137 @@ spec:
     - {name: Size, type: integer, jsonPath: .spec.size}
 "#;
     c.apply_stdin(33, &["apply", "-f", "-"], crd);
-    c.ok(33, &["wait", "--for=condition=established", "crd/widgets.example.com", "--timeout=10s"]);
+    c.ok(
+        33,
+        &[
+            "wait",
+            "--for=condition=established",
+            "crd/widgets.example.com",
+            "--timeout=10s",
+        ],
+    );
     let cr = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3, replicas: 1}\n";
     c.apply_stdin(33, &["apply", "-f", "-"], cr);
     let table = c.ok(33, &["get", "wd"]);
-    assert!(table.contains("SIZE") && table.contains("w1") && table.contains('3'), "{table}");
+    assert!(
+        table.contains("SIZE") && table.contains("w1") && table.contains('3'),
+        "{table}"
+    );
     c.ok(33, &["scale", "widget", "w1", "--replicas=4"]);
-    assert_eq!(c.ok(33, &["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]), "4");
+    assert_eq!(
+        c.ok(
+            33,
+            &["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]
+        ),
+        "4"
+    );
     let explain = c.ok(33, &["explain", "widget.spec"]);
     assert!(explain.contains("size"), "{explain}");
     // unknown fields of a structural schema are pruned
     let extra = "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w2}\nspec: {size: 1, color: red}\n";
-    c.kubectl_with(33, &["create", "--validate=false", "-f", "-"], Some(extra), &[]);
-    assert_eq!(c.ok(33, &["get", "widget", "w2", "-o", "jsonpath={.spec}"]), r#"{"size":1}"#);
+    c.kubectl_with(
+        33,
+        &["create", "--validate=false", "-f", "-"],
+        Some(extra),
+        &[],
+    );
+    assert_eq!(
+        c.ok(33, &["get", "widget", "w2", "-o", "jsonpath={.spec}"]),
+        r#"{"size":1}"#
+    );
     c.ok(33, &["delete", "crd", "widgets.example.com"]);
     let err = c.fails(33, &["get", "widgets.example.com"]);
-    assert!(err.contains("doesn't have a resource type") || err.contains("NotFound") || err.contains("not found"), "{err}");
+    assert!(
+        err.contains("doesn't have a resource type")
+            || err.contains("NotFound")
+            || err.contains("not found"),
+        "{err}"
+    );
+}
+
+fn apply_client_and_server_side(c: &Cluster) {
+    c.apply_stdin(33, &["apply", "-f", "-"], DEPLOYMENT);
+    // change an env value and the image, remove an env entry: a strategic
+    // merge patch keyed by container and env names
+    let changed = DEPLOYMENT
+        .replace("busybox:1", "busybox:2")
+        .replace(r#"value: "1""#, r#"value: "9""#)
+        .replace("        - {name: B, value: \"2\"}\n", "");
+    c.apply_stdin(33, &["apply", "-f", "-"], &changed);
+    let env = c.ok(33, &["get", "deploy", "web", "-o", "jsonpath={.spec.template.spec.containers[0].image} {.spec.template.spec.containers[0].env}"]);
+    assert_eq!(env, r#"busybox:2 [{"name":"A","value":"9"}]"#);
+    // a patch of the containers list merges by name rather than replacing it
+    c.ok(33, &["patch", "deploy", "web", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"side","image":"busybox:3"}]}}}}"#]);
+    let names = c.ok(
+        33,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.spec.template.spec.containers[*].name}",
+        ],
+    );
+    assert_eq!(names.split_whitespace().count(), 2, "{names}");
+    // server-side apply: conflicts with the owner of spec.replicas unless forced
+    c.ok(33, &["scale", "deploy", "web", "--replicas=5"]);
+    let out = c.kubectl_with(
+        33,
+        &["apply", "--server-side", "--field-manager=ci", "-f", "-"],
+        Some(&changed),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("Apply failed with 1 conflict")
+            && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    let out = c.kubectl_with(
+        33,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=ci",
+            "--force-conflicts",
+            "-f",
+            "-",
+        ],
+        Some(&changed),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.ok(
+            33,
+            &["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]
+        ),
+        "2"
+    );
+    let mf = c.ok(
+        33,
+        &[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+            "--show-managed-fields",
+        ],
+    );
+    assert!(mf.contains("ci"), "{mf}");
+    // server-side apply creates objects too
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ssa}\ndata: {a: b}\n";
+    c.apply_stdin(33, &["apply", "--server-side", "-f", "-"], cm);
+    assert_eq!(
+        c.ok(33, &["get", "cm", "ssa", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
 }
 
 fn survives_restart(c: &mut Cluster) {
@@ -393,6 +582,7 @@ on_every_backend! {
     protobuf_creates => |c| super::protobuf_creates(c);
     strict_validation_and_pagination => |c| super::strict_validation_and_pagination(c);
     custom_resources => |c| super::custom_resources(c);
+    apply_client_and_server_side => |c| super::apply_client_and_server_side(c);
 }
 
 #[test]

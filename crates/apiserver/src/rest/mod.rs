@@ -26,6 +26,7 @@ use crate::server::User;
 use crate::wire::{Body, Query, Representation};
 
 pub use decode::{decode_object, media_type};
+pub use write::create_object;
 
 /// Everything a handler needs to know about one request.
 pub struct Req {

@@ -136,8 +136,25 @@ pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Respons
     if req.kind.verbs == Verbs::CreateOnly {
         return super::review::create(app, req, obj);
     }
+    create_object(app, req, obj, false).await
+}
+
+/// Creates a decoded object: the path shared by POST and by a server-side
+/// apply of an object that does not exist (whose `managedFields` the apply
+/// already wrote).
+pub async fn create_object(
+    app: &Arc<App>,
+    req: &Req,
+    obj: Value,
+    applied: bool,
+) -> ApiResult<Response<Body>> {
+    let mut obj = obj;
+    check_type(req, &mut obj)?;
     let mut obj = req.to_storage(obj);
     check_namespace(req, &mut obj)?;
+    if applied && let Some(name) = &req.path.name {
+        object::meta_mut(&mut obj).insert("name".into(), Value::String(name.clone()));
+    }
     let generate = object::name(&obj).is_none()
         && object::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
     if generate {
@@ -152,7 +169,9 @@ pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Respons
     validate_common(req, &obj)?;
     object::prepare_create(&req.kind, &mut obj);
     check_namespace_open(app, req)?;
-    crate::managed::on_create(req, &mut obj);
+    if !applied {
+        crate::managed::on_create(app, req, &mut obj);
+    }
     if req.dry_run() {
         return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
     }
