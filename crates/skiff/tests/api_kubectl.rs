@@ -526,6 +526,101 @@ fn apply_client_and_server_side(c: &Cluster) {
     );
 }
 
+fn edit_diff_replace_and_bad_bodies(c: &Cluster) {
+    c.ok(33, &["create", "configmap", "ed", "--from-literal=a=1"]);
+    // kubectl edit with a non-interactive editor
+    let editor = c.data_dir().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/a: \"1\"/a: \"2\"/' \"$1\"\n").unwrap();
+    std::process::Command::new("chmod")
+        .arg("+x")
+        .arg(&editor)
+        .status()
+        .unwrap();
+    let out = c.kubectl_with(
+        33,
+        &["edit", "cm", "ed"],
+        None,
+        &[("EDITOR", editor.to_str().unwrap())],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        c.ok(33, &["get", "cm", "ed", "-o", "jsonpath={.data.a}"]),
+        "2"
+    );
+    // diff shows the change and exits 1; replace applies it
+    let mut yaml = c.ok(33, &["get", "cm", "ed", "-o", "yaml"]);
+    yaml = yaml.replace(r#"a: "2""#, r#"a: "3""#);
+    let out = c.kubectl_with(33, &["diff", "-f", "-"], Some(&yaml), &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(r#"+  a: "3""#));
+    c.apply_stdin(33, &["replace", "-f", "-"], &yaml);
+    assert_eq!(
+        c.ok(33, &["get", "cm", "ed", "-o", "jsonpath={.data.a}"]),
+        "3"
+    );
+    // malformed and oversized bodies are 400 and 413 and change nothing
+    let bad = c.data_dir().join("bad.json");
+    std::fs::write(
+        &bad,
+        "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {",
+    )
+    .unwrap();
+    let err = c.fails(
+        33,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+            "-f",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("BadRequest")
+            || err.contains("json parse error")
+            || err.contains("the server rejected our request"),
+        "{err}"
+    );
+    let big = c.data_dir().join("big.json");
+    let payload = "x".repeat(4 * 1024 * 1024);
+    std::fs::write(&big, format!("{{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{{\"name\":\"big\"}},\"data\":{{\"a\":\"{payload}\"}}}}")).unwrap();
+    let err = c.fails(
+        33,
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps",
+            "-f",
+            big.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("too large") || err.contains("RequestEntityTooLarge") || err.contains("413"),
+        "{err}"
+    );
+    let err = c.fails(33, &["get", "cm", "big"]);
+    assert!(err.contains("not found"), "{err}");
+    // a body for another namespace than the URL's
+    let other =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: wrongns, namespace: kube-system}\n";
+    let out = c.kubectl_with(
+        33,
+        &["create", "-n", "default", "-f", "-"],
+        Some(other),
+        &[],
+    );
+    assert!(!out.status.success());
+}
+
 fn watch_table_events(c: &Cluster) {
     let mut child = std::process::Command::new(support::kubectl_path(33))
         .arg("--kubeconfig")
@@ -617,6 +712,7 @@ on_every_backend! {
     custom_resources => |c| super::custom_resources(c);
     apply_client_and_server_side => |c| super::apply_client_and_server_side(c);
     watch_table_events => |c| super::watch_table_events(c);
+    edit_diff_replace_and_bad_bodies => |c| super::edit_diff_replace_and_bad_bodies(c);
 }
 
 #[test]
