@@ -12,7 +12,11 @@ use skiff_store::{EtcdStore, MemoryStore, SqliteStore, Store};
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
-    let writes: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(20_000);
+    let writes: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(20_000);
 
     let memory: Arc<dyn Store> = Arc::new(MemoryStore::new());
     println!("memory: {}", bench_writes(memory, clients, writes).await?);

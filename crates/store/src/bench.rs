@@ -52,7 +52,11 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Runs `total` writes from `clients` concurrent writers.
-pub async fn bench_writes(store: Arc<dyn Store>, clients: usize, total: usize) -> Result<BenchReport> {
+pub async fn bench_writes(
+    store: Arc<dyn Store>,
+    clients: usize,
+    total: usize,
+) -> Result<BenchReport> {
     let clients = clients.max(1);
     let run = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -74,7 +78,9 @@ pub async fn bench_writes(store: Arc<dyn Store>, clients: usize, total: usize) -
                 last = Some(match last.take() {
                     Some(kv) if i % 2 == 1 => {
                         let kv: crate::KeyValue = kv;
-                        store.update(&kv.key, value.clone(), kv.mod_revision).await?
+                        store
+                            .update(&kv.key, value.clone(), kv.mod_revision)
+                            .await?
                     }
                     _ => {
                         let key = format!("/bench/{run}/{client}/{i}");

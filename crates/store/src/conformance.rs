@@ -115,8 +115,14 @@ pub async fn revisions_increase_by_one(store: Arc<dyn Store>) {
     assert_eq!(kv.mod_revision, r0 + 3);
 
     // Failures consume no revision.
-    assert!(matches!(store.create(&a, val("x")).await, Err(Error::AlreadyExists { .. })));
-    assert!(matches!(store.update(&a, val("x"), r0 + 1).await, Err(Error::Conflict { .. })));
+    assert!(matches!(
+        store.create(&a, val("x")).await,
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store.update(&a, val("x"), r0 + 1).await,
+        Err(Error::Conflict { .. })
+    ));
     assert!(matches!(
         store.delete(&key("revisions", "missing"), None).await,
         Err(Error::NotFound { .. })
@@ -154,7 +160,11 @@ pub async fn update_conflict_carries_current(store: Arc<dyn Store>) {
         }) => {
             assert_eq!(key, k);
             assert_eq!(expected, v1.mod_revision);
-            assert_eq!(current, Some(v2.clone()), "Conflict must carry the current kv");
+            assert_eq!(
+                current,
+                Some(v2.clone()),
+                "Conflict must carry the current kv"
+            );
         }
         other => panic!("stale update: want Conflict, got {other:?}"),
     }
@@ -191,15 +201,24 @@ pub async fn delete_semantics(store: Arc<dyn Store>) {
     assert_eq!(deleted.key, k);
     assert_eq!(deleted.value, val("2"), "delete returns the last value");
     assert_eq!(deleted.create_revision, v1.create_revision);
-    assert_eq!(deleted.mod_revision, store.current_revision().await.unwrap());
+    assert_eq!(
+        deleted.mod_revision,
+        store.current_revision().await.unwrap()
+    );
     assert!(deleted.mod_revision > v2.mod_revision);
     assert_eq!(store.get(&k).await.unwrap(), None);
-    assert!(matches!(store.delete(&k, None).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        store.delete(&k, None).await,
+        Err(Error::NotFound { .. })
+    ));
 
     // Unconditional delete.
     let v = store.create(&k, val("again")).await.unwrap();
     let deleted = store.delete(&k, None).await.unwrap();
-    assert_eq!((deleted.value, deleted.create_revision), (val("again"), v.create_revision));
+    assert_eq!(
+        (deleted.value, deleted.create_revision),
+        (val("again"), v.create_revision)
+    );
 }
 
 pub async fn create_revision_lifecycle(store: Arc<dyn Store>) {
@@ -208,12 +227,21 @@ pub async fn create_revision_lifecycle(store: Arc<dyn Store>) {
     assert_eq!(v1.create_revision, v1.mod_revision);
     let mut last = v1.clone();
     for i in 0..3 {
-        last = store.update(&k, val(&i.to_string()), last.mod_revision).await.unwrap();
-        assert_eq!(last.create_revision, v1.create_revision, "updates keep create_revision");
+        last = store
+            .update(&k, val(&i.to_string()), last.mod_revision)
+            .await
+            .unwrap();
+        assert_eq!(
+            last.create_revision, v1.create_revision,
+            "updates keep create_revision"
+        );
     }
     store.delete(&k, None).await.unwrap();
     let again = store.create(&k, val("new")).await.unwrap();
-    assert_eq!(again.create_revision, again.mod_revision, "recreate starts a new incarnation");
+    assert_eq!(
+        again.create_revision, again.mod_revision,
+        "recreate starts a new incarnation"
+    );
     assert!(again.create_revision > last.mod_revision);
     assert_eq!(store.get(&k).await.unwrap(), Some(again));
 }
@@ -225,12 +253,20 @@ fn keys(kvs: &[KeyValue]) -> Vec<&str> {
 pub async fn range_prefix_order_and_pagination(store: Arc<dyn Store>) {
     let p = prefix("range");
     // Neighbours that share characters with the prefix but are not under it.
-    for outside in ["/conformance/range", "/conformance/range0", "/conformance/ranga/x", "/conformance/rangf"] {
+    for outside in [
+        "/conformance/range",
+        "/conformance/range0",
+        "/conformance/ranga/x",
+        "/conformance/rangf",
+    ] {
         store.create(outside, val("out")).await.unwrap();
     }
     let mut created = BTreeMap::new();
     for name in ["d", "a", "c/x", "c", "b", "e"] {
-        let kv = store.create(&format!("{p}{name}"), val(name)).await.unwrap();
+        let kv = store
+            .create(&format!("{p}{name}"), val(name))
+            .await
+            .unwrap();
         created.insert(kv.key.clone(), kv);
     }
     let gone = store.create(&format!("{p}bb"), val("gone")).await.unwrap();
@@ -244,7 +280,11 @@ pub async fn range_prefix_order_and_pagination(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let want: Vec<&str> = created.keys().map(String::as_str).collect();
-    assert_eq!(keys(&all.kvs), want, "range returns exactly the live keys under the prefix, in key order");
+    assert_eq!(
+        keys(&all.kvs),
+        want,
+        "range returns exactly the live keys under the prefix, in key order"
+    );
     assert_eq!(all.kvs, created.values().cloned().collect::<Vec<_>>());
     assert!(!all.more);
     assert_eq!(all.revision, store.current_revision().await.unwrap());
@@ -269,7 +309,10 @@ pub async fn range_prefix_order_and_pagination(store: Arc<dyn Store>) {
         assert_eq!(page.revision, pinned);
         seen.extend(page.kvs.iter().map(|kv| kv.key.clone()));
         // A write between pages must not show up in later pages.
-        store.create(&format!("{p}zz{pages}"), val("late")).await.unwrap();
+        store
+            .create(&format!("{p}zz{pages}"), val("late"))
+            .await
+            .unwrap();
         if !page.more {
             break;
         }
@@ -277,7 +320,10 @@ pub async fn range_prefix_order_and_pagination(store: Arc<dyn Store>) {
         assert!(pages < 10, "pagination does not end");
     }
     assert_eq!(seen, want);
-    assert_eq!(pages, 3, "six keys in pages of two: the last page has more = false");
+    assert_eq!(
+        pages, 3,
+        "six keys in pages of two: the last page has more = false"
+    );
 
     // limit = remaining: no `more`; limit > total: everything.
     let tail = store
@@ -323,7 +369,11 @@ pub async fn range_prefix_order_and_pagination(store: Arc<dyn Store>) {
 
 pub async fn range_at_past_revision(store: Arc<dyn Store>) {
     let p = prefix("range-past");
-    let (a, b, c) = (key("range-past", "a"), key("range-past", "b"), key("range-past", "c"));
+    let (a, b, c) = (
+        key("range-past", "a"),
+        key("range-past", "b"),
+        key("range-past", "c"),
+    );
     let a1 = store.create(&a, val("a1")).await.unwrap();
     let b1 = store.create(&b, val("b1")).await.unwrap();
     let a2 = store.update(&a, val("a2"), a1.mod_revision).await.unwrap();
@@ -345,11 +395,23 @@ pub async fn range_at_past_revision(store: Arc<dyn Store>) {
             r.kvs
         }
     };
-    assert_eq!(at(b1.mod_revision).await, vec![a1.clone(), b1.clone()], "old value, key not yet created");
-    assert_eq!(at(a2.mod_revision).await, vec![a2.clone(), b1.clone()], "deleted key as it was");
+    assert_eq!(
+        at(b1.mod_revision).await,
+        vec![a1.clone(), b1.clone()],
+        "old value, key not yet created"
+    );
+    assert_eq!(
+        at(a2.mod_revision).await,
+        vec![a2.clone(), b1.clone()],
+        "deleted key as it was"
+    );
     assert_eq!(at(b_del.mod_revision).await, vec![a2.clone()]);
     assert_eq!(at(c1.mod_revision).await, vec![a2.clone(), c1.clone()]);
-    assert_eq!(at(a1.mod_revision - 1).await, vec![], "before anything was written");
+    assert_eq!(
+        at(a1.mod_revision - 1).await,
+        vec![],
+        "before anything was written"
+    );
 
     // Pagination at a past revision.
     let page = store
@@ -400,7 +462,10 @@ pub async fn watch_replay_then_live(store: Arc<dyn Store>) {
     let a2 = store.update(&a, val("a2"), a1.mod_revision).await.unwrap();
     let b1 = store.create(&b, val("b1")).await.unwrap();
     let a_del = store.delete(&a, None).await.unwrap();
-    store.create("/conformance/elsewhere/x", val("no")).await.unwrap();
+    store
+        .create("/conformance/elsewhere/x", val("no"))
+        .await
+        .unwrap();
 
     let expected = vec![
         Event {
@@ -434,10 +499,17 @@ pub async fn watch_replay_then_live(store: Arc<dyn Store>) {
     // From a revision in the middle: only what came after it.
     let mut mid = store.watch(&p, a2.mod_revision).await.unwrap();
     for want in &expected[2..] {
-        assert_eq!(&next_event(&mut mid).await, want, "replay from a middle revision");
+        assert_eq!(
+            &next_event(&mut mid).await,
+            want,
+            "replay from a middle revision"
+        );
     }
     // From now: nothing until the next write.
-    let mut now = store.watch(&p, store.current_revision().await.unwrap()).await.unwrap();
+    let mut now = store
+        .watch(&p, store.current_revision().await.unwrap())
+        .await
+        .unwrap();
     assert_quiet(&mut now).await;
 
     let b2 = store.update(&b, val("b2"), b1.mod_revision).await.unwrap();
@@ -446,13 +518,20 @@ pub async fn watch_replay_then_live(store: Arc<dyn Store>) {
         kv: b2.clone(),
         prev: Some(b1.clone()),
     };
-    assert_eq!(next_event(&mut w).await, live, "live event after the replay");
+    assert_eq!(
+        next_event(&mut w).await,
+        live,
+        "live event after the replay"
+    );
     assert_eq!(next_event(&mut mid).await, live);
     assert_eq!(next_event(&mut now).await, live);
     let b_del = store.delete(&b, Some(b2.mod_revision)).await.unwrap();
     let e = next_event(&mut w).await;
     assert_eq!(e.kind, EventKind::Delete);
-    assert_eq!(e.kv, b_del, "a delete event carries the last value and the delete's revision");
+    assert_eq!(
+        e.kv, b_del,
+        "a delete event carries the last value and the delete's revision"
+    );
     assert_eq!(e.prev, Some(b2));
 }
 
@@ -493,7 +572,10 @@ pub async fn watch_races_with_writers(store: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let mut revisions = Vec::new();
             for i in 0..WRITES {
-                let kv = store.create(&format!("{p}{w}/{i}"), val("v")).await.unwrap();
+                let kv = store
+                    .create(&format!("{p}{w}/{i}"), val("v"))
+                    .await
+                    .unwrap();
                 revisions.push(kv.mod_revision);
             }
             revisions
@@ -512,7 +594,11 @@ pub async fn watch_races_with_writers(store: Arc<dyn Store>) {
     for task in tasks {
         acked.extend(task.await.unwrap());
     }
-    assert_eq!(acked.len(), WRITERS * WRITES, "every write got its own revision");
+    assert_eq!(
+        acked.len(),
+        WRITERS * WRITES,
+        "every write got its own revision"
+    );
     let last = *acked.iter().next_back().unwrap();
     for (after, mut w) in watches {
         let want: Vec<Revision> = acked.range(after + 1..).copied().collect();
@@ -520,7 +606,10 @@ pub async fn watch_races_with_writers(store: Arc<dyn Store>) {
         while got.last().is_none_or(|r| *r < last) && !want.is_empty() {
             got.push(next_event(&mut w).await.revision());
         }
-        assert_eq!(got, want, "watch from {after}: every later event once, in order");
+        assert_eq!(
+            got, want,
+            "watch from {after}: every later event once, in order"
+        );
     }
 }
 
@@ -528,12 +617,19 @@ pub async fn watch_races_with_writers(store: Arc<dyn Store>) {
 /// `Compacted`, the compaction point itself and everything newer still work.
 pub async fn compaction(store: Arc<dyn Store>) {
     let p = prefix("compaction");
-    let (k1, k2, k3) = (key("compaction", "1"), key("compaction", "2"), key("compaction", "3"));
+    let (k1, k2, k3) = (
+        key("compaction", "1"),
+        key("compaction", "2"),
+        key("compaction", "3"),
+    );
     let v1 = store.create(&k1, val("1a")).await.unwrap();
     let v1b = store.update(&k1, val("1b"), v1.mod_revision).await.unwrap();
     let v2 = store.create(&k2, val("2a")).await.unwrap();
     let d2 = store.delete(&k2, None).await.unwrap();
-    let v1c = store.update(&k1, val("1c"), v1b.mod_revision).await.unwrap();
+    let v1c = store
+        .update(&k1, val("1c"), v1b.mod_revision)
+        .await
+        .unwrap();
     let v3 = store.create(&k3, val("3a")).await.unwrap();
 
     let c = v2.mod_revision;
@@ -548,20 +644,34 @@ pub async fn compaction(store: Arc<dyn Store>) {
         })
     };
     match at(c - 1).await {
-        Err(Error::Compacted { requested, compacted }) => {
+        Err(Error::Compacted {
+            requested,
+            compacted,
+        }) => {
             assert_eq!((requested, compacted), (c - 1, c));
         }
         other => panic!("range below the compaction point: want Compacted, got {other:?}"),
     }
-    assert_eq!(at(c).await.unwrap().kvs, vec![v1b.clone(), v2.clone()], "the compaction point is readable");
+    assert_eq!(
+        at(c).await.unwrap().kvs,
+        vec![v1b.clone(), v2.clone()],
+        "the compaction point is readable"
+    );
     assert_eq!(at(d2.mod_revision).await.unwrap().kvs, vec![v1b.clone()]);
-    assert_eq!(at(v3.mod_revision).await.unwrap().kvs, vec![v1c.clone(), v3.clone()]);
+    assert_eq!(
+        at(v3.mod_revision).await.unwrap().kvs,
+        vec![v1c.clone(), v3.clone()]
+    );
 
     assert_watch_compacted(&*store, &p, c - 1).await;
     let mut w = store.watch(&p, c).await.unwrap();
     let e = next_event(&mut w).await;
     assert_eq!((e.kind, &e.kv), (EventKind::Delete, &d2));
-    assert_eq!(e.prev, Some(v2.clone()), "prev of an event after the compaction point survives");
+    assert_eq!(
+        e.prev,
+        Some(v2.clone()),
+        "prev of an event after the compaction point survives"
+    );
     let e = next_event(&mut w).await;
     assert_eq!((&e.kv, &e.prev), (&v1c, &Some(v1b.clone())));
     assert_eq!(next_event(&mut w).await.kv, v3);
@@ -570,7 +680,10 @@ pub async fn compaction(store: Arc<dyn Store>) {
     store.compact(c - 1).await.unwrap();
     assert_eq!(store.compacted_revision().await.unwrap(), c);
     let current = store.current_revision().await.unwrap();
-    assert!(matches!(store.compact(current + 1).await, Err(Error::FutureRevision { .. })));
+    assert!(matches!(
+        store.compact(current + 1).await,
+        Err(Error::FutureRevision { .. })
+    ));
 
     // Compact everything, including a delete as the newest write: the
     // revision still continues and the latest state is intact.
@@ -611,7 +724,10 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
                 } else if i % 50 == 0 {
                     store.create(&k, val(&i.to_string())).await.unwrap()
                 } else {
-                    store.update(&k, val(&i.to_string()), kv.mod_revision).await.unwrap()
+                    store
+                        .update(&k, val(&i.to_string()), kv.mod_revision)
+                        .await
+                        .unwrap()
                 };
                 acked.push(kv.clone());
             }
@@ -621,7 +737,10 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
     let mut acked = BTreeMap::new();
     for task in tasks {
         for kv in task.await.unwrap() {
-            assert!(acked.insert(kv.mod_revision, kv).is_none(), "two writes got one revision");
+            assert!(
+                acked.insert(kv.mod_revision, kv).is_none(),
+                "two writes got one revision"
+            );
         }
     }
     assert_eq!(acked.len(), WRITERS * WRITES);
@@ -631,9 +750,15 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
         let e = next_event(&mut watch).await;
         assert!(e.revision() > last, "events arrive in revision order");
         last = e.revision();
-        assert!(seen.insert(e.revision(), e.kv).is_none(), "an event was delivered twice");
+        assert!(
+            seen.insert(e.revision(), e.kv).is_none(),
+            "an event was delivered twice"
+        );
     }
-    assert_eq!(seen, acked, "the watcher saw exactly the acknowledged writes");
+    assert_eq!(
+        seen, acked,
+        "the watcher saw exactly the acknowledged writes"
+    );
     assert_quiet(&mut watch).await;
 }
 

@@ -121,9 +121,7 @@ impl EtcdStore {
 
     /// Whether a read at `revision` is still possible (not compacted).
     async fn readable(&self, revision: Revision) -> Result<bool> {
-        let opts = GetOptions::new()
-            .with_revision(revision)
-            .with_count_only();
+        let opts = GetOptions::new().with_revision(revision).with_count_only();
         match self.client.kv_client().get(PROBE_KEY, Some(opts)).await {
             Ok(_) => Ok(true),
             Err(e) if is_compacted(&e) => Ok(false),
@@ -272,7 +270,9 @@ impl Store for EtcdStore {
             _ => None,
         });
         let create_revision = prev.ok_or_else(|| {
-            Error::Backend(format!("etcd: update {key}: response without the previous value"))
+            Error::Backend(format!(
+                "etcd: update {key}: response without the previous value"
+            ))
         })?;
         Ok(KeyValue {
             key: key.into(),
@@ -289,7 +289,10 @@ impl Store for EtcdStore {
         }
         let txn = Txn::new()
             .when(when)
-            .and_then([TxnOp::delete(key, Some(DeleteOptions::new().with_prev_key()))])
+            .and_then([TxnOp::delete(
+                key,
+                Some(DeleteOptions::new().with_prev_key()),
+            )])
             .or_else([TxnOp::get(key, None)]);
         let resp = self.txn(key, txn).await?;
         if !resp.succeeded() {
@@ -308,7 +311,9 @@ impl Store for EtcdStore {
             _ => None,
         });
         let prev = prev.ok_or_else(|| {
-            Error::Backend(format!("etcd: delete {key}: response without the previous value"))
+            Error::Backend(format!(
+                "etcd: delete {key}: response without the previous value"
+            ))
         })??;
         Ok(KeyValue {
             mod_revision: revision,
@@ -333,7 +338,11 @@ impl Store for EtcdStore {
             .watch(start, Some(opts))
             .await
             .map_err(|e| backend(format!("watch {prefix} from {after}"), e))?;
-        Ok(Box::pin(watch_stream(stream, after, self.compacted.clone())))
+        Ok(Box::pin(watch_stream(
+            stream,
+            after,
+            self.compacted.clone(),
+        )))
     }
 
     async fn current_revision(&self) -> Result<Revision> {
@@ -444,10 +453,8 @@ fn watch_stream(
                 }
                 if resp.canceled() {
                     s.done = true;
-                    let err = Error::Backend(format!(
-                        "etcd: watch canceled: {}",
-                        resp.cancel_reason()
-                    ));
+                    let err =
+                        Error::Backend(format!("etcd: watch canceled: {}", resp.cancel_reason()));
                     return Some((Err(err), s));
                 }
                 for event in resp.events() {

@@ -203,13 +203,19 @@ mod tests {
     #[test]
     fn key_range_bounds() {
         assert_eq!(key_range("", None), Some((vec![], vec![0xFF])));
-        assert_eq!(key_range("/a/", None), Some((b"/a/".to_vec(), b"/a0".to_vec())));
+        assert_eq!(
+            key_range("/a/", None),
+            Some((b"/a/".to_vec(), b"/a0".to_vec()))
+        );
         assert_eq!(
             key_range("/a/", Some("/a/x")),
             Some((b"/a/x\0".to_vec(), b"/a0".to_vec()))
         );
         // A continue point before the prefix does not widen the range.
-        assert_eq!(key_range("/b/", Some("/a")), Some((b"/b/".to_vec(), b"/b0".to_vec())));
+        assert_eq!(
+            key_range("/b/", Some("/a")),
+            Some((b"/b/".to_vec(), b"/b0".to_vec()))
+        );
         // One past the prefix leaves nothing.
         assert_eq!(key_range("/a/", Some("/a0")), None);
         // Multi-byte last characters still bound correctly.

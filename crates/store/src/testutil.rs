@@ -105,7 +105,10 @@ impl EtcdServer {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
             if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("etcd exited with {status}; log:\n{}", server.log_tail()));
+                return Err(format!(
+                    "etcd exited with {status}; log:\n{}",
+                    server.log_tail()
+                ));
             }
             if healthy(client) {
                 return Ok(server);

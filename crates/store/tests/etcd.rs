@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use skiff_store::testutil::EtcdServer;
-use skiff_store::{EtcdStore, Error, RangeRequest, Store};
+use skiff_store::{Error, EtcdStore, RangeRequest, Store};
 
 /// Starts an etcd and connects to it; with `SKIFF_SKIP_ETCD=1` returns a
 /// memory store instead, so that the generated tests still compile and run
@@ -34,13 +34,19 @@ async fn compaction_by_another_client_is_discovered() {
     let b = EtcdStore::connect(&server.endpoint).await.unwrap();
     let mut last = a.create("/k", Bytes::from_static(b"0")).await.unwrap();
     for i in 1..20 {
-        last = a.update("/k", Bytes::from(i.to_string()), last.mod_revision).await.unwrap();
+        last = a
+            .update("/k", Bytes::from(i.to_string()), last.mod_revision)
+            .await
+            .unwrap();
     }
     let point = last.mod_revision - 5;
     b.compact(point).await.unwrap();
     assert_eq!(a.compacted_revision().await.unwrap(), point);
     match a.watch("/", point - 1).await {
-        Err(Error::Compacted { requested, compacted }) => assert_eq!((requested, compacted), (point - 1, point)),
+        Err(Error::Compacted {
+            requested,
+            compacted,
+        }) => assert_eq!((requested, compacted), (point - 1, point)),
         Err(e) => panic!("want Compacted, got {e}"),
         Ok(_) => panic!("want Compacted, got a watch"),
     }

@@ -82,5 +82,9 @@ async fn acknowledged_writes_survive_kill_9() {
     let current = store.current_revision().await.unwrap();
     assert!(current >= max);
     let next = store.create("/after-crash", Bytes::new()).await.unwrap();
-    assert_eq!(next.mod_revision, current + 1, "revisions continue after the crash");
+    assert_eq!(
+        next.mod_revision,
+        current + 1,
+        "revisions continue after the crash"
+    );
 }

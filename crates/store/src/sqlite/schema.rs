@@ -49,7 +49,8 @@ pub(crate) fn backend(what: impl std::fmt::Display, err: rusqlite::Error) -> Err
 /// cost is one fsync per *batch*, since the writer commits many writes at
 /// once.
 pub(crate) fn open_writer(path: &Path) -> Result<Connection, Error> {
-    let conn = Connection::open(path).map_err(|e| backend(format!("open {}", path.display()), e))?;
+    let conn =
+        Connection::open(path).map_err(|e| backend(format!("open {}", path.display()), e))?;
     conn.busy_timeout(Duration::from_secs(5))
         .map_err(|e| backend("set busy_timeout", e))?;
     let mode: String = conn
@@ -103,8 +104,11 @@ pub(crate) fn compacted_revision(conn: &Connection) -> Result<Revision, Error> {
 }
 
 pub(crate) fn key_string(raw: Vec<u8>, revision: Revision) -> Result<String, Error> {
-    String::from_utf8(raw)
-        .map_err(|_| Error::Backend(format!("sqlite: non-UTF-8 key in log at revision {revision}")))
+    String::from_utf8(raw).map_err(|_| {
+        Error::Backend(format!(
+            "sqlite: non-UTF-8 key in log at revision {revision}"
+        ))
+    })
 }
 
 /// The newest row of a key, deleted or not.

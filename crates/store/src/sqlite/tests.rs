@@ -28,8 +28,14 @@ async fn reopen_continues_revisions_and_keeps_compaction() {
     drop(store);
 
     let store = SqliteStore::open(&path).unwrap();
-    assert_eq!(store.current_revision().await.unwrap(), deleted.mod_revision);
-    assert_eq!(store.compacted_revision().await.unwrap(), deleted.mod_revision);
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        deleted.mod_revision
+    );
+    assert_eq!(
+        store.compacted_revision().await.unwrap(),
+        deleted.mod_revision
+    );
     assert_eq!(store.get("/a").await.unwrap(), Some(a));
     assert_eq!(store.get("/b").await.unwrap(), None);
     let c = store.create("/c", Bytes::from_static(b"1")).await.unwrap();
@@ -38,7 +44,8 @@ async fn reopen_continues_revisions_and_keeps_compaction() {
 
 fn log_rows(path: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(path).unwrap();
-    conn.query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0)).unwrap()
+    conn.query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+        .unwrap()
 }
 
 /// Under churn on a few keys, periodic compaction keeps the log (and the
@@ -62,7 +69,10 @@ async fn periodic_compaction_bounds_the_file() {
             let key = format!("/churn/{k}");
             let mut kv = store.create(&key, value.clone()).await.unwrap();
             for _ in 0..500 {
-                kv = store.update(&key, value.clone(), kv.mod_revision).await.unwrap();
+                kv = store
+                    .update(&key, value.clone(), kv.mod_revision)
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -73,11 +83,17 @@ async fn periodic_compaction_bounds_the_file() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let current = store.current_revision().await.unwrap();
     while store.compacted_revision().await.unwrap() < current - 50 {
-        assert!(tokio::time::Instant::now() < deadline, "periodic compaction did not run");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "periodic compaction did not run"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let compacted = store.compacted_revision().await.unwrap();
-    assert!(compacted <= current - 50, "the newest revisions are retained");
+    assert!(
+        compacted <= current - 50,
+        "the newest revisions are retained"
+    );
     // 4 live rows plus at most the retained window.
     let rows = log_rows(&path);
     assert!(rows <= 4 + (current - compacted), "log has {rows} rows");
@@ -85,8 +101,13 @@ async fn periodic_compaction_bounds_the_file() {
     for k in 0..4 {
         assert!(store.get(&format!("/churn/{k}")).await.unwrap().is_some());
     }
-    let wal = std::fs::metadata(dir.path().join("store.db-wal")).map(|m| m.len()).unwrap_or(0);
-    assert!(wal < 4 << 20, "WAL is {wal} bytes after a truncating checkpoint");
+    let wal = std::fs::metadata(dir.path().join("store.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        wal < 4 << 20,
+        "WAL is {wal} bytes after a truncating checkpoint"
+    );
 }
 
 /// A watcher that does not read is closed with `WatchLagged` rather than
@@ -106,7 +127,10 @@ async fn slow_watcher_lags_out() {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..20 {
-                store.create(&format!("/lag/{t}/{i}"), Bytes::new()).await.unwrap();
+                store
+                    .create(&format!("/lag/{t}/{i}"), Bytes::new())
+                    .await
+                    .unwrap();
             }
         }));
     }

@@ -185,7 +185,11 @@ impl Writer {
         }
     }
 
-    fn schedule_compaction(&mut self, target: Revision, reply: Option<oneshot::Sender<Result<()>>>) {
+    fn schedule_compaction(
+        &mut self,
+        target: Revision,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    ) {
         let pending = self.compaction.get_or_insert(PendingCompaction {
             target,
             replies: Vec::new(),
@@ -288,7 +292,11 @@ impl Writer {
         let res = self
             .conn
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
             });
         match res {
             Ok((busy, log, done)) => tracing::debug!(busy, log, done, "sqlite wal checkpoint"),
@@ -325,7 +333,9 @@ fn apply(conn: &Connection, op: &Op, revision: &mut Revision) -> Result<Outcome>
     let key = match op {
         Op::Create { key, .. } | Op::Update { key, .. } | Op::Delete { key, .. } => key,
     };
-    let current = schema::latest(conn, key)?.filter(|l| !l.deleted).map(|l| l.kv);
+    let current = schema::latest(conn, key)?
+        .filter(|l| !l.deleted)
+        .map(|l| l.kv);
     let next = *revision + 1;
     let (row, event) = match (op, current) {
         (Op::Create { .. }, Some(_)) => return Ok(Err(Error::AlreadyExists { key: key.clone() })),
@@ -336,18 +346,26 @@ fn apply(conn: &Connection, op: &Op, revision: &mut Revision) -> Result<Outcome>
                 create_revision: next,
                 mod_revision: next,
             };
-            ((0, false), Event {
-                kind: EventKind::Put,
-                kv,
-                prev: None,
-            })
+            (
+                (0, false),
+                Event {
+                    kind: EventKind::Put,
+                    kv,
+                    prev: None,
+                },
+            )
         }
         (Op::Update { .. } | Op::Delete { .. }, None) => {
             return Ok(Err(Error::NotFound { key: key.clone() }));
         }
-        (Op::Update { expected, .. }, Some(cur)) | (Op::Delete { expected: Some(expected), .. }, Some(cur))
-            if cur.mod_revision != *expected =>
-        {
+        (Op::Update { expected, .. }, Some(cur))
+        | (
+            Op::Delete {
+                expected: Some(expected),
+                ..
+            },
+            Some(cur),
+        ) if cur.mod_revision != *expected => {
             return Ok(Err(Error::Conflict {
                 key: key.clone(),
                 expected: *expected,
@@ -361,22 +379,28 @@ fn apply(conn: &Connection, op: &Op, revision: &mut Revision) -> Result<Outcome>
                 create_revision: cur.create_revision,
                 mod_revision: next,
             };
-            ((cur.mod_revision, false), Event {
-                kind: EventKind::Put,
-                kv,
-                prev: Some(cur),
-            })
+            (
+                (cur.mod_revision, false),
+                Event {
+                    kind: EventKind::Put,
+                    kv,
+                    prev: Some(cur),
+                },
+            )
         }
         (Op::Delete { .. }, Some(cur)) => {
             let kv = KeyValue {
                 mod_revision: next,
                 ..cur.clone()
             };
-            ((cur.mod_revision, true), Event {
-                kind: EventKind::Delete,
-                kv,
-                prev: Some(cur),
-            })
+            (
+                (cur.mod_revision, true),
+                Event {
+                    kind: EventKind::Delete,
+                    kv,
+                    prev: Some(cur),
+                },
+            )
         }
     };
     let (prev_revision, deleted) = row;
@@ -405,7 +429,12 @@ fn apply(conn: &Connection, op: &Op, revision: &mut Revision) -> Result<Outcome>
 /// absent). The newest row of the log is kept even if it is a tombstone,
 /// because it is what tells the current revision after a restart; the next
 /// compaction, which starts at `to`, picks it up (hence `>= from`).
-fn compact_chunk(conn: &mut Connection, from: Revision, to: Revision, current: Revision) -> Result<()> {
+fn compact_chunk(
+    conn: &mut Connection,
+    from: Revision,
+    to: Revision,
+    current: Revision,
+) -> Result<()> {
     let what = || format!("compact ({from}, {to}]");
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
