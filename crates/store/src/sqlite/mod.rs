@@ -1,7 +1,10 @@
 //! The embedded default backend: one SQLite file in WAL mode.
 //!
 //! * Writes go to one writer thread (`writer`) that group-commits everything
-//!   queued into one transaction and fsyncs before acknowledging.
+//!   queued into one transaction; a sync thread (`sync`) fsyncs the WAL
+//!   while the writer works on the next batch, and only then acknowledges.
+//!   A checkpointer thread (`checkpoint`) copies the WAL back into the
+//!   database off the writer's path.
 //! * Reads run on a small pool of read-only connections on tokio's blocking
 //!   pool; WAL gives each read a consistent snapshot without blocking the
 //!   writer.
@@ -15,12 +18,14 @@
 //! Only one `SqliteStore` may have a file open at a time: the writer thread
 //! hands out revisions from its own counter.
 
+mod checkpoint;
 mod schema;
+mod sync;
 mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -31,7 +36,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 use tokio::sync::{broadcast, oneshot};
 
-use self::writer::{Msg, Op, Policy, Publisher, Shared, Writer};
+use self::writer::{Helpers, Msg, Op, Policy, Publisher, Shared, Writer};
 use crate::{Error, KeyValue, RangeRequest, RangeResult, Result, Revision, Store, WatchStream};
 
 #[derive(Clone, Debug)]
@@ -103,9 +108,19 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let conn = schema::open_writer(&path)?;
+        let checkpoint_conn = schema::open_checkpointer(&path)?;
         let revision = schema::max_revision(&conn)?;
         let compacted = schema::compacted_revision(&conn)?;
+        let wal_path = PathBuf::from(format!("{}-wal", path.display()));
+        // What a crashed process committed but never synced counts as
+        // written from now on: make it so before anyone can read it.
+        if let Ok(wal) = std::fs::File::open(&wal_path) {
+            wal.sync_data().map_err(|e| {
+                Error::Backend(format!("sqlite: fsync {}: {e}", wal_path.display()))
+            })?;
+        }
         let (events, _) = broadcast::channel(options.watch_buffer.max(1));
+        let commits = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
             revision: AtomicI64::new(revision),
             compacted: AtomicI64::new(compacted),
@@ -113,18 +128,42 @@ impl SqliteStore {
                 last: revision,
                 events,
             }),
+            commits: commits.clone(),
+            failed: AtomicBool::new(false),
         });
         let policy = Policy {
             max_batch: options.max_batch.max(1),
             compact_interval: options.compact_interval,
             retain_revisions: options.retain_revisions.max(0),
         };
+        let spawn_err = |what: &str, e: std::io::Error| {
+            Error::Backend(format!("sqlite: start {what} thread: {e}"))
+        };
+        let (checkpoints, checkpoint_rx) = mpsc::channel();
+        let checkpointer = std::thread::Builder::new()
+            .name("skiff-sqlite-ckpt".into())
+            .spawn(move || checkpoint::run(checkpoint_conn, checkpoint_rx, commits))
+            .map_err(|e| spawn_err("checkpointer", e))?;
+        let (sync, sync_rx) = mpsc::channel();
+        let syncer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("skiff-sqlite-sync".into())
+                .spawn(move || sync::run(wal_path, sync_rx, shared))
+                .map_err(|e| spawn_err("sync", e))?
+        };
+        let helpers = Helpers {
+            sync,
+            syncer,
+            checkpoints,
+            checkpointer,
+        };
         let (writes, rx) = mpsc::channel();
-        let writer = Writer::new(conn, rx, shared.clone(), policy);
+        let writer = Writer::new(conn, rx, helpers, shared.clone(), policy);
         let writer = std::thread::Builder::new()
             .name("skiff-sqlite-writer".into())
             .spawn(move || writer.run())
-            .map_err(|e| Error::Backend(format!("sqlite: start writer thread: {e}")))?;
+            .map_err(|e| spawn_err("writer", e))?;
         tracing::info!(path = %path.display(), revision, compacted, "opened sqlite store");
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -183,8 +222,9 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let key = key.to_owned();
+        let synced = self.inner.shared.revision.load(Ordering::Acquire);
         self.read(move |conn| {
-            Ok(schema::latest(conn, &key)?
+            Ok(schema::latest(conn, &key, synced)?
                 .filter(|l| !l.deleted)
                 .map(|l| l.kv))
         })
@@ -192,7 +232,9 @@ impl Store for SqliteStore {
     }
 
     async fn range(&self, req: RangeRequest) -> Result<RangeResult> {
-        self.read(move |conn| schema::range(conn, &req)).await
+        let synced = self.inner.shared.revision.load(Ordering::Acquire);
+        self.read(move |conn| schema::range(conn, &req, synced))
+            .await
     }
 
     async fn create(&self, key: &str, value: Bytes) -> Result<KeyValue> {

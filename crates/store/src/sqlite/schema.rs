@@ -42,13 +42,8 @@ pub(crate) fn backend(what: impl std::fmt::Display, err: rusqlite::Error) -> Err
     Error::Backend(format!("sqlite: {what}: {err}"))
 }
 
-/// Opens the one read-write connection and makes sure the schema exists.
-///
-/// `synchronous = FULL` in WAL mode fsyncs the WAL on every commit, which is
-/// what lets the writer acknowledge a write only once it is durable; the
-/// cost is one fsync per *batch*, since the writer commits many writes at
-/// once.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, Error> {
+/// Opens a read-write connection in WAL mode with `synchronous = FULL`.
+fn open_rw(path: &Path) -> Result<Connection, Error> {
     let conn =
         Connection::open(path).map_err(|e| backend(format!("open {}", path.display()), e))?;
     conn.busy_timeout(Duration::from_secs(5))
@@ -64,14 +59,42 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, Error> {
     }
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -65536;
          -- After a checkpoint resets the WAL, shrink it back to 64 MiB.
          PRAGMA journal_size_limit = 67108864;",
     )
     .map_err(|e| backend("set pragmas", e))?;
+    Ok(conn)
+}
+
+/// Opens the one connection that writes rows and makes sure the schema
+/// exists.
+///
+/// Its commits do not fsync (`synchronous = OFF`): the sync thread fsyncs
+/// the WAL after each group of commits and only then are they acknowledged
+/// (see `super::sync`). Automatic checkpoints are off, because with
+/// `synchronous = OFF` they would not sync the database file, and because
+/// they would stall the writer's commits; the checkpointer thread does them
+/// on its own `synchronous = FULL` connection instead.
+pub(crate) fn open_writer(path: &Path) -> Result<Connection, Error> {
+    let conn = open_rw(path)?;
     conn.execute_batch(SCHEMA)
         .map_err(|e| backend("create schema", e))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = OFF;
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -65536;",
+    )
+    .map_err(|e| backend("set pragmas", e))?;
+    Ok(conn)
+}
+
+/// Opens the checkpointer's connection. Its `synchronous = FULL` is what
+/// makes checkpoints sync the WAL before copying and the database after.
+pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, Error> {
+    let conn = open_rw(path)?;
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
+        .map_err(|e| backend("set pragmas", e))?;
     Ok(conn)
 }
 
@@ -88,7 +111,7 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, Error> {
 }
 
 /// The newest revision in the log. Compaction never deletes the newest row,
-/// so this is the store's revision, also after a restart.
+/// so this is where revisions continue after a restart.
 pub(crate) fn max_revision(conn: &Connection) -> Result<Revision, Error> {
     conn.query_row("SELECT COALESCE(MAX(revision), 0) FROM log", [], |r| {
         r.get(0)
@@ -117,14 +140,20 @@ pub(crate) struct Latest {
     pub deleted: bool,
 }
 
-pub(crate) fn latest(conn: &Connection, key: &str) -> Result<Option<Latest>, Error> {
+/// The newest row of `key` at or below `upto` (readers pass the synced
+/// revision, so they never see a write before it is acknowledged).
+pub(crate) fn latest(
+    conn: &Connection,
+    key: &str,
+    upto: Revision,
+) -> Result<Option<Latest>, Error> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT revision, value, create_revision, deleted FROM log
-             WHERE key = ?1 ORDER BY revision DESC LIMIT 1",
+             WHERE key = ?1 AND revision <= ?2 ORDER BY revision DESC LIMIT 1",
         )
         .map_err(|e| backend(format!("get {key}"), e))?;
-    stmt.query_row([key.as_bytes()], |r| {
+    stmt.query_row(params![key.as_bytes(), upto], |r| {
         Ok(Latest {
             kv: KeyValue {
                 key: key.to_owned(),
@@ -158,11 +187,15 @@ fn check_revision(tx: &Transaction<'_>, at: Revision, current: Revision) -> Resu
 }
 
 /// A range read, served from one read transaction so that the bounds check
-/// and the rows come from the same snapshot.
-pub(crate) fn range(conn: &mut Connection, req: &RangeRequest) -> Result<RangeResult, Error> {
+/// and the rows come from the same snapshot. `current` is the synced
+/// revision; the log may already hold later, unacknowledged rows.
+pub(crate) fn range(
+    conn: &mut Connection,
+    req: &RangeRequest,
+    current: Revision,
+) -> Result<RangeResult, Error> {
     let what = || format!("range {}", req.prefix);
     let tx = conn.transaction().map_err(|e| backend(what(), e))?;
-    let current = max_revision(&tx)?;
     let at = req.revision.unwrap_or(current);
     check_revision(&tx, at, current)?;
     let Some((start, end)) = crate::key_range(&req.prefix, req.start_after.as_deref()) else {
