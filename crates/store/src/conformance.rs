@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             watch_races_with_writers,
             compaction,
             concurrent_writers,
+            reads_are_consistent_with_writes,
         );
     };
     (@each $setup:path; $($check:ident),* $(,)?) => {
@@ -760,6 +761,67 @@ pub async fn concurrent_writers(store: Arc<dyn Store>) {
         "the watcher saw exactly the acknowledged writes"
     );
     assert_quiet(&mut watch).await;
+}
+
+/// While writers run, every read sees each acknowledged write (read your
+/// writes) and nothing newer than the revision it reports, which in turn is
+/// never ahead of the store's current revision.
+pub async fn reads_are_consistent_with_writes(store: Arc<dyn Store>) {
+    const WRITERS: usize = 4;
+    const WRITES: usize = 100;
+    let p = prefix("read-consistency");
+    let mut tasks = Vec::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let k = format!("{p}{w}");
+        tasks.push(tokio::spawn(async move {
+            let mut kv = store.create(&k, val("0")).await.unwrap();
+            for i in 1..WRITES {
+                kv = store
+                    .update(&k, val(&i.to_string()), kv.mod_revision)
+                    .await
+                    .unwrap();
+                let read = store.get(&k).await.unwrap();
+                assert_eq!(
+                    read.as_ref(),
+                    Some(&kv),
+                    "a read after the ack sees the write"
+                );
+            }
+        }));
+    }
+    let reader = {
+        let store = store.clone();
+        let p = p.clone();
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                let r = store
+                    .range(RangeRequest {
+                        prefix: p.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap();
+                for kv in &r.kvs {
+                    assert!(
+                        kv.mod_revision <= r.revision,
+                        "a read shows a write newer than its revision"
+                    );
+                }
+                let current = store.current_revision().await.unwrap();
+                assert!(
+                    r.revision <= current,
+                    "read at {} but current is {current}",
+                    r.revision
+                );
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    for task in tasks {
+        task.await.unwrap();
+    }
+    reader.await.unwrap();
 }
 
 #[cfg(test)]

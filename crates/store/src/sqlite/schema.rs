@@ -206,15 +206,16 @@ pub(crate) fn range(
         });
     };
     // The newest row at or below `at` for each key in range; tombstones
-    // mean the key did not exist then.
+    // mean the key did not exist then. Walking the (key, revision) index in
+    // key order with a correlated lookup streams rows in the order they are
+    // returned, so a page costs its own size, not the whole range's.
     let mut stmt = tx
         .prepare_cached(
             "SELECT l.key, l.value, l.create_revision, l.revision
-             FROM (SELECT MAX(revision) AS rev FROM log
-                   WHERE key >= ?1 AND key < ?2 AND revision <= ?3
-                   GROUP BY key) AS m
-             JOIN log AS l ON l.revision = m.rev
-             WHERE l.deleted = 0
+             FROM log AS l
+             WHERE l.key >= ?1 AND l.key < ?2 AND l.revision <= ?3 AND l.deleted = 0
+               AND l.revision = (SELECT MAX(x.revision) FROM log AS x
+                                 WHERE x.key = l.key AND x.revision <= ?3)
              ORDER BY l.key
              LIMIT ?4",
         )
