@@ -11,9 +11,11 @@
 //! Why this is safe: SQLite's WAL frames carry cumulative checksums, so
 //! after a crash recovery keeps a prefix of the commits, never a later one
 //! without an earlier one; everything acknowledged was synced, so that
-//! prefix contains it. The database file itself is only written by
-//! checkpoints, which run on a `synchronous = FULL` connection and sync the
-//! WAL before copying.
+//! prefix contains it. What SQLite itself must order on disk (the WAL
+//! header after a restart, the database file during checkpoints) it still
+//! syncs, because the writer runs at `synchronous = NORMAL` and the
+//! checkpointer at `FULL`; NORMAL only skips the per-commit fsync that this
+//! thread does instead.
 
 use std::fs::File;
 use std::path::PathBuf;

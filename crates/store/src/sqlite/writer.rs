@@ -7,8 +7,7 @@
 //! happen because nobody else writes. Revisions are handed out here, so
 //! they are gap-free and in commit order.
 //!
-//! The commit itself does not fsync (`synchronous = OFF` on this
-//! connection): the writer hands the committed batch to the sync thread
+//! The commit itself does not fsync (`synchronous = NORMAL` in WAL mode): the writer hands the committed batch to the sync thread
 //! (`super::sync`) and goes on with the next batch while the previous one
 //! is being synced. Callers are answered, events published and the
 //! store's revision advanced only after that fsync, so nothing unsynced is
@@ -190,8 +189,7 @@ impl Writer {
     }
 
     /// Lets the sync thread answer what is in flight, then the checkpointer
-    /// copy everything back, before the connection closes. Closing the last
-    /// connection checkpoints too, so it must sync like the others.
+    /// copy everything back, before the connection closes.
     fn shutdown(&mut self) {
         drop(self.sync.take());
         if let Some(syncer) = self.syncer.take()
@@ -204,9 +202,6 @@ impl Writer {
             && checkpointer.join().is_err()
         {
             tracing::error!("sqlite checkpointer thread panicked");
-        }
-        if let Err(err) = self.conn.execute_batch("PRAGMA synchronous = FULL") {
-            tracing::warn!(error = %err, "sqlite: cannot restore synchronous = FULL before closing");
         }
     }
 
