@@ -15,8 +15,9 @@
 //!   `retain_revisions`), then the WAL is truncated, so the file stays
 //!   bounded under churn.
 //!
-//! Only one `SqliteStore` may have a file open at a time: the writer thread
-//! hands out revisions from its own counter.
+//! Only one `SqliteStore` may have a file open at a time, since the writer
+//! thread hands out revisions from its own counter: `open` takes an
+//! exclusive lock on `<path>.lock` and fails if another store holds it.
 
 mod checkpoint;
 mod schema;
@@ -78,6 +79,9 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
+    /// Held (locked) for the store's lifetime; released when dropped,
+    /// after the writer has stopped.
+    _lock: std::fs::File,
     writes: Option<mpsc::Sender<Msg>>,
     writer: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
@@ -107,6 +111,7 @@ impl SqliteStore {
 
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let lock = lock(&path)?;
         let conn = schema::open_writer(&path)?;
         let checkpoint_conn = schema::open_checkpointer(&path)?;
         let revision = schema::max_revision(&conn)?;
@@ -168,6 +173,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
+                _lock: lock,
                 writes: Some(writes),
                 writer: Some(writer),
                 shared,
@@ -215,6 +221,29 @@ impl SqliteStore {
         answer
             .await
             .map_err(|_| Error::Backend("sqlite: writer thread has stopped".into()))?
+    }
+}
+
+/// Takes the exclusive lock that keeps a second store off the same file.
+fn lock(path: &Path) -> Result<std::fs::File> {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::Backend(format!("sqlite: open {}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Backend(format!(
+            "sqlite: {} is already open in another store (lock {} is held)",
+            path.display(),
+            lock_path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Backend(format!(
+            "sqlite: lock {}: {e}",
+            lock_path.display()
+        ))),
     }
 }
 

@@ -8,10 +8,10 @@ use bytes::Bytes;
 use super::{SqliteOptions, SqliteStore};
 use crate::Store;
 
-async fn new_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+async fn new_store() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
-    (Arc::new(store), dir)
+    Some((Arc::new(store), dir))
 }
 
 crate::conformance_tests!(new_store);
@@ -40,6 +40,20 @@ async fn reopen_continues_revisions_and_keeps_compaction() {
     assert_eq!(store.get("/b").await.unwrap(), None);
     let c = store.create("/c", Bytes::from_static(b"1")).await.unwrap();
     assert_eq!(c.mod_revision, deleted.mod_revision + 1);
+}
+
+#[tokio::test]
+async fn a_file_opens_in_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let first = SqliteStore::open(&path).unwrap();
+    match SqliteStore::open(&path) {
+        Err(crate::Error::Backend(msg)) => assert!(msg.contains("already open"), "{msg}"),
+        Err(e) => panic!("want a lock error, got {e}"),
+        Ok(_) => panic!("a second store opened the same file"),
+    }
+    drop(first);
+    SqliteStore::open(&path).unwrap();
 }
 
 fn log_rows(path: &std::path::Path) -> i64 {
