@@ -12,6 +12,16 @@
 //! the backends must agree on these semantics exactly: one conformance suite
 //! (`conformance`) runs against every backend.
 //!
+//! Backends:
+//! * [`SqliteStore`]: the embedded default, one SQLite file in WAL mode with
+//!   a group-committing writer thread (see [`sqlite`]).
+//! * [`EtcdStore`]: a real etcd v3 cluster (see [`etcd`]).
+//! * [`MemoryStore`]: in-process, for tests.
+//!
+//! [`bench::bench_writes`] measures any of them. With the `conformance`
+//! feature, `conformance` holds the shared test suite and `testutil` a
+//! throwaway etcd for tests.
+//!
 //! This crate knows nothing about HTTP, Kubernetes kinds or JSON: it stores
 //! bytes under string keys.
 
@@ -155,7 +165,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every event on keys under `prefix` with a revision greater than
     /// `after`, in revision order, then live events. `after` older than the
-    /// compaction point fails with [`Error::Compacted`].
+    /// compaction point fails with [`Error::Compacted`], from this call or
+    /// (etcd, when compaction races with the call) as the stream's first
+    /// item. A stream ends after yielding an error.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// The store's current revision.
