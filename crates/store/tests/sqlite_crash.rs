@@ -3,16 +3,18 @@
 //! The test re-executes its own binary, running only `crash_child`, which
 //! writes keys from several tasks and prints `ack <revision> <key>` after
 //! each acknowledgement. The parent kills it with SIGKILL mid-stream,
-//! reopens the file and checks every acknowledged write.
+//! reopens the file and checks every acknowledged write. The child compacts
+//! every few milliseconds, so the kill can also land in a compaction or a
+//! WAL checkpoint.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use bytes::Bytes;
-use skiff_store::{SqliteStore, Store};
+use skiff_store::{SqliteOptions, SqliteStore, Store};
 
 const CHILD_ENV: &str = "SKIFF_CRASH_CHILD_DB";
-const KILL_AFTER: usize = 400;
+const KILL_AFTER: usize = 600;
 
 /// Only does something when run by `acknowledged_writes_survive_kill_9`.
 #[test]
@@ -22,7 +24,12 @@ fn crash_child() {
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
-        let store = SqliteStore::open(&path).unwrap();
+        let options = SqliteOptions {
+            compact_interval: Some(std::time::Duration::from_millis(20)),
+            retain_revisions: 50,
+            ..Default::default()
+        };
+        let store = SqliteStore::open_with(&path, options).unwrap();
         let mut tasks = Vec::new();
         for t in 0..8 {
             let store = store.clone();
@@ -30,6 +37,10 @@ fn crash_child() {
                 for i in 0.. {
                     let key = format!("/crash/{t}/{i}");
                     let kv = store.create(&key, Bytes::from(key.clone())).await.unwrap();
+                    // Churn that compaction can drop.
+                    let tmp = format!("/tmp/{t}");
+                    store.create(&tmp, Bytes::new()).await.unwrap();
+                    store.delete(&tmp, None).await.unwrap();
                     let mut out = std::io::stdout().lock();
                     writeln!(out, "ack {} {key}", kv.mod_revision).unwrap();
                     out.flush().unwrap();
@@ -72,6 +83,10 @@ async fn acknowledged_writes_survive_kill_9() {
     assert!(killed, "child ended before it was killed");
 
     let store = SqliteStore::open(&path).unwrap();
+    assert!(
+        store.compacted_revision().await.unwrap() > 0,
+        "the child compacted before the kill"
+    );
     for (rev, key) in &acked {
         let kv = store.get(key).await.unwrap();
         let kv = kv.unwrap_or_else(|| panic!("acknowledged write {key} at {rev} lost"));
