@@ -22,7 +22,12 @@ pub fn schema_for(app: &App, req: &Req) -> Option<(String, Arc<Schemas>)> {
 fn node<'a>(schema: &'a Option<(String, Arc<Schemas>)>) -> SchemaNode<'a> {
     match schema {
         Some((root, schemas)) => {
-            SchemaNode::named(root, schemas.definitions()).unwrap_or_else(|| SchemaNode::none())
+            // Not `unwrap_or_else(SchemaNode::none)`: that fn item returns
+            // `SchemaNode<'static>` and would force the borrow to 'static.
+            match SchemaNode::named(root, schemas.definitions()) {
+                Some(n) => n,
+                None => SchemaNode::none(),
+            }
         }
         None => SchemaNode::none(),
     }

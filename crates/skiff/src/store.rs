@@ -13,11 +13,13 @@ pub async fn open(endpoint: &str, data_dir: &Path) -> anyhow::Result<Arc<dyn Sto
     match endpoint {
         "" => {
             let dir = data_dir.join("db");
-            std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             let path = dir.join("state.db");
-            let store = tokio::task::spawn_blocking(move || skiff_store::sqlite::SqliteStore::open(&path))
-                .await?
-                .context("cannot open the SQLite store")?;
+            let store =
+                tokio::task::spawn_blocking(move || skiff_store::sqlite::SqliteStore::open(&path))
+                    .await?
+                    .context("cannot open the SQLite store")?;
             Ok(Arc::new(store))
         }
         "memory://" => Ok(Arc::new(skiff_store::memory::MemoryStore::new())),
