@@ -526,6 +526,26 @@ fn apply_client_and_server_side(c: &Cluster) {
     );
 }
 
+fn older_kubectl_validates_through_openapi_v2(c: &Cluster) {
+    // kubectl 1.27 and 1.28 read /openapi/v2 (protobuf) to validate and explain
+    for minor in [27, 28] {
+        let cm = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old{minor}}}\ndata: {{a: b}}\n"
+        );
+        c.apply_stdin(minor, &["apply", "-f", "-"], &cm);
+        let bad =
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bad{minor}}}\nbogus: 1\n");
+        let out = c.kubectl_with(minor, &["create", "-f", "-"], Some(&bad), &[]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(r#"unknown field "bogus""#),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let explain = c.ok(minor, &["explain", "deployment.spec.strategy"]);
+        assert!(explain.contains("rollingUpdate"), "{explain}");
+    }
+}
+
 fn edit_diff_replace_and_bad_bodies(c: &Cluster) {
     c.ok(33, &["create", "configmap", "ed", "--from-literal=a=1"]);
     // kubectl edit with a non-interactive editor
@@ -713,6 +733,7 @@ on_every_backend! {
     apply_client_and_server_side => |c| super::apply_client_and_server_side(c);
     watch_table_events => |c| super::watch_table_events(c);
     edit_diff_replace_and_bad_bodies => |c| super::edit_diff_replace_and_bad_bodies(c);
+    older_kubectl_validates_through_openapi_v2 => |c| super::older_kubectl_validates_through_openapi_v2(c);
 }
 
 #[test]
