@@ -8,5 +8,6 @@
 pub mod convert;
 pub mod kinds;
 pub mod selector;
+pub mod structural;
 pub mod table;
 pub mod validation;

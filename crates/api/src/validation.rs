@@ -15,6 +15,7 @@ pub enum ErrorType {
     Duplicate,
     NotSupported,
     TooLong,
+    TooMany,
 }
 
 impl ErrorType {
@@ -27,6 +28,7 @@ impl ErrorType {
             ErrorType::Duplicate => "FieldValueDuplicate",
             ErrorType::NotSupported => "FieldValueNotSupported",
             ErrorType::TooLong => "FieldValueTooLong",
+            ErrorType::TooMany => "FieldValueTooMany",
         }
     }
 }
@@ -79,11 +81,13 @@ impl FieldError {
             ErrorType::Invalid
             | ErrorType::Duplicate
             | ErrorType::NotSupported
-            | ErrorType::TooLong => {
+            | ErrorType::TooLong
+            | ErrorType::TooMany => {
                 let label = match self.kind {
                     ErrorType::Invalid => "Invalid value",
                     ErrorType::Duplicate => "Duplicate value",
                     ErrorType::NotSupported => "Unsupported value",
+                    ErrorType::TooMany => "Too many",
                     _ => "Too long",
                 };
                 match &self.value {

@@ -431,6 +431,15 @@ spec:
         c.ok(33, &["get", "widget", "w2", "-o", "jsonpath={.spec}"]),
         r#"{"size":1}"#
     );
+    // values are checked against the schema's types
+    let wrong =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: big}\n";
+    let out = c.kubectl_with(33, &["create", "-f", "-"], Some(wrong), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"spec.size in body must be of type integer: "string""#),
+        "{err}"
+    );
     c.ok(33, &["delete", "crd", "widgets.example.com"]);
     let err = c.fails(33, &["get", "widgets.example.com"]);
     assert!(

@@ -73,6 +73,7 @@ pub async fn guaranteed_update(
             return Ok(Updated::Object(current.value.clone()));
         }
         validate_update(req, &desired)?;
+        super::write::validate_kind(req, &desired)?;
         let finished = object::is_deleting(&desired)
             && object::finalizers(&desired).is_empty()
             && desired

@@ -98,6 +98,25 @@ pub fn validate_common(req: &Req, obj: &Value) -> ApiResult<()> {
     }
 }
 
+/// Validates an object against what its kind requires: a custom
+/// resource against its CRD's structural schema.
+pub fn validate_kind(req: &Req, obj: &Value) -> ApiResult<()> {
+    let Some(schema) = req.kind.custom.as_ref().and_then(|c| c.schema.as_ref()) else {
+        return Ok(());
+    };
+    let as_requested = req.to_request(obj);
+    let errs = skiff_api::structural::validate(schema, as_requested.as_ref().unwrap_or(obj));
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &req.kind.kind,
+        &req.kind.group,
+        object::name(obj).unwrap_or_default(),
+        &errs,
+    ))
+}
+
 /// A namespaced object may only be created in a namespace that exists and
 /// is not terminating.
 pub fn check_namespace_open(app: &App, req: &Req) -> ApiResult<()> {
@@ -168,6 +187,7 @@ pub async fn create_object(
     }
     validate_common(req, &obj)?;
     object::prepare_create(&req.kind, &mut obj);
+    validate_kind(req, &obj)?;
     check_namespace_open(app, req)?;
     if !applied {
         crate::managed::on_create(app, req, &mut obj);
