@@ -6,6 +6,7 @@
 //! the same code.
 
 pub mod kinds;
+pub mod quantity;
 pub mod selector;
 pub mod table;
 pub mod validation;
