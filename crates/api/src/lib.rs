@@ -5,6 +5,7 @@
 //! Objects are `serde_json::Value`s, so built-in and custom kinds go through
 //! the same code.
 
+pub mod defaults;
 pub mod kinds;
 pub mod quantity;
 pub mod selector;
