@@ -99,8 +99,15 @@ fn selector_and_template(
         }
     }
     let template = spec.get("template").filter(|t| t.is_object());
-    if let (Some(sel), Some(_)) = (selector, template) {
-        errs.extend(selector_matches_template(sel, template, "spec.template"));
+    // A missing selector selects nothing, so upstream also reports the
+    // template's labels as not matching.
+    let nothing = serde_json::json!({"matchExpressions": [{"key": "", "operator": "Exists"}]});
+    if template.is_some() {
+        errs.extend(selector_matches_template(
+            selector.unwrap_or(&nothing),
+            template,
+            "spec.template",
+        ));
     }
     if full_template {
         errs.extend(pod::template(template, "spec.template"));

@@ -66,17 +66,18 @@ pub fn validate_update(kind: &str, old: &Value, new: &Value) -> Vec<FieldError> 
 /// `ValidateJobSpec`: a Job's own spec, selector required.
 fn job_spec(spec: &Value, path: &str) -> Vec<FieldError> {
     let mut errs = common_job_spec(spec, path);
-    match spec.get("selector").filter(|s| !s.is_null()) {
+    let nothing = serde_json::json!({"matchExpressions": [{"key": "", "operator": "Exists"}]});
+    let selector = spec.get("selector").filter(|s| !s.is_null());
+    match selector {
         None => errs.push(FieldError::required(child(path, "selector"), "")),
-        Some(sel) => {
-            errs.extend(label_selector(sel, &child(path, "selector")));
-            errs.extend(selector_matches_template(
-                sel,
-                spec.get("template"),
-                &child(path, "template"),
-            ));
-        }
+        Some(sel) => errs.extend(label_selector(sel, &child(path, "selector"))),
     }
+    // A missing selector selects nothing: upstream reports the labels too.
+    errs.extend(selector_matches_template(
+        selector.unwrap_or(&nothing),
+        spec.get("template"),
+        &child(path, "template"),
+    ));
     errs
 }
 

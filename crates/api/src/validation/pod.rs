@@ -22,6 +22,41 @@ pub fn arr<'a>(v: &'a Value, k: &str) -> &'a [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// The volume sources, in the order upstream checks them (the first one
+/// set wins, the others are "more than 1 volume type").
+const VOLUME_SOURCES: &[&str] = &[
+    "emptyDir",
+    "hostPath",
+    "gitRepo",
+    "gcePersistentDisk",
+    "awsElasticBlockStore",
+    "secret",
+    "nfs",
+    "iscsi",
+    "glusterfs",
+    "flocker",
+    "persistentVolumeClaim",
+    "rbd",
+    "cinder",
+    "cephfs",
+    "quobyte",
+    "downwardAPI",
+    "fc",
+    "flexVolume",
+    "configMap",
+    "azureFile",
+    "vsphereVolume",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "azureDisk",
+    "storageos",
+    "projected",
+    "scaleIO",
+    "csi",
+    "ephemeral",
+    "image",
+];
+
 const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
 const DNS_POLICIES: &[&str] = &["ClusterFirstWithHostNet", "ClusterFirst", "Default", "None"];
 const PROTOCOLS: &[&str] = &["SCTP", "TCP", "UDP"];
@@ -134,15 +169,11 @@ fn volumes(spec: &Value, path: &str, errs: &mut Vec<FieldError>) -> BTreeMap<Str
         let p = index(path, i);
         let name = str_of(v, "name");
         let mut el = Vec::new();
-        let sources: Vec<&String> = v
-            .as_object()
-            .map(|o| {
-                o.iter()
-                    .filter(|(k, val)| *k != "name" && !val.is_null())
-                    .map(|(k, _)| k)
-                    .collect()
-            })
-            .unwrap_or_default();
+        let sources: Vec<&str> = VOLUME_SOURCES
+            .iter()
+            .copied()
+            .filter(|k| v.get(*k).is_some_and(|s| !s.is_null()))
+            .collect();
         if sources.is_empty() {
             el.push(FieldError::required(&p, "must specify a volume type"));
         }
