@@ -86,6 +86,19 @@ fn crud_and_output_forms(c: &Cluster) {
         "{yaml}"
     );
     assert!(yaml.contains("generation: 1"), "{yaml}");
+    // upstream's defaults were applied
+    let defaults = c.ok(31, &["get", "deploy", "web", "-o", "jsonpath={.spec.strategy.type} {.spec.revisionHistoryLimit} {.spec.template.spec.containers[0].imagePullPolicy} {.spec.template.spec.restartPolicy}"]);
+    assert_eq!(defaults, "RollingUpdate 10 IfNotPresent Always");
+    // and upstream's validation
+    let bad = DEPLOYMENT
+        .replace("name: web", "name: bad")
+        .replace("matchLabels: {app: web}", "matchLabels: {app: other}");
+    let out = c.kubectl_with(31, &["create", "-f", "-"], Some(&bad), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("selector` does not match template `labels`"),
+        "{err}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&c.ok(31, &["get", "deploy", "web", "-o", "json"])).unwrap();
     assert!(
