@@ -1,0 +1,391 @@
+//! The helper, `skiff runtime-init`: a freshly exec'd, single-threaded
+//! process that does every fork for the runtime. The async runtime spawns it
+//! with `std::process::Command` (fork+exec, nothing else in the child), and
+//! it stays alive as the container's monitor, like conmon: it holds the
+//! container as its child, pumps stdout/stderr into the CRI log, reaps the
+//! process and reports its exit.
+//!
+//! Protocol: the [`InitSpec`] comes in the `SKIFF_RUNTIME_INIT` variable;
+//! [`Status`] lines go out on fd 3; fd 4 carries the start byte (EOF before
+//! it aborts the container). Inside, the child reports to the helper over a
+//! close-on-exec pipe: `R` when set up, `E<message>` on failure, and EOF
+//! after `R` means the exec succeeded.
+
+use crate::spec::{CONTROL_FD, InitSpec, Mode, SPEC_ENV, STATUS_FD, Status};
+use crate::{Error, Result, logs, mounts, namespaces, process};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::{Arc, Mutex};
+
+/// The helper's entry point. Call it first thing in `main`, before any
+/// thread exists, when `argv[1]` is [`crate::spec::INIT_ARG`].
+pub fn main() -> ! {
+    let spec = std::env::var(SPEC_ENV)
+        .map_err(|_| Error::Invalid(format!("{SPEC_ENV} not set")))
+        .and_then(|s| {
+            serde_json::from_str::<InitSpec>(&s)
+                .map_err(|e| Error::Invalid(format!("bad init spec: {e}")))
+        });
+    // SAFETY: fd 3 and 4 were set up by the runtime for this process alone.
+    let mut status = unsafe { File::from_raw_fd(STATUS_FD) };
+    set_cloexec(STATUS_FD);
+    set_cloexec(CONTROL_FD);
+    // The monitor must outlive a runtime that closed its end of fd 3.
+    // SAFETY: setting a disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let spec = match spec {
+        Ok(s) => s,
+        Err(e) => fail(&mut status, e),
+    };
+    match spec.mode {
+        Mode::Create => run_create(&spec, status),
+        Mode::Exec { pid, tty } => run_exec(&spec, pid, tty, status),
+    }
+}
+
+fn set_cloexec(fd: i32) {
+    // SAFETY: fcntl on an fd number; harmless if it is not open.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+}
+
+fn report(status: &mut File, s: &Status) {
+    if let Ok(mut line) = serde_json::to_vec(s) {
+        line.push(b'\n');
+        let _ = status.write_all(&line);
+    }
+}
+
+/// The message without the `container init:` prefix the runtime adds.
+fn message(e: &Error) -> String {
+    match e {
+        Error::Init(m) => m.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn fail(status: &mut File, e: Error) -> ! {
+    report(
+        status,
+        &Status::Error {
+            message: message(&e),
+        },
+    );
+    std::process::exit(127)
+}
+
+fn pipe() -> Result<(File, File)> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|source| Error::Sys {
+        context: "pipe".into(),
+        source,
+    })?;
+    Ok((File::from(r), File::from(w)))
+}
+
+fn dup_onto(fd: &impl AsRawFd, target: i32) -> Result<()> {
+    // SAFETY: dup2 onto a stdio number in a single-threaded process.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(Error::Io {
+            context: format!("dup2 onto {target}"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+fn wait_code(pid: Pid) -> (i32, Option<i32>) {
+    loop {
+        match waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, c)) => return (c, None),
+            Ok(WaitStatus::Signaled(_, s, _)) => return (128 + s as i32, Some(s as i32)),
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return (255, None),
+        }
+    }
+}
+
+/// Reads the child's report: `Ok(true)` for `R`, `Ok(false)` for EOF,
+/// `Err` for `E<message>`.
+fn read_report(sync: &mut File) -> Result<bool> {
+    let mut b = [0u8; 1];
+    loop {
+        match sync.read(&mut b) {
+            Ok(0) => return Ok(false),
+            Ok(_) if b[0] == b'R' => return Ok(true),
+            Ok(_) => {
+                let mut msg = String::new();
+                let _ = sync.read_to_string(&mut msg);
+                return Err(Error::Init(msg));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(Error::Io {
+                    context: "read from container init".into(),
+                    source: e,
+                });
+            }
+        }
+    }
+}
+
+fn run_create(spec: &InitSpec, mut status: File) -> ! {
+    // SAFETY: fd 4 is ours (see `main`).
+    let mut control = unsafe { File::from_raw_fd(CONTROL_FD) };
+    let setup = || -> Result<_> {
+        let (sync_r, sync_w) = pipe()?;
+        let (go_r, go_w) = pipe()?;
+        let (out, err) = if spec.log_path.is_some() {
+            (Some(pipe()?), Some(pipe()?))
+        } else {
+            (None, None)
+        };
+        Ok((sync_r, sync_w, go_r, go_w, out, err))
+    };
+    let (mut sync_r, sync_w, go_r, mut go_w, out, err) = match setup() {
+        Ok(t) => t,
+        Err(e) => fail(&mut status, e),
+    };
+    // A fork into a new pid namespace. Not `unshare(CLONE_NEWPID)` + fork:
+    // after that the helper could no longer start threads (the log pumps).
+    let child = match namespaces::fork_new_pid_ns() {
+        Err(e) => fail(
+            &mut status,
+            Error::Sys {
+                context: "fork".into(),
+                source: e,
+            },
+        ),
+        Ok(ForkResult::Child) => {
+            drop((sync_r, go_w, status, control));
+            let mut sync_w = sync_w;
+            let e = container_init(spec, go_r, out.map(|p| p.1), err.map(|p| p.1), &mut sync_w);
+            let _ = sync_w.write_all(format!("E{}", message(&e)).as_bytes());
+            // SAFETY: leave without running the helper's destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => child,
+    };
+    drop((sync_w, go_r));
+    let kill_and_fail = |status: &mut File, e: Error| -> ! {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        fail(status, e)
+    };
+    for f in &spec.cgroup_procs {
+        if let Err(e) = std::fs::write(f, child.as_raw().to_string()) {
+            kill_and_fail(
+                &mut status,
+                Error::Io {
+                    context: format!("join cgroup {}", f.display()),
+                    source: e,
+                },
+            );
+        }
+    }
+    if let Some(adj) = spec.oom_score_adj {
+        match process::set_oom_score_adj(child.as_raw(), adj) {
+            Ok(Some(warning)) => eprintln!("skiff runtime-init: warning: {warning}"),
+            Ok(None) => {}
+            Err(e) => kill_and_fail(&mut status, e),
+        }
+    }
+    match read_report(&mut sync_r) {
+        Ok(true) => {}
+        Ok(false) => kill_and_fail(
+            &mut status,
+            Error::Init("container init exited during set-up".into()),
+        ),
+        Err(e) => kill_and_fail(&mut status, e),
+    }
+    report(
+        &mut status,
+        &Status::Created {
+            pid: child.as_raw(),
+        },
+    );
+
+    // No more forks from here, so threads are fine.
+    let mut pumps = Vec::new();
+    if let (Some(path), Some((out_r, _)), Some((err_r, _))) = (&spec.log_path, out, err) {
+        match logs::LogWriter::open(path, spec.log_max_size, spec.log_max_files) {
+            Ok(w) => {
+                let w = Arc::new(Mutex::new(w));
+                for (r, s) in [(out_r, logs::Stream::Stdout), (err_r, logs::Stream::Stderr)] {
+                    let w = w.clone();
+                    pumps.push(std::thread::spawn(move || logs::pump(r, s, &w)));
+                }
+            }
+            Err(e) => kill_and_fail(&mut status, e),
+        }
+    }
+
+    let mut b = [0u8; 1];
+    let started = loop {
+        match control.read(&mut b) {
+            Ok(1) if b[0] == b's' => break true,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            _ => break false,
+        }
+    };
+    if !started {
+        let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+        let _ = waitpid(child, None);
+        std::process::exit(0);
+    }
+    let _ = go_w.write_all(b"g");
+    drop(go_w);
+    match read_report(&mut sync_r) {
+        Ok(_) => report(&mut status, &Status::Started),
+        Err(e) => report(
+            &mut status,
+            &Status::Error {
+                message: message(&e),
+            },
+        ),
+    }
+    let (code, signal) = wait_code(child);
+    for p in pumps {
+        let _ = p.join();
+    }
+    report(&mut status, &Status::Exited { code, signal });
+    std::process::exit(0)
+}
+
+/// The container's init, in the helper's child (pid 1 of the new pid
+/// namespace). Returns only on failure.
+fn container_init(
+    spec: &InitSpec,
+    mut go: File,
+    out: Option<File>,
+    err: Option<File>,
+    sync: &mut File,
+) -> Error {
+    let setup = || -> Result<()> {
+        nix::unistd::setsid().map_err(|source| Error::Sys {
+            context: "setsid".into(),
+            source,
+        })?;
+        let null = File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(|source| Error::Io {
+                context: "open /dev/null".into(),
+                source,
+            })?;
+        dup_onto(&null, 0)?;
+        dup_onto(out.as_ref().unwrap_or(&null), 1)?;
+        dup_onto(err.as_ref().unwrap_or(&null), 2)?;
+        drop((null, out, err));
+        if let Some(ns) = &spec.netns {
+            namespaces::join_netns(ns)?;
+        }
+        namespaces::unshare_container(spec.netns.is_none())?;
+        mounts::make_private()?;
+        mounts::setup_rootfs(spec)?;
+        if let Some(h) = &spec.hostname {
+            nix::unistd::sethostname(h).map_err(|source| Error::Sys {
+                context: format!("sethostname {h}"),
+                source,
+            })?;
+        }
+        sync.write_all(b"R").map_err(|source| Error::Io {
+            context: "report ready".into(),
+            source,
+        })?;
+        let mut b = [0u8; 1];
+        match go.read(&mut b) {
+            Ok(1) => {}
+            // The helper went away or aborted: nothing to start.
+            // SAFETY: leave without destructors.
+            _ => unsafe { libc::_exit(0) },
+        }
+        process::apply_rlimits(&spec.rlimits)?;
+        process::switch_user(spec.uid, spec.gid, &spec.groups, &spec.capabilities)?;
+        if spec.no_new_privs {
+            process::set_no_new_privs()?;
+        }
+        Ok(())
+    };
+    match setup() {
+        Ok(()) => process::exec(&spec.args, &spec.env, &spec.cwd),
+        Err(e) => e,
+    }
+}
+
+/// `exec` into a running container: join its cgroups and namespaces, fork
+/// (the pid namespace applies to children), exec; exit with its code.
+fn run_exec(spec: &InitSpec, pid: i32, tty: bool, mut status: File) -> ! {
+    // SAFETY: fd 4 is unused in exec mode; closing an fd number is harmless.
+    unsafe { libc::close(CONTROL_FD) };
+    let setup = || -> Result<(File, File)> {
+        for f in &spec.cgroup_procs {
+            std::fs::write(f, "0").map_err(|source| Error::Io {
+                context: format!("join cgroup {}", f.display()),
+                source,
+            })?;
+        }
+        namespaces::join_all(pid)?;
+        nix::unistd::chdir("/").map_err(|source| Error::Sys {
+            context: "chdir /".into(),
+            source,
+        })?;
+        pipe()
+    };
+    let (mut sync_r, sync_w) = match setup() {
+        Ok(p) => p,
+        Err(e) => fail(&mut status, e),
+    };
+    // SAFETY: single-threaded, as in `run_create`.
+    match unsafe { fork() } {
+        Err(e) => fail(
+            &mut status,
+            Error::Sys {
+                context: "fork".into(),
+                source: e,
+            },
+        ),
+        Ok(ForkResult::Child) => {
+            drop((sync_r, status));
+            let mut sync_w = sync_w;
+            let run = || -> Result<()> {
+                if tty {
+                    nix::unistd::setsid().map_err(|source| Error::Sys {
+                        context: "setsid".into(),
+                        source,
+                    })?;
+                    // SAFETY: make stdin (the pty slave) our controlling terminal.
+                    if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
+                        return Err(Error::Io {
+                            context: "TIOCSCTTY".into(),
+                            source: std::io::Error::last_os_error(),
+                        });
+                    }
+                }
+                process::switch_user(spec.uid, spec.gid, &spec.groups, &spec.capabilities)?;
+                if spec.no_new_privs {
+                    process::set_no_new_privs()?;
+                }
+                Ok(())
+            };
+            let e = match run() {
+                Ok(()) => process::exec(&spec.args, &spec.env, &spec.cwd),
+                Err(e) => e,
+            };
+            let _ = sync_w.write_all(format!("E{}", message(&e)).as_bytes());
+            // SAFETY: leave without destructors.
+            unsafe { libc::_exit(127) }
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop(sync_w);
+            if let Err(e) = read_report(&mut sync_r) {
+                let _ = waitpid(child, None);
+                fail(&mut status, e);
+            }
+            let (code, _) = wait_code(child);
+            std::process::exit(code)
+        }
+    }
+}
