@@ -149,12 +149,68 @@ pub fn setup_rootfs(spec: &InitSpec) -> Result<()> {
         mnt(NONE, &dest, NONE, MsFlags::MS_REC | prop, NONE)?;
     }
     pivot(root)?;
+    mask_proc()?;
     if spec.readonly_rootfs {
         mnt(
             NONE,
             Path::new("/"),
             NONE,
             MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            NONE,
+        )?;
+    }
+    Ok(())
+}
+
+/// Paths in /proc that are not namespaced and would let the container
+/// change or read the host: hidden (`/dev/null` or an empty tmpfs over
+/// them) or made read-only, as runc's default spec does.
+const MASKED: &[&str] = &[
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/acpi",
+    "/proc/scsi",
+];
+const READONLY: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+fn mask_proc() -> Result<()> {
+    for p in MASKED {
+        let path = Path::new(p);
+        let Ok(meta) = std::fs::metadata(path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            mnt(Some("tmpfs"), path, Some("tmpfs"), MsFlags::MS_RDONLY, NONE)?;
+        } else {
+            mnt(Some("/dev/null"), path, NONE, MsFlags::MS_BIND, NONE)?;
+        }
+    }
+    for p in READONLY {
+        let path = Path::new(p);
+        if !path.exists() {
+            continue;
+        }
+        mnt(
+            Some(p),
+            path,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )?;
+        mnt(
+            NONE,
+            path,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC,
             NONE,
         )?;
     }

@@ -101,8 +101,9 @@ fn stdout_of(log: &str) -> String {
 }
 
 async fn pid1_hostname_network(fx: Arc<Fx>) -> R {
-    let script =
-        "echo pid=$$; hostname; ls /sys/class/net; echo err >&2; touch /dev/null && echo devok";
+    let script = "echo pid=$$; hostname; ls /sys/class/net; echo err >&2; touch /dev/null && echo devok; \
+         echo 1 > /proc/sys/vm/drop_caches || echo sysro; \
+         mknod /dev/sda b 8 0 && (head -c1 /dev/sda >/dev/null || echo devdenied)";
     let sbc = SandboxConfig {
         name: "p".into(),
         hostname: Some("pod-a".into()),
@@ -116,7 +117,10 @@ async fn pid1_hostname_network(fx: Arc<Fx>) -> R {
         st.reason
     );
     let out = stdout_of(&log);
-    check!(out == "pid=1\npod-a\nlo\ndevok\n", "stdout {out:?}");
+    check!(
+        out == "pid=1\npod-a\nlo\ndevok\nsysro\ndevdenied\n",
+        "stdout {out:?}"
+    );
     check!(
         log.lines().any(|l| l.contains(" stderr F err")),
         "stderr entry missing: {log}"

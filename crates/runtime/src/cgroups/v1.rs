@@ -3,7 +3,27 @@
 use super::*;
 
 /// Controllers Skiff uses; the ones not mounted are skipped.
-pub const CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "cpuset", "pids", "freezer"];
+pub const CONTROLLERS: &[&str] = &[
+    "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "devices",
+];
+
+/// The devices a container may use (runc's and Docker's default list):
+/// without this, root in a container with `CAP_MKNOD` could open the host's
+/// disks through a device node it made.
+pub const DEVICE_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c 10:200 rwm",
+];
 
 pub struct V1 {
     root: PathBuf,
@@ -96,6 +116,12 @@ impl Cgroups for V1 {
                         write(&dir, "cpuset.mems", m)?;
                     }
                 }
+                "devices" => {
+                    write(&dir, "devices.deny", "a")?;
+                    for rule in DEVICE_ALLOW {
+                        write(&dir, "devices.allow", rule)?;
+                    }
+                }
                 "pids" => {
                     if let Some(p) = res.pids_limit {
                         let v = if p <= 0 {
@@ -140,6 +166,23 @@ impl Cgroups for V1 {
     /// Freezes first so nothing forks between reading `cgroup.procs` and the
     /// kills, then thaws so the SIGKILLs are delivered.
     fn kill_all(&self, path: &Path) -> Result<()> {
+        // v1's cgroup.procs lists only this level: do the children first.
+        if let Some((_, m)) = self.controllers.first()
+            && let Ok(entries) = std::fs::read_dir(join(m, path))
+        {
+            for e in entries.flatten() {
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    self.kill_all(&path.join(e.file_name()))?;
+                }
+            }
+        }
+        let any_procs = self
+            .controllers
+            .iter()
+            .any(|(_, m)| !procs(&join(m, path)).is_empty());
+        if !any_procs {
+            return Ok(());
+        }
         let freezer = self.dir("freezer", path).filter(|d| d.exists());
         if let Some(f) = &freezer {
             let _ = write(f, "freezer.state", "FROZEN");
