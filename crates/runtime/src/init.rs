@@ -231,7 +231,11 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     };
     if !started {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
-        let _ = waitpid(child, None);
+        let (code, signal) = wait_code(child);
+        for p in pumps {
+            let _ = p.join();
+        }
+        report(&mut status, &Status::Exited { code, signal });
         std::process::exit(0);
     }
     let _ = go_w.write_all(b"g");

@@ -156,6 +156,24 @@ async fn exit_codes_and_missing_binary(fx: Arc<Fx>) -> R {
                 other => return Err(format!("{cmd}: want error with {want:?}, got {other:?}")),
             }
         }
+        // Created, never started, then stopped: killed while waiting.
+        let id = fx
+            .rt
+            .create_container(&sb, fx.config("never", "true"))
+            .await
+            .map_err(e)?;
+        fx.rt
+            .stop_container(&id, Duration::from_secs(1))
+            .await
+            .map_err(e)?;
+        let st = fx.rt.container_status(&id).await.map_err(e)?;
+        fx.rt.remove_container(&id).await.map_err(e)?;
+        check!(
+            st.state == ContainerState::Exited
+                && st.exit_code == Some(137)
+                && st.started_at.is_none(),
+            "never started: {st:?}"
+        );
         let mut cfg = fx.config("badcwd", "true");
         cfg.working_dir = Some("/does/not/exist".into());
         let id = fx.rt.create_container(&sb, cfg).await.map_err(e)?;
