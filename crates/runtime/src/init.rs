@@ -141,6 +141,11 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
         } else {
             (None, None)
         };
+        // Joined by the helper, so the child inherits it and its new
+        // namespaces come from one clone.
+        if let Some(ns) = &spec.netns {
+            namespaces::join_netns(ns)?;
+        }
         Ok((sync_r, sync_w, go_r, go_w, out, err))
     };
     let (mut sync_r, sync_w, go_r, mut go_w, out, err) = match setup() {
@@ -149,7 +154,7 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     };
     // A fork into a new pid namespace. Not `unshare(CLONE_NEWPID)` + fork:
     // after that the helper could no longer start threads (the log pumps).
-    let child = match namespaces::fork_new_pid_ns() {
+    let child = match namespaces::fork_container(spec.netns.is_none()) {
         Err(e) => fail(
             &mut status,
             Error::Sys {
@@ -283,10 +288,6 @@ fn container_init(
         dup_onto(out.as_ref().unwrap_or(&null), 1)?;
         dup_onto(err.as_ref().unwrap_or(&null), 2)?;
         drop((null, out, err));
-        if let Some(ns) = &spec.netns {
-            namespaces::join_netns(ns)?;
-        }
-        namespaces::unshare_container(spec.netns.is_none())?;
         mounts::make_private()?;
         mounts::setup_rootfs(spec)?;
         if let Some(h) = &spec.hostname {

@@ -4,7 +4,7 @@
 
 use crate::Result;
 use crate::error::Context;
-use nix::sched::{CloneFlags, setns, unshare};
+use nix::sched::{CloneFlags, setns};
 use std::path::Path;
 
 /// Joins the network namespace bind-mounted at `path` (a pod sandbox's).
@@ -13,26 +13,22 @@ pub fn join_netns(path: &Path) -> Result<()> {
     setns(&f, CloneFlags::CLONE_NEWNET).ctx(|| format!("setns {}", path.display()))
 }
 
-/// Gives the calling process new mount, UTS and IPC namespaces, and a new
-/// network namespace when it did not join one.
-pub fn unshare_container(new_net: bool) -> Result<()> {
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+/// Forks the container's init into new pid, mount, UTS and IPC namespaces
+/// (and a new network namespace when `new_net`) in one `clone`, which with
+/// no new stack behaves like `fork`. The caller must be single-threaded, as
+/// for a plain fork followed by arbitrary code.
+pub fn fork_container(new_net: bool) -> nix::Result<nix::unistd::ForkResult> {
+    let mut flags =
+        libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if new_net {
-        flags |= CloneFlags::CLONE_NEWNET;
+        flags |= libc::CLONE_NEWNET;
     }
-    unshare(flags).ctx(|| "unshare namespaces".into())
-}
-
-/// Forks a child that is pid 1 of a new pid namespace: `clone` with no new
-/// stack behaves like `fork`. The caller must be single-threaded, as for a
-/// plain fork followed by arbitrary code.
-pub fn fork_new_pid_ns() -> nix::Result<nix::unistd::ForkResult> {
     // SAFETY: raw clone without CLONE_VM and with a null stack duplicates
     // the process like fork(2); the helper is single-threaded here.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            (libc::CLONE_NEWPID | libc::SIGCHLD) as libc::c_ulong,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
             0usize,
             0usize,
             0usize,
