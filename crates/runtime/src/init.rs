@@ -136,19 +136,21 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     let setup = || -> Result<_> {
         let (sync_r, sync_w) = pipe()?;
         let (go_r, go_w) = pipe()?;
-        let (out, err) = if spec.log_path.is_some() {
+        let want_io = spec.log_path.is_some() || spec.attach_socket.is_some();
+        let (out, err) = if want_io {
             (Some(pipe()?), Some(pipe()?))
         } else {
             (None, None)
         };
+        let inp = if spec.stdin { Some(pipe()?) } else { None };
         // Joined by the helper, so the child inherits it and its new
         // namespaces come from one clone.
         if let Some(ns) = &spec.netns {
             namespaces::join_netns(ns)?;
         }
-        Ok((sync_r, sync_w, go_r, go_w, out, err))
+        Ok((sync_r, sync_w, go_r, go_w, out, err, inp))
     };
-    let (mut sync_r, sync_w, go_r, mut go_w, out, err) = match setup() {
+    let (mut sync_r, sync_w, go_r, mut go_w, out, err, inp) = match setup() {
         Ok(t) => t,
         Err(e) => fail(&mut status, e),
     };
@@ -165,7 +167,13 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
         Ok(ForkResult::Child) => {
             drop((sync_r, go_w, status, control));
             let mut sync_w = sync_w;
-            let e = container_init(spec, go_r, out.map(|p| p.1), err.map(|p| p.1), &mut sync_w);
+            let stdin = inp.map(|(r, _w)| r);
+            let e = container_init(
+                spec,
+                go_r,
+                [stdin, out.map(|p| p.1), err.map(|p| p.1)],
+                &mut sync_w,
+            );
             let _ = sync_w.write_all(format!("E{}", message(&e)).as_bytes());
             // SAFETY: leave without running the helper's destructors.
             unsafe { libc::_exit(127) }
@@ -173,6 +181,7 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
         Ok(ForkResult::Parent { child }) => child,
     };
     drop((sync_w, go_r));
+    let stdin_w = inp.map(|(_r, w)| w);
     let kill_and_fail = |status: &mut File, e: Error| -> ! {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(child, None);
@@ -204,6 +213,29 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
         ),
         Err(e) => kill_and_fail(&mut status, e),
     }
+    let listener = match &spec.attach_socket {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            match std::os::unix::net::UnixListener::bind(path) {
+                Ok(l) => Some(l),
+                Err(e) => kill_and_fail(
+                    &mut status,
+                    Error::Io {
+                        context: format!("bind attach socket {}", path.display()),
+                        source: e,
+                    },
+                ),
+            }
+        }
+        None => None,
+    };
+    let log = match &spec.log_path {
+        Some(path) => match logs::LogWriter::open(path, spec.log_max_size, spec.log_max_files) {
+            Ok(w) => Some(Arc::new(Mutex::new(w))),
+            Err(e) => kill_and_fail(&mut status, e),
+        },
+        None => None,
+    };
     report(
         &mut status,
         &Status::Created {
@@ -212,18 +244,22 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     );
 
     // No more forks from here, so threads are fine.
+    let attached: Option<logs::Attached> = listener.as_ref().map(|_| Arc::default());
     let mut pumps = Vec::new();
-    if let (Some(path), Some((out_r, _)), Some((err_r, _))) = (&spec.log_path, out, err) {
-        match logs::LogWriter::open(path, spec.log_max_size, spec.log_max_files) {
-            Ok(w) => {
-                let w = Arc::new(Mutex::new(w));
-                for (r, s) in [(out_r, logs::Stream::Stdout), (err_r, logs::Stream::Stderr)] {
-                    let w = w.clone();
-                    pumps.push(std::thread::spawn(move || logs::pump(r, s, &w)));
-                }
-            }
-            Err(e) => kill_and_fail(&mut status, e),
+    if let (Some((out_r, _)), Some((err_r, _))) = (out, err) {
+        for (r, s) in [(out_r, logs::Stream::Stdout), (err_r, logs::Stream::Stderr)] {
+            let (log, att) = (log.clone(), attached.clone());
+            pumps.push(std::thread::spawn(move || {
+                logs::pump(r, s, log.as_ref(), att.as_ref())
+            }));
         }
+    }
+    if let (Some(listener), Some(att)) = (listener, attached.clone()) {
+        let stdin_w = Arc::new(Mutex::new(stdin_w));
+        let once = spec.stdin_once;
+        std::thread::spawn(move || serve_attach(listener, att, stdin_w, once));
+    } else {
+        drop(stdin_w);
     }
 
     let mut b = [0u8; 1];
@@ -258,8 +294,47 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     for p in pumps {
         let _ = p.join();
     }
+    if let Some(path) = &spec.attach_socket {
+        let _ = std::fs::remove_file(path);
+    }
     report(&mut status, &Status::Exited { code, signal });
     std::process::exit(0)
+}
+
+/// Accepts attach clients: each gets the output frames, and what it sends
+/// goes to the container's stdin (when there is one).
+fn serve_attach(
+    listener: std::os::unix::net::UnixListener,
+    attached: logs::Attached,
+    stdin: Arc<Mutex<Option<File>>>,
+    stdin_once: bool,
+) {
+    for conn in listener.incoming() {
+        let Ok(conn) = conn else { continue };
+        let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+        if let (Ok(out), Ok(mut list)) = (conn.try_clone(), attached.lock()) {
+            list.push(out);
+        }
+        let stdin = stdin.clone();
+        std::thread::spawn(move || {
+            let mut conn = conn;
+            let mut buf = [0u8; 8192];
+            loop {
+                let n = match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => n,
+                };
+                let Ok(mut w) = stdin.lock() else { break };
+                let ok = w.as_mut().is_some_and(|f| f.write_all(&buf[..n]).is_ok());
+                if !ok {
+                    break;
+                }
+            }
+            if stdin_once && let Ok(mut w) = stdin.lock() {
+                w.take();
+            }
+        });
+    }
 }
 
 /// The container's init, in the helper's child (pid 1 of the new pid
@@ -267,11 +342,10 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
 fn container_init(
     spec: &InitSpec,
     mut go: File,
-    out: Option<File>,
-    err: Option<File>,
+    stdio: [Option<File>; 3],
     sync: &mut File,
 ) -> Error {
-    let setup = || -> Result<()> {
+    let mut setup = || -> Result<()> {
         nix::unistd::setsid().map_err(|source| Error::Sys {
             context: "setsid".into(),
             source,
@@ -284,10 +358,11 @@ fn container_init(
                 context: "open /dev/null".into(),
                 source,
             })?;
-        dup_onto(&null, 0)?;
+        let [inp, out, err] = &stdio;
+        dup_onto(inp.as_ref().unwrap_or(&null), 0)?;
         dup_onto(out.as_ref().unwrap_or(&null), 1)?;
         dup_onto(err.as_ref().unwrap_or(&null), 2)?;
-        drop((null, out, err));
+        drop(null);
         mounts::make_private()?;
         mounts::setup_rootfs(spec)?;
         if let Some(h) = &spec.hostname {

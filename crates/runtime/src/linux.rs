@@ -193,6 +193,8 @@ impl LinuxRuntime {
         spec.mode = Mode::Exec { pid, tty };
         spec.args = argv;
         spec.log_path = None;
+        spec.attach_socket = None;
+        spec.stdin = false;
         Ok(spec)
     }
 }
@@ -450,11 +452,19 @@ impl RuntimeService for LinuxRuntime {
             log_path: config.log_path.clone(),
             log_max_size: config.log_max_size.unwrap_or(10 << 20),
             log_max_files: config.log_max_files.unwrap_or(4),
+            stdin: config.stdin,
+            stdin_once: config.stdin_once,
+            attach_socket: Some(self.cfg.state_dir.join("attach").join(format!("{id}.sock"))),
         };
         if spec.args.is_empty() {
             return Err(Error::Invalid(
                 "no command: neither the image nor the container gives one".into(),
             ));
+        }
+        let attach_dir = self.cfg.state_dir.join("attach");
+        if !attach_dir.is_dir() {
+            std::fs::create_dir_all(&attach_dir)
+                .map_err(io(format!("mkdir {}", attach_dir.display())))?;
         }
         self.cgroups.create(&cgroup, &config.resources)?;
         let created = async {
@@ -659,6 +669,19 @@ impl RuntimeService for LinuxRuntime {
         tokio::task::spawn_blocking(move || cgs.stats(&path))
             .await
             .map_err(|e| Error::Init(format!("stats task: {e}")))?
+    }
+
+    async fn attach(&self, id: &str) -> Result<AttachSession> {
+        let c = self.container(id)?;
+        let path = c
+            .base
+            .attach_socket
+            .clone()
+            .ok_or_else(|| Error::Invalid("no attach socket".into()))?;
+        let stream = tokio::net::UnixStream::connect(&path)
+            .await
+            .map_err(io(format!("attach {}", path.display())))?;
+        Ok(AttachSession { stream })
     }
 
     async fn exec_sync(

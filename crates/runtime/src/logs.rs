@@ -138,8 +138,30 @@ impl LogWriter {
     }
 }
 
-/// Copies `reader` into `log` entry by entry until EOF.
-pub fn pump(reader: impl Read, stream: Stream, log: &Arc<Mutex<LogWriter>>) {
+/// Clients attached to a container's output (see [`frame`]).
+pub type Attached = Arc<Mutex<Vec<std::os::unix::net::UnixStream>>>;
+
+/// An attach frame: `[1 = stdout | 2 = stderr][length: u32 big-endian][bytes]`.
+pub fn frame(stream: Stream, data: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(data.len() + 5);
+    f.push(match stream {
+        Stream::Stdout => 1,
+        Stream::Stderr => 2,
+    });
+    f.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    f.extend_from_slice(data);
+    f
+}
+
+/// Copies `reader` into `log` entry by entry until EOF, and to every
+/// attached client. A client that cannot keep up (its socket has a write
+/// timeout) is dropped rather than stalling the container's output.
+pub fn pump(
+    reader: impl Read,
+    stream: Stream,
+    log: Option<&Arc<Mutex<LogWriter>>>,
+    attached: Option<&Attached>,
+) {
     let mut r = BufReader::with_capacity(MAX_LINE, reader);
     let mut buf = Vec::with_capacity(1024);
     loop {
@@ -152,9 +174,17 @@ pub fn pump(reader: impl Read, stream: Stream, log: &Arc<Mutex<LogWriter>>) {
         };
         let complete = buf[n - 1] == b'\n';
         let line = if complete { &buf[..n - 1] } else { &buf[..] };
-        let Ok(mut w) = log.lock() else { return };
-        if w.write_entry(stream, !complete, line).is_err() {
-            return;
+        if let Some(log) = log {
+            let Ok(mut w) = log.lock() else { return };
+            // A full disk must not kill the container: keep draining.
+            let _ = w.write_entry(stream, !complete, line);
+        }
+        if let Some(att) = attached
+            && let Ok(mut clients) = att.lock()
+            && !clients.is_empty()
+        {
+            let f = frame(stream, &buf[..n]);
+            clients.retain_mut(|c| c.write_all(&f).is_ok());
         }
     }
 }
@@ -185,7 +215,7 @@ mod tests {
         let mut input = b"one\ntwo\n".to_vec();
         input.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
         input.extend_from_slice(b"\nlast");
-        pump(&input[..], Stream::Stderr, &log);
+        pump(&input[..], Stream::Stderr, Some(&log), None);
         // The long line rotated earlier entries away; read everything back.
         let mut all = String::new();
         for p in [

@@ -39,6 +39,9 @@ pub trait RuntimeService: Send + Sync {
     /// Runs `argv` in the container and collects its output.
     async fn exec_sync(&self, id: &str, argv: Vec<String>, timeout: Duration)
     -> Result<ExecResult>;
+    /// Attaches to the container's stdio: its output from now on, and its
+    /// stdin when it was created with `stdin`.
+    async fn attach(&self, id: &str) -> Result<AttachSession>;
     /// Runs `argv` in the container with streaming stdio (pipes, or a pty).
     async fn exec(&self, id: &str, argv: Vec<String>, tty: bool) -> Result<ExecSession>;
 }

@@ -50,6 +50,12 @@ pub struct InitSpec {
     pub log_path: Option<PathBuf>,
     pub log_max_size: u64,
     pub log_max_files: u32,
+    /// Keep a stdin pipe for attach; `stdin_once` closes it when the first
+    /// attached client closes its side.
+    pub stdin: bool,
+    pub stdin_once: bool,
+    /// Unix socket the helper serves attach on (output frames out, stdin in).
+    pub attach_socket: Option<PathBuf>,
 }
 
 /// One line the helper writes on [`STATUS_FD`].

@@ -122,6 +122,10 @@ pub struct ContainerConfig {
     pub log_max_size: Option<u64>,
     /// Rotated files kept besides the live one (default 4).
     pub log_max_files: Option<u32>,
+    /// Keep stdin open for `attach` (Kubernetes `stdin`).
+    pub stdin: bool,
+    /// Close stdin when the first attached client detaches (`stdinOnce`).
+    pub stdin_once: bool,
 }
 
 /// The resolved process: what `execve` gets.
@@ -252,6 +256,68 @@ pub enum ExecIo {
     Pty {
         master: std::fs::File,
     },
+}
+
+/// A connection to a running container's stdio (see [`crate::logs::frame`]).
+pub struct AttachSession {
+    pub stream: tokio::net::UnixStream,
+}
+
+impl AttachSession {
+    /// Sends bytes to the container's stdin (if it was created with `stdin`).
+    pub async fn write_stdin(&mut self, data: &[u8]) -> crate::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.stream
+            .write_all(data)
+            .await
+            .map_err(|source| crate::Error::Io {
+                context: "attach stdin".into(),
+                source,
+            })
+    }
+
+    /// Closes our side of stdin (closes the container's with `stdin_once`).
+    pub async fn close_stdin(&mut self) -> crate::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        self.stream
+            .shutdown()
+            .await
+            .map_err(|source| crate::Error::Io {
+                context: "attach shutdown".into(),
+                source,
+            })
+    }
+
+    /// The next output chunk as (`stdout`|`stderr`, bytes); `None` at the end.
+    pub async fn read(&mut self) -> crate::Result<Option<(crate::logs::Stream, Vec<u8>)>> {
+        use tokio::io::AsyncReadExt;
+        let mut head = [0u8; 5];
+        match self.stream.read_exact(&mut head).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(source) => {
+                return Err(crate::Error::Io {
+                    context: "attach read".into(),
+                    source,
+                });
+            }
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut data = vec![0u8; len];
+        self.stream
+            .read_exact(&mut data)
+            .await
+            .map_err(|source| crate::Error::Io {
+                context: "attach read".into(),
+                source,
+            })?;
+        let stream = if head[0] == 2 {
+            crate::logs::Stream::Stderr
+        } else {
+            crate::logs::Stream::Stdout
+        };
+        Ok(Some((stream, data)))
+    }
 }
 
 /// A running streaming exec; `wait` gives its exit code.

@@ -437,6 +437,57 @@ async fn user_and_caps(fx: Arc<Fx>) -> R {
     Ok(())
 }
 
+async fn attach_stdio(fx: Arc<Fx>) -> R {
+    let sb = fx
+        .rt
+        .run_pod_sandbox(SandboxConfig::default())
+        .await
+        .map_err(e)?;
+    let r = async {
+        let mut cfg = fx.config("attach", "read line; echo got $line; echo warn >&2; read x");
+        cfg.stdin = true;
+        cfg.stdin_once = true;
+        let id = fx.rt.create_container(&sb, cfg).await.map_err(e)?;
+        let mut a = fx.rt.attach(&id).await.map_err(e)?;
+        fx.rt.start_container(&id).await.map_err(e)?;
+        a.write_stdin(b"hello\n").await.map_err(e)?;
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            match tokio::time::timeout(Duration::from_secs(5), a.read()).await {
+                Ok(Ok(Some(x))) => got.push(x),
+                other => {
+                    return Err(format!(
+                        "attach read: {:?}",
+                        other.map(|r| r.map(|o| o.is_some()))
+                    ));
+                }
+            }
+        }
+        // stdout and stderr are pumped separately: their relative order is not kept.
+        got.sort_by_key(|(st, _)| *st == logs::Stream::Stderr);
+        check!(
+            got[0] == (logs::Stream::Stdout, b"got hello\n".to_vec()),
+            "{got:?}"
+        );
+        check!(
+            got[1] == (logs::Stream::Stderr, b"warn\n".to_vec()),
+            "{got:?}"
+        );
+        // stdin_once: closing our side gives the container EOF; `read x` ends.
+        a.close_stdin().await.map_err(e)?;
+        let st = tokio::time::timeout(Duration::from_secs(5), fx.rt.wait_container(&id))
+            .await
+            .map_err(|_| "stdin was not closed".to_string())?
+            .map_err(e)?;
+        fx.rt.remove_container(&id).await.map_err(e)?;
+        check!(st.exit_code == Some(1), "{st:?}");
+        Ok(())
+    }
+    .await;
+    fx.rt.remove_pod_sandbox(&sb).await.map_err(e)?;
+    r
+}
+
 type TestFn = fn(Arc<Fx>) -> std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send>>;
 
 macro_rules! tests {
@@ -487,7 +538,8 @@ fn main() -> std::process::ExitCode {
         pids_limit,
         exec_and_readonly,
         stop_grace,
-        user_and_caps
+        user_and_caps,
+        attach_stdio
     );
     let failed = rt.block_on(async {
         let mut handles = Vec::new();
