@@ -143,20 +143,25 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
             (None, None)
         };
         let inp = if spec.stdin { Some(pipe()?) } else { None };
+        let maps = if spec.userns.is_some() {
+            Some(pipe()?)
+        } else {
+            None
+        };
         // Joined by the helper, so the child inherits it and its new
         // namespaces come from one clone.
         if let Some(ns) = &spec.netns {
             namespaces::join_netns(ns)?;
         }
-        Ok((sync_r, sync_w, go_r, go_w, out, err, inp))
+        Ok((sync_r, sync_w, go_r, go_w, out, err, inp, maps))
     };
-    let (mut sync_r, sync_w, go_r, mut go_w, out, err, inp) = match setup() {
+    let (mut sync_r, sync_w, go_r, mut go_w, out, err, inp, maps) = match setup() {
         Ok(t) => t,
         Err(e) => fail(&mut status, e),
     };
     // A fork into a new pid namespace. Not `unshare(CLONE_NEWPID)` + fork:
     // after that the helper could no longer start threads (the log pumps).
-    let child = match namespaces::fork_container(spec.netns.is_none()) {
+    let child = match namespaces::fork_container(spec.netns.is_none(), spec.userns.is_some()) {
         Err(e) => fail(
             &mut status,
             Error::Sys {
@@ -167,6 +172,30 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
         Ok(ForkResult::Child) => {
             drop((sync_r, go_w, status, control));
             let mut sync_w = sync_w;
+            if let Some((mut maps_r, maps_w)) = maps {
+                // Wait until the helper has written our id maps.
+                drop(maps_w);
+                let mut b = [0u8; 1];
+                if !matches!(maps_r.read(&mut b), Ok(1)) {
+                    // SAFETY: leave without destructors.
+                    unsafe { libc::_exit(127) }
+                }
+                // Until it switches, the child still runs as host root, which
+                // the namespace does not map: become its (mapped) root.
+                if let Some(m) = &spec.userns {
+                    let (u, g) = (
+                        nix::unistd::Uid::from_raw(m.container_id),
+                        nix::unistd::Gid::from_raw(m.container_id),
+                    );
+                    if nix::unistd::setresgid(g, g, g).is_err()
+                        || nix::unistd::setresuid(u, u, u).is_err()
+                    {
+                        let _ = sync_w.write_all(b"Esetuid to the user namespace's root failed");
+                        // SAFETY: leave without destructors.
+                        unsafe { libc::_exit(127) }
+                    }
+                }
+            }
             let stdin = inp.map(|(r, _w)| r);
             let e = container_init(
                 spec,
@@ -182,6 +211,15 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     };
     drop((sync_w, go_r));
     let stdin_w = inp.map(|(_r, w)| w);
+    if let (Some(m), Some((maps_r, mut maps_w))) = (&spec.userns, maps) {
+        drop(maps_r);
+        if let Err(e) = namespaces::write_id_maps(child.as_raw(), m) {
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            fail(&mut status, e);
+        }
+        let _ = maps_w.write_all(b"m");
+    }
     let kill_and_fail = |status: &mut File, e: Error| -> ! {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = waitpid(child, None);

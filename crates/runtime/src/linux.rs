@@ -454,6 +454,7 @@ impl RuntimeService for LinuxRuntime {
             log_max_files: config.log_max_files.unwrap_or(4),
             stdin: config.stdin,
             stdin_once: config.stdin_once,
+            userns: config.user_namespace,
             attach_socket: Some(self.cfg.state_dir.join("attach").join(format!("{id}.sock"))),
         };
         if spec.args.is_empty() {

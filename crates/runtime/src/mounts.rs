@@ -83,15 +83,36 @@ pub fn setup_rootfs(spec: &InitSpec) -> Result<()> {
 
     let sys = root.join("sys");
     mkdir_p(&sys)?;
-    mnt(
-        Some("sysfs"),
-        &sys,
-        Some("sysfs"),
-        nosuid | MsFlags::MS_RDONLY,
-        NONE,
-    )?;
+    let in_userns = spec.userns.is_some();
+    if in_userns && spec.netns.is_some() {
+        // sysfs may only be mounted by the user namespace owning the network
+        // namespace, and a pod's netns belongs to the host's: bind the
+        // host's /sys read-only instead, as runc does.
+        mnt(
+            Some("/sys"),
+            &sys,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            NONE,
+        )?;
+        mnt(
+            NONE,
+            &sys,
+            NONE,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | nosuid,
+            NONE,
+        )?;
+    } else {
+        mnt(
+            Some("sysfs"),
+            &sys,
+            Some("sysfs"),
+            nosuid | MsFlags::MS_RDONLY,
+            NONE,
+        )?;
+    }
 
-    setup_dev(root)?;
+    setup_dev(root, in_userns)?;
 
     for m in &spec.mounts {
         let dest = in_rootfs(root, &m.destination)?;
@@ -219,7 +240,7 @@ fn mask_proc() -> Result<()> {
 
 /// A tmpfs /dev with the minimal device nodes, devpts (new instance),
 /// /dev/shm and the usual symlinks, as runc and crun make it.
-fn setup_dev(root: &Path) -> Result<()> {
+fn setup_dev(root: &Path, in_userns: bool) -> Result<()> {
     let dev = root.join("dev");
     mkdir_p(&dev)?;
     mnt(
@@ -238,6 +259,14 @@ fn setup_dev(root: &Path) -> Result<()> {
         ("tty", 5, 0),
     ] {
         let p = dev.join(name);
+        if in_userns {
+            // mknod is not allowed in a user namespace: bind the host's node.
+            std::fs::File::create(&p).ctx(|| format!("create {}", p.display()))?;
+            let host = format!("/dev/{name}");
+            mnt(Some(&host), &p, NONE, MsFlags::MS_BIND, NONE)?;
+            let _ = (major, minor);
+            continue;
+        }
         nix::sys::stat::mknod(
             &p,
             nix::sys::stat::SFlag::S_IFCHR,

@@ -17,11 +17,18 @@ pub fn join_netns(path: &Path) -> Result<()> {
 /// (and a new network namespace when `new_net`) in one `clone`, which with
 /// no new stack behaves like `fork`. The caller must be single-threaded, as
 /// for a plain fork followed by arbitrary code.
-pub fn fork_container(new_net: bool) -> nix::Result<nix::unistd::ForkResult> {
+///
+/// With `new_user` the user namespace is created in the same clone, so it
+/// owns the others (mounting proc needs that); the caller then writes the
+/// id maps before letting the child go on.
+pub fn fork_container(new_net: bool, new_user: bool) -> nix::Result<nix::unistd::ForkResult> {
     let mut flags =
         libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if new_net {
         flags |= libc::CLONE_NEWNET;
+    }
+    if new_user {
+        flags |= libc::CLONE_NEWUSER;
     }
     // SAFETY: raw clone without CLONE_VM and with a null stack duplicates
     // the process like fork(2); the helper is single-threaded here.
@@ -44,8 +51,21 @@ pub fn fork_container(new_net: bool) -> nix::Result<nix::unistd::ForkResult> {
     }
 }
 
+/// Writes `pid`'s uid and gid maps (from the parent namespace).
+pub fn write_id_maps(pid: i32, m: &crate::types::IdMapping) -> Result<()> {
+    let line = format!("{} {} {}\n", m.container_id, m.host_id, m.size);
+    for f in ["uid_map", "gid_map"] {
+        let path = format!("/proc/{pid}/{f}");
+        std::fs::write(&path, &line).ctx(|| format!("write {path}"))?;
+    }
+    Ok(())
+}
+
 /// Joins every namespace of the process `pid` (a running container's init),
-/// mount last, for `exec`. The pid namespace applies to the next fork.
+/// for `exec`: ipc, uts, net, pid and mount while still host root (a pod's
+/// netns belongs to the host's user namespace), the container's user
+/// namespace (if it has its own) last. The pid namespace applies to the
+/// next fork.
 pub fn join_all(pid: i32) -> Result<()> {
     let kinds = [
         ("ipc", CloneFlags::CLONE_NEWIPC),
@@ -65,8 +85,19 @@ pub fn join_all(pid: i32) -> Result<()> {
             name,
         ));
     }
+    let user = format!("/proc/{pid}/ns/user");
+    let own = std::fs::read_link("/proc/self/ns/user").ctx(|| "readlink own user ns".into())?;
+    let theirs = std::fs::read_link(&user).ctx(|| format!("readlink {user}"))?;
+    let user_ns = if own != theirs {
+        Some(std::fs::File::open(&user).ctx(|| format!("open {user}"))?)
+    } else {
+        None
+    };
     for (f, flag, name) in files {
         setns(&f, flag).ctx(|| format!("setns {name} of pid {pid}"))?;
+    }
+    if let Some(u) = user_ns {
+        setns(&u, CloneFlags::CLONE_NEWUSER).ctx(|| format!("setns user of pid {pid}"))?;
     }
     Ok(())
 }

@@ -56,6 +56,8 @@ pub struct InitSpec {
     pub stdin_once: bool,
     /// Unix socket the helper serves attach on (output frames out, stdin in).
     pub attach_socket: Option<PathBuf>,
+    /// A new user namespace with this mapping (uids and gids alike).
+    pub userns: Option<crate::types::IdMapping>,
 }
 
 /// One line the helper writes on [`STATUS_FD`].

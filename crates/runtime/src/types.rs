@@ -126,6 +126,17 @@ pub struct ContainerConfig {
     pub stdin: bool,
     /// Close stdin when the first attached client detaches (`stdinOnce`).
     pub stdin_once: bool,
+    /// Run in a new user namespace with this uid/gid mapping. The rootfs
+    /// must be owned by the mapped ids to be writable.
+    pub user_namespace: Option<IdMapping>,
+}
+
+/// `size` ids from `container_id` inside map to `host_id` outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
 }
 
 /// The resolved process: what `execve` gets.

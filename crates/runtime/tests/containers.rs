@@ -488,6 +488,35 @@ async fn attach_stdio(fx: Arc<Fx>) -> R {
     r
 }
 
+async fn user_namespace(fx: Arc<Fx>) -> R {
+    let sb = fx
+        .rt
+        .run_pod_sandbox(SandboxConfig::default())
+        .await
+        .map_err(e)?;
+    let r = async {
+        let mut cfg = fx.config("userns", "id -u; cat /proc/self/uid_map; ls /sys/class/net >/dev/null && echo sysok; exec sleep 30");
+        cfg.user_namespace = Some(IdMapping { container_id: 0, host_id: 100_000, size: 65_536 });
+        let log = cfg.log_path.clone().unwrap_or_default();
+        let id = fx.rt.create_container(&sb, cfg).await.map_err(e)?;
+        fx.rt.start_container(&id).await.map_err(e)?;
+        let pid = fx.rt.container_status(&id).await.map_err(e)?.pid.unwrap_or(0);
+        let host_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let r = fx.rt.exec_sync(&id, vec!["id".into(), "-u".into()], Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        fx.rt.remove_container(&id).await.map_err(e)?;
+        let out = stdout_of(&std::fs::read_to_string(&log).unwrap_or_default());
+        check!(out.starts_with("0\n") && out.contains("100000") && out.contains("sysok"), "inside: {out:?}");
+        check!(host_status.lines().any(|l| l.starts_with("Uid:\t100000")), "host view: {host_status}");
+        let r = r.map_err(e)?;
+        check!(r.exit_code == 0 && r.stdout == b"0\n", "exec in userns: {r:?}");
+        Ok(())
+    }
+    .await;
+    fx.rt.remove_pod_sandbox(&sb).await.map_err(e)?;
+    r
+}
+
 type TestFn = fn(Arc<Fx>) -> std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send>>;
 
 macro_rules! tests {
@@ -539,7 +568,8 @@ fn main() -> std::process::ExitCode {
         exec_and_readonly,
         stop_grace,
         user_and_caps,
-        attach_stdio
+        attach_stdio,
+        user_namespace
     );
     let failed = rt.block_on(async {
         let mut handles = Vec::new();
