@@ -469,6 +469,14 @@ fn run_exec(spec: &InitSpec, pid: i32, tty: bool, mut status: File) -> ! {
             drop((sync_r, status));
             let mut sync_w = sync_w;
             let run = || -> Result<()> {
+                // An exec dies with its helper (which the runtime kills on
+                // timeout or when the session is dropped).
+                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(
+                    |source| Error::Sys {
+                        context: "PR_SET_PDEATHSIG".into(),
+                        source,
+                    },
+                )?;
                 if tty {
                     nix::unistd::setsid().map_err(|source| Error::Sys {
                         context: "setsid".into(),

@@ -141,6 +141,8 @@ impl LinuxRuntime {
         let cr = control_r.map(|c| c.as_raw_fd()).unwrap_or(-1);
         let [stdin, stdout, stderr] = stdio;
         let mut cmd = tokio::process::Command::new(&self.cfg.init_program);
+        // A container's monitor must outlive this handle; an exec's must not.
+        cmd.kill_on_drop(matches!(spec.mode, Mode::Exec { .. }));
         cmd.args(&self.cfg.init_args)
             .env(SPEC_ENV, json)
             .stdin(stdin)

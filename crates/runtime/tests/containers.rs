@@ -329,6 +329,26 @@ async fn exec_and_readonly(fx: Arc<Fx>) -> R {
             matches!(&missing, Err(x) if x.to_string().contains("not found")),
             "{missing:?}"
         );
+        // A timed-out exec is killed, not left running in the container.
+        let slow = fx
+            .rt
+            .exec_sync(
+                &id,
+                vec!["sleep".into(), "7".into()],
+                Duration::from_millis(300),
+            )
+            .await;
+        check!(
+            matches!(slow, Err(Error::Timeout(_))),
+            "slow exec: {slow:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let r = fx
+            .rt
+            .exec_sync(&id, sh("pgrep -f '^sleep 7' || echo none"), t)
+            .await
+            .map_err(e)?;
+        check!(r.stdout == b"none\n", "timed-out exec survived: {r:?}");
         // Streaming exec with pipes.
         let sess = fx
             .rt
