@@ -370,6 +370,36 @@ async fn exec_and_readonly(fx: Arc<Fx>) -> R {
             check!(s == "ping\n", "streamed {s:?}");
         }
         check!(sess.wait().await.map_err(e)? == 0, "cat exit");
+        // Streaming exec with a pty.
+        let mut sess = fx
+            .rt
+            .exec(
+                &id,
+                sh("[ -t 0 ] && [ -t 1 ] && echo isatty; echo hi"),
+                true,
+            )
+            .await
+            .map_err(e)?;
+        if let Some(ExecIo::Pty { master }) = sess.io.take() {
+            let text = tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut master = master;
+                let mut all = Vec::new();
+                let mut buf = [0u8; 256];
+                // EIO once the last slave fd closes.
+                while let Ok(n) = master.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    all.extend_from_slice(&buf[..n]);
+                }
+                String::from_utf8_lossy(&all).to_string()
+            })
+            .await
+            .map_err(e)?;
+            check!(text == "isatty\r\nhi\r\n", "pty output {text:?}");
+        }
+        check!(sess.wait().await.map_err(e)? == 0, "pty exec exit");
         let st = fx.rt.container_status(&id).await.map_err(e)?;
         check!(st.state == ContainerState::Running, "{st:?}");
         fx.rt.remove_container(&id).await.map_err(e)?;
