@@ -567,6 +567,66 @@ async fn user_namespace(fx: Arc<Fx>) -> R {
     r
 }
 
+/// Not a test: `cargo test --test containers -- timing` prints where the
+/// time of a `true` container goes (the benchmark is `skiff bench runtime`).
+async fn timing(fx: Arc<Fx>) -> R {
+    let sb = fx
+        .rt
+        .run_pod_sandbox(SandboxConfig::default())
+        .await
+        .map_err(e)?;
+    let mut phases = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..30 {
+        let mut cfg = fx.config("t", "");
+        cfg.command = vec!["true".into()];
+        cfg.log_path = None;
+        let t = Instant::now();
+        let id = fx.rt.create_container(&sb, cfg).await.map_err(e)?;
+        let t1 = Instant::now();
+        fx.rt.start_container(&id).await.map_err(e)?;
+        let t2 = Instant::now();
+        fx.rt.wait_container(&id).await.map_err(e)?;
+        let t3 = Instant::now();
+        fx.rt.remove_container(&id).await.map_err(e)?;
+        let t4 = Instant::now();
+        for (i, d) in [t1 - t, t2 - t1, t3 - t2, t4 - t3].into_iter().enumerate() {
+            phases[i].push(d);
+        }
+    }
+    let sbp = fx
+        .rt
+        .pod_sandbox_status(&sb)
+        .await
+        .map_err(e)?
+        .cgroup_parent;
+    let t = Instant::now();
+    for i in 0..30 {
+        let p = sbp.join(format!("x{i}"));
+        fx.rt
+            .cgroups()
+            .create(&p, &Resources::default())
+            .map_err(e)?;
+    }
+    let tc = t.elapsed() / 30;
+    let t = Instant::now();
+    for i in 0..30 {
+        fx.rt
+            .cgroups()
+            .destroy(&sbp.join(format!("x{i}")))
+            .map_err(e)?;
+    }
+    eprintln!("    cgroup create {tc:?} destroy {:?}", t.elapsed() / 30);
+    fx.rt.remove_pod_sandbox(&sb).await.map_err(e)?;
+    for (name, mut v) in ["create", "start", "wait", "remove"]
+        .into_iter()
+        .zip(phases)
+    {
+        v.sort();
+        eprintln!("    {name:<7} median {:?}", v[v.len() / 2]);
+    }
+    Ok(())
+}
+
 type TestFn = fn(Arc<Fx>) -> std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send>>;
 
 macro_rules! tests {
@@ -619,12 +679,16 @@ fn main() -> std::process::ExitCode {
         stop_grace,
         user_and_caps,
         attach_stdio,
-        user_namespace
+        user_namespace,
+        timing
     );
     let failed = rt.block_on(async {
         let mut handles = Vec::new();
         for (name, f) in all {
-            if !filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())) {
+            let explicit = filter.iter().any(|x| x == name);
+            if (!filter.is_empty() && !filter.iter().any(|x| name.contains(x.as_str())))
+                || (name == "timing" && !explicit)
+            {
                 continue;
             }
             let fx = fx.clone();
