@@ -67,12 +67,17 @@ fn message(e: &Error) -> String {
 }
 
 fn fail(status: &mut File, e: Error) -> ! {
-    report(
-        status,
-        &Status::Error {
-            message: message(&e),
-        },
-    );
+    let line = serde_json::to_vec(&Status::Error {
+        message: message(&e),
+    });
+    let sent = line.is_ok_and(|mut l| {
+        l.push(b'\n');
+        status.write_all(&l).is_ok()
+    });
+    if !sent {
+        // Run by hand (fd 3 is not a status pipe): say it on stderr.
+        eprintln!("skiff runtime-init: {e}");
+    }
     std::process::exit(127)
 }
 
