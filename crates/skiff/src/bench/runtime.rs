@@ -179,7 +179,7 @@ pub async fn run(args: RuntimeArgs) -> anyhow::Result<()> {
         ("runc run", summarize(s_runc)),
         ("crun run", summarize(s_crun)),
     ];
-    let reference = rows[3].1.count.gt(&0).then_some(3).unwrap_or(2);
+    let reference = if rows[3].1.count > 0 { 3 } else { 2 };
     let (ref_p50, ref_p99) = (rows[reference].1.p50_ms, rows[reference].1.p99_ms);
     if args.json {
         let out: Vec<_> = rows
