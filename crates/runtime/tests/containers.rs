@@ -627,6 +627,47 @@ async fn timing(fx: Arc<Fx>) -> R {
     Ok(())
 }
 
+async fn limits_and_mounts(fx: Arc<Fx>) -> R {
+    let (_, host_hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_err(e)?;
+    let shared = fx
+        .logs
+        .parent()
+        .unwrap_or(Path::new("/tmp"))
+        .join("shared-limits");
+    std::fs::create_dir_all(&shared).map_err(e)?;
+    std::fs::write(shared.join("hello"), "from host\n").map_err(e)?;
+    let script = "ulimit -n; ulimit -Hn; cat /proc/self/oom_score_adj; cat /data/hello; \
+                  touch /data/x 2>/dev/null || echo rodata";
+    let mut cfg = fx.config("limits", script);
+    cfg.rlimits = vec![Rlimit {
+        name: "NOFILE".into(),
+        soft: 1024,
+        hard: u64::MAX,
+    }];
+    cfg.oom_score_adj = Some(500);
+    cfg.mounts.push(Mount {
+        kind: MountKind::Bind,
+        source: shared.clone(),
+        destination: "/data".into(),
+        readonly: true,
+        propagation: Propagation::HostToContainer,
+    });
+    let (st, log) = fx.run(cfg, SandboxConfig::default()).await?;
+    let out = stdout_of(&log);
+    check!(st.exit_code == Some(0), "{st:?} {log}");
+    check!(
+        out == format!("1024\n{host_hard}\n500\nfrom host\nrodata\n"),
+        "limits: {out:?}"
+    );
+    // Lowering oom_score_adj needs CAP_SYS_RESOURCE (absent here): a warning, not a failure.
+    let mut cfg = fx.config("oomadj", "cat /proc/self/oom_score_adj");
+    cfg.oom_score_adj = Some(-500);
+    let (st, _) = fx.run(cfg, SandboxConfig::default()).await?;
+    check!(st.exit_code == Some(0), "negative oom_score_adj: {st:?}");
+    Ok(())
+}
+
 type TestFn = fn(Arc<Fx>) -> std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send>>;
 
 macro_rules! tests {
@@ -680,6 +721,7 @@ fn main() -> std::process::ExitCode {
         user_and_caps,
         attach_stdio,
         user_namespace,
+        limits_and_mounts,
         timing
     );
     let failed = rt.block_on(async {
