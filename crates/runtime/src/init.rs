@@ -17,7 +17,8 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
 /// The helper's entry point. Call it first thing in `main`, before any
@@ -441,8 +442,13 @@ fn container_init(
 /// `exec` into a running container: join its cgroups and namespaces, fork
 /// (the pid namespace applies to children), exec; exit with its code.
 fn run_exec(spec: &InitSpec, pid: i32, tty: bool, mut status: File) -> ! {
-    // SAFETY: fd 4 is unused in exec mode; closing an fd number is harmless.
-    unsafe { libc::close(CONTROL_FD) };
+    // fd 4 carries window sizes for a tty exec; otherwise it is unused.
+    // SAFETY: fd 4 was set up by the runtime for this process alone.
+    let control = tty.then(|| unsafe { File::from_raw_fd(CONTROL_FD) });
+    if !tty {
+        // SAFETY: closing an fd number that is ours or not open.
+        unsafe { libc::close(CONTROL_FD) };
+    }
     let setup = || -> Result<(File, File)> {
         for f in &spec.cgroup_procs {
             std::fs::write(f, "0").map_err(|source| Error::Io {
@@ -460,6 +466,16 @@ fn run_exec(spec: &InitSpec, pid: i32, tty: bool, mut status: File) -> ! {
     let (mut sync_r, sync_w) = match setup() {
         Ok(p) => p,
         Err(e) => fail(&mut status, e),
+    };
+    // The pty comes from the container's own devpts (we are in its mount
+    // namespace now), so `tty` and ttyname work inside.
+    let pty = if tty {
+        match open_container_pty() {
+            Ok(p) => Some(p),
+            Err(e) => fail(&mut status, e),
+        }
+    } else {
+        None
     };
     // SAFETY: single-threaded, as in `run_create`.
     match unsafe { fork() } {
@@ -482,7 +498,11 @@ fn run_exec(spec: &InitSpec, pid: i32, tty: bool, mut status: File) -> ! {
                         source,
                     },
                 )?;
-                if tty {
+                // The master is close-on-exec: the container never sees it.
+                if let Some((_master, slave)) = &pty {
+                    for fd in 0..3 {
+                        dup_onto(slave, fd)?;
+                    }
                     nix::unistd::setsid().map_err(|source| Error::Sys {
                         context: "setsid".into(),
                         source,
@@ -515,8 +535,121 @@ fn run_exec(spec: &InitSpec, pid: i32, tty: bool, mut status: File) -> ! {
                 let _ = waitpid(child, None);
                 fail(&mut status, e);
             }
+            if let Some((master, slave)) = pty {
+                drop(slave);
+                relay_pty(&master, control.as_ref());
+            }
             let (code, _) = wait_code(child);
             std::process::exit(code)
+        }
+    }
+}
+
+/// Opens a pty pair in the current mount namespace's `/dev/ptmx`.
+fn open_container_pty() -> Result<(File, File)> {
+    use nix::fcntl::OFlag;
+    let sys = |context: &str| {
+        let context = context.to_string();
+        move |source| Error::Sys { context, source }
+    };
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+        .map_err(sys("open /dev/ptmx"))?;
+    nix::pty::grantpt(&master).map_err(sys("grantpt"))?;
+    nix::pty::unlockpt(&master).map_err(sys("unlockpt"))?;
+    let name = nix::pty::ptsname_r(&master).map_err(sys("ptsname"))?;
+    let slave = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(&name)
+        .map_err(|source| Error::Io {
+            context: format!("open {name}"),
+            source,
+        })?;
+    // SAFETY: the PtyMaster's fd is moved into the File, which owns it from here.
+    let master = unsafe { File::from_raw_fd(master.into_raw_fd()) };
+    Ok((master, slave))
+}
+
+/// Copies stdin to the pty and the pty to stdout, and applies `rows cols`
+/// lines from `control` as window sizes, until the pty's slave side is gone.
+/// One thread with poll: after joining a pid namespace with `setns` a
+/// process can no longer create threads.
+fn relay_pty(master: &File, control: Option<&File>) {
+    let mfd = master.as_raw_fd();
+    let cfd = control.map(|c| c.as_raw_fd()).unwrap_or(-1);
+    let mut stdin_open = true;
+    let mut pending = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let mut fds = [
+            libc::pollfd {
+                fd: mfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: if stdin_open { 0 } else { -1 },
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: cfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on a local array of pollfds.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return;
+        }
+        if fds[0].revents != 0 {
+            // SAFETY: read into a local buffer.
+            let r = unsafe { libc::read(mfd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                return; // EIO: the last slave fd closed.
+            }
+            if std::io::stdout().write_all(&buf[..r as usize]).is_err() {
+                return;
+            }
+            let _ = std::io::stdout().flush();
+        }
+        if fds[1].revents != 0 {
+            // SAFETY: read into a local buffer.
+            let r = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                stdin_open = false;
+            } else if (&*master).write_all(&buf[..r as usize]).is_err() {
+                return;
+            }
+        }
+        if fds[2].revents != 0 {
+            // SAFETY: read into a local buffer.
+            let r = unsafe { libc::read(cfd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r <= 0 {
+                // The runtime closed the resize channel; stop polling it.
+                return relay_pty(master, None);
+            }
+            pending.extend_from_slice(&buf[..r as usize]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                let text = String::from_utf8_lossy(&line);
+                let mut it = text.split_whitespace().map(|v| v.parse::<u16>());
+                if let (Some(Ok(rows)), Some(Ok(cols))) = (it.next(), it.next()) {
+                    let ws = libc::winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    };
+                    // SAFETY: TIOCSWINSZ with a valid winsize on our pty master.
+                    unsafe { libc::ioctl(mfd, libc::TIOCSWINSZ, &ws) };
+                }
+            }
         }
     }
 }

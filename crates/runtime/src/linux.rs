@@ -726,25 +726,26 @@ impl RuntimeService for LinuxRuntime {
         let c = self.container(id)?;
         let spec = self.exec_spec(&c, argv, tty)?;
         if tty {
-            let pty = nix::pty::openpty(None, None).map_err(|source| Error::Sys {
-                context: "openpty".into(),
-                source,
-            })?;
-            let dup = |fd: &OwnedFd| fd.try_clone().map(Stdio::from).map_err(io("dup pty"));
-            let stdio = [dup(&pty.slave)?, dup(&pty.slave)?, dup(&pty.slave)?];
-            let (child, rx) = self.spawn_helper(&spec, stdio, None)?;
-            drop(pty.slave);
+            let (control_r, control_w) = pipe()?;
+            let (mut child, rx) = self.spawn_helper(
+                &spec,
+                [Stdio::piped(), Stdio::piped(), Stdio::inherit()],
+                Some(&control_r),
+            )?;
+            drop(control_r);
             // The status pipe stays open for the session's life (the helper
             // would otherwise get EPIPE); errors show as exit code 127.
             tokio::spawn(async move {
                 let mut lines = BufReader::new(rx).lines();
                 while let Ok(Some(_)) = lines.next_line().await {}
             });
+            let (Some(stdin), Some(output)) = (child.stdin.take(), child.stdout.take()) else {
+                return Err(Error::Init("exec stdio missing".into()));
+            };
             Ok(ExecSession {
-                io: Some(ExecIo::Pty {
-                    master: std::fs::File::from(pty.master),
-                }),
+                io: Some(ExecIo::Pty { stdin, output }),
                 child,
+                resize: Some(std::fs::File::from(control_w)),
             })
         } else {
             let (mut child, rx) = self.spawn_helper(
@@ -768,6 +769,7 @@ impl RuntimeService for LinuxRuntime {
                     stderr,
                 }),
                 child,
+                resize: None,
             })
         }
     }

@@ -257,7 +257,9 @@ pub struct ExecResult {
     pub stderr: Vec<u8>,
 }
 
-/// A streaming exec's I/O: pipes, or one pty master for `tty`.
+/// A streaming exec's I/O: pipes, or for `tty` the terminal's input and
+/// output (the pty itself lives in the container's devpts; the helper
+/// copies between it and these pipes).
 pub enum ExecIo {
     Pipes {
         stdin: tokio::process::ChildStdin,
@@ -265,7 +267,8 @@ pub enum ExecIo {
         stderr: tokio::process::ChildStderr,
     },
     Pty {
-        master: std::fs::File,
+        stdin: tokio::process::ChildStdin,
+        output: tokio::process::ChildStdout,
     },
 }
 
@@ -331,13 +334,29 @@ impl AttachSession {
     }
 }
 
-/// A running streaming exec; `wait` gives its exit code.
+/// A running streaming exec; `wait` gives its exit code. Dropping it kills
+/// the exec'd process.
 pub struct ExecSession {
     pub io: Option<ExecIo>,
     pub(crate) child: tokio::process::Child,
+    /// Window-size channel to the helper (tty only).
+    pub(crate) resize: Option<std::fs::File>,
 }
 
 impl ExecSession {
+    /// Sets the terminal's size (tty execs; a no-op otherwise).
+    pub fn resize(&mut self, rows: u16, cols: u16) -> crate::Result<()> {
+        use std::io::Write;
+        if let Some(f) = &mut self.resize {
+            f.write_all(format!("{rows} {cols}\n").as_bytes())
+                .map_err(|source| crate::Error::Io {
+                    context: "resize".into(),
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
     /// Waits for the exec'd process; 128 + signal if killed.
     pub async fn wait(mut self) -> crate::Result<i32> {
         drop(self.io.take());

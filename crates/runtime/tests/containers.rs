@@ -370,34 +370,36 @@ async fn exec_and_readonly(fx: Arc<Fx>) -> R {
             check!(s == "ping\n", "streamed {s:?}");
         }
         check!(sess.wait().await.map_err(e)? == 0, "cat exit");
-        // Streaming exec with a pty.
+        // Streaming exec with a pty from the container's devpts, resized.
         let mut sess = fx
             .rt
-            .exec(
-                &id,
-                sh("[ -t 0 ] && [ -t 1 ] && echo isatty; echo hi"),
-                true,
-            )
+            .exec(&id, sh("read x; tty; stty size; echo got $x"), true)
             .await
             .map_err(e)?;
-        if let Some(ExecIo::Pty { master }) = sess.io.take() {
-            let text = tokio::task::spawn_blocking(move || {
-                use std::io::Read;
-                let mut master = master;
-                let mut all = Vec::new();
-                let mut buf = [0u8; 256];
-                // EIO once the last slave fd closes.
-                while let Ok(n) = master.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    all.extend_from_slice(&buf[..n]);
-                }
-                String::from_utf8_lossy(&all).to_string()
-            })
-            .await
-            .map_err(e)?;
-            check!(text == "isatty\r\nhi\r\n", "pty output {text:?}");
+        sess.resize(40, 100).map_err(e)?;
+        if let Some(ExecIo::Pty {
+            mut stdin,
+            mut output,
+        }) = sess.io.take()
+        {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Err(er) = stdin.write_all(b"typed\n").await {
+                let mut t = String::new();
+                let _ = output.read_to_string(&mut t).await;
+                return Err(format!("{er}: output so far {t:?}"));
+            }
+            let mut text = String::new();
+            tokio::time::timeout(Duration::from_secs(5), output.read_to_string(&mut text))
+                .await
+                .map_err(|_| "pty output did not end".to_string())?
+                .map_err(e)?;
+            // The terminal echoes what was typed.
+            check!(
+                text.starts_with("typed\r\n/dev/pts/")
+                    && text.ends_with("\r\n40 100\r\ngot typed\r\n"),
+                "pty output {text:?}"
+            );
         }
         check!(sess.wait().await.map_err(e)? == 0, "pty exec exit");
         let st = fx.rt.container_status(&id).await.map_err(e)?;
