@@ -5,6 +5,7 @@
 
 mod bench;
 mod certs;
+mod image;
 mod kubectl;
 mod server;
 mod store;
@@ -30,6 +31,8 @@ enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Benchmarks that print a table.
     Bench(bench::BenchArgs),
+    /// Manage images: import, export, ls, rm, tag, inspect, push, pull, build.
+    Image(image::ImageArgs),
 }
 
 fn init_tracing() {
@@ -45,6 +48,10 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kubectl(args) => kubectl::run(args),
+        Command::Image(args) => {
+            init_tracing();
+            image::run(args)
+        }
         Command::Bench(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             bench::run(args)

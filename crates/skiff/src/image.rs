@@ -1,0 +1,176 @@
+//! `skiff image ...`: the image store from the command line.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use skiff_images::{Reference, Store};
+
+#[derive(Args)]
+pub struct ImageArgs {
+    /// Where images (and containers) live.
+    #[arg(long, global = true, default_value = "/var/lib/skiff")]
+    pub data_dir: PathBuf,
+    #[command(subcommand)]
+    command: ImageCommand,
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// List images.
+    Ls {
+        /// Print only digests.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Remove image names (blobs go at the next `prune`).
+    Rm {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Give an image another name.
+    Tag { source: String, target: String },
+    /// Print an image's manifest and config as JSON.
+    Inspect { image: String },
+    /// Import an OCI archive or a docker-archive (`docker save`) tarball.
+    Import {
+        /// The archive, or `-` for stdin.
+        file: String,
+        /// Name for images the archive leaves unnamed.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Export images as an OCI archive (also loadable by docker 25+).
+    Export {
+        #[arg(short, long)]
+        output: String,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Delete blobs and snapshots no image name reaches.
+    Prune,
+}
+
+pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&args.data_dir)
+        .with_context(|| format!("opening the image store in {}", args.data_dir.display()))?;
+    let mut out = io::stdout().lock();
+    match args.command {
+        ImageCommand::Ls { quiet } => {
+            if !quiet {
+                writeln!(out, "{:<60} {:<15} {:>10}", "NAME", "ID", "SIZE")?;
+            }
+            for (name, desc) in store.list()? {
+                if quiet {
+                    writeln!(out, "{}", desc.digest)?;
+                    continue;
+                }
+                let size = store.image_from(desc.clone()).map(|i| {
+                    i.manifest.layers.iter().map(|l| l.size).sum::<u64>() + i.manifest.config.size
+                });
+                let size = size.map_or("?".to_string(), human);
+                let familiar = Reference::parse(&name).map_or(name.clone(), |r| r.familiar());
+                writeln!(
+                    out,
+                    "{:<60} {:<15} {:>10}",
+                    familiar,
+                    &desc.digest.hex()[..12],
+                    size
+                )?;
+            }
+        }
+        ImageCommand::Rm { images } => {
+            let mut failed = false;
+            for i in images {
+                let r = Reference::parse(&i)?;
+                if store.untag(&r)? {
+                    writeln!(out, "Untagged: {}", r.familiar())?;
+                } else {
+                    eprintln!("skiff: image not found: {i}");
+                    failed = true;
+                }
+            }
+            if failed {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        ImageCommand::Tag { source, target } => {
+            let desc = store.resolve(&source)?;
+            let r = Reference::parse(&target)?;
+            if r.digest.is_some() {
+                bail!("cannot tag with a digest: {target}");
+            }
+            store.tag(&r, &desc)?;
+        }
+        ImageCommand::Inspect { image } => {
+            let img = store.image(&image)?;
+            let v = serde_json::json!({
+                "name": image,
+                "digest": img.target.digest,
+                "mediaType": img.target.media_type,
+                "manifestDigest": img.manifest_digest,
+                "manifest": img.manifest,
+                "config": img.config,
+            });
+            serde_json::to_writer_pretty(&mut out, &v)?;
+            writeln!(out)?;
+        }
+        ImageCommand::Import { file, name } => {
+            let name = name.map(|n| Reference::parse(&n)).transpose()?;
+            let imported = if file == "-" {
+                store.import(&mut io::stdin().lock(), name.as_ref())?
+            } else {
+                let f = File::open(&file).with_context(|| format!("opening {file}"))?;
+                store.import(&mut BufReader::with_capacity(1 << 20, f), name.as_ref())?
+            };
+            for (name, desc) in imported {
+                writeln!(out, "Loaded image: {name} ({})", desc.digest)?;
+            }
+        }
+        ImageCommand::Export { output, images } => {
+            if output == "-" {
+                store.export(&images, &mut out)?;
+            } else {
+                let tmp = format!("{output}.tmp-{}", std::process::id());
+                let f = File::create(&tmp).with_context(|| format!("creating {tmp}"))?;
+                let mut w = BufWriter::with_capacity(1 << 20, f);
+                let res = store
+                    .export(&images, &mut w)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|_| {
+                        let f = w.into_inner().map_err(|e| e.into_error())?;
+                        f.sync_all()?;
+                        std::fs::rename(&tmp, &output)?;
+                        Ok(())
+                    });
+                if res.is_err() {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+                res?;
+            }
+        }
+        ImageCommand::Prune => {
+            let (blobs, snaps) = store.gc()?;
+            writeln!(out, "Deleted {blobs} blobs and {snaps} snapshots")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}
