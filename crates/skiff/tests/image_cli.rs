@@ -8,14 +8,13 @@ use std::process::{Command, Output};
 use skiff_images::{Store, fixtures};
 
 fn skiff(data: &Path, args: &[&str]) -> Output {
-    let out = Command::new(env!("CARGO_BIN_EXE_skiff"))
+    Command::new(env!("CARGO_BIN_EXE_skiff"))
         .arg("image")
         .arg("--data-dir")
         .arg(data)
         .args(args)
         .output()
-        .unwrap();
-    out
+        .unwrap()
 }
 
 fn ok(data: &Path, args: &[&str]) -> String {
