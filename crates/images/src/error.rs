@@ -56,6 +56,15 @@ pub enum Error {
         layers: usize,
         diff_ids: usize,
     },
+    #[error("{method} {url}: {status}: {message}")]
+    Registry {
+        method: String,
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{url}: {message}")]
+    Http { url: String, message: String },
     #[error("archive: {0}")]
     Archive(String),
     #[error("mount overlay at {path}: {source}")]

@@ -12,6 +12,7 @@
 //! ```
 
 pub mod archive;
+pub mod client;
 pub mod digest;
 mod error;
 #[cfg(feature = "fixtures")]

@@ -26,6 +26,12 @@ fn err(input: &str, reason: &'static str) -> Error {
     }
 }
 
+/// Whether `path` is a valid repository path (`library/busybox`): what a
+/// registry accepts as `<name>` in its URLs.
+pub fn valid_path(path: &str) -> bool {
+    !path.is_empty() && path.len() <= 255 && path.split('/').all(valid_component)
+}
+
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
 fn valid_component(c: &str) -> bool {
     let b = c.as_bytes();
