@@ -52,6 +52,53 @@ enum ImageCommand {
     },
     /// Delete blobs and snapshots no image name reaches.
     Prune,
+    /// Push an image to a registry (as TARGET if given).
+    Push {
+        image: String,
+        target: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Pull an image from a registry.
+    Pull {
+        image: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Args)]
+struct RemoteArgs {
+    /// Plain HTTP (no TLS): for a registry on loopback or a trusted network.
+    #[arg(long)]
+    insecure: bool,
+    /// `USER:PASSWORD` for basic auth or a token service.
+    #[arg(long, env = "SKIFF_REGISTRY_AUTH", hide_env_values = true)]
+    creds: Option<String>,
+}
+
+impl RemoteArgs {
+    fn client(&self) -> anyhow::Result<skiff_images::client::Client> {
+        let creds = match &self.creds {
+            Some(c) => {
+                let (u, p) = c.split_once(':').context("--creds must be USER:PASSWORD")?;
+                Some(skiff_images::client::Credentials {
+                    username: u.to_string(),
+                    password: p.to_string(),
+                })
+            }
+            None => None,
+        };
+        Ok(skiff_images::client::Client::new(self.insecure, creds))
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> anyhow::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?
+        .block_on(f))
 }
 
 pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
@@ -151,6 +198,29 @@ pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
                 }
                 res?;
             }
+        }
+        ImageCommand::Push {
+            image,
+            target,
+            remote,
+        } => {
+            let r = Reference::parse(target.as_deref().unwrap_or(&image))?;
+            let client = remote.client()?;
+            let started = std::time::Instant::now();
+            let digest = block_on(client.push(&store, &image, &r))??;
+            writeln!(out, "Pushed {r} ({digest}) in {:.2?}", started.elapsed())?;
+        }
+        ImageCommand::Pull { image, remote } => {
+            let r = Reference::parse(&image)?;
+            let client = remote.client()?;
+            let started = std::time::Instant::now();
+            let desc = block_on(client.pull(&store, &r))??;
+            writeln!(
+                out,
+                "Pulled {r} ({}) in {:.2?}",
+                desc.digest,
+                started.elapsed()
+            )?;
         }
         ImageCommand::Prune => {
             let (blobs, snaps) = store.gc()?;

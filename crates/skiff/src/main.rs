@@ -7,6 +7,7 @@ mod bench;
 mod certs;
 mod image;
 mod kubectl;
+mod registry;
 mod server;
 mod store;
 
@@ -33,6 +34,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Manage images: import, export, ls, rm, tag, inspect, push, pull, build.
     Image(image::ImageArgs),
+    /// Serve an OCI distribution registry.
+    Registry(registry::RegistryArgs),
 }
 
 fn init_tracing() {
@@ -51,6 +54,14 @@ fn main() -> std::process::ExitCode {
         Command::Image(args) => {
             init_tracing();
             image::run(args)
+        }
+        Command::Registry(args) => {
+            init_tracing();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(registry::run(args)))
         }
         Command::Bench(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();

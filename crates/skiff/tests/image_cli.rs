@@ -125,3 +125,63 @@ fn ls_tag_inspect_export_rm_import() {
     assert!(!out.status.success());
     assert_eq!(ok(&data, &["ls"]), before);
 }
+
+/// Kills the registry child when the test ends, pass or fail.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn registry_push_pull_cli() {
+    if !fixtures::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let _registry = Child(
+        Command::new(env!("CARGO_BIN_EXE_skiff"))
+            .args(["registry", "--listen", &addr, "--data-dir"])
+            .arg(dir.path().join("registry"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "registry did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let data = dir.path().join("data");
+    fixtures::busybox_image(&Store::open(&data).unwrap(), "busybox").unwrap();
+    let target = format!("{addr}/test/busybox:v1");
+    let out = skiff(&data, &["push", "busybox", &target]);
+    assert!(
+        !out.status.success(),
+        "TLS push should be refused without --insecure"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--insecure"));
+    ok(&data, &["push", "--insecure", "busybox", &target]);
+    ok(&data, &["rm", "busybox"]);
+    ok(&data, &["prune"]);
+    let other = dir.path().join("other");
+    assert!(ok(&other, &["pull", "--insecure", &target]).contains("Pulled"));
+    assert!(ok(&other, &["ls"]).contains(&format!("{addr}/test/busybox")));
+    let out = skiff(
+        &other,
+        &["pull", "--insecure", &format!("{addr}/test/nope:1")],
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("image not found"));
+}

@@ -1,0 +1,36 @@
+//! `skiff registry`: the OCI distribution server on its own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// Address to serve plain HTTP on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+    /// Blobs go to `DIR/images/blobs`, repositories to `DIR/registry`.
+    #[arg(long, default_value = "/var/lib/skiff")]
+    pub data_dir: PathBuf,
+}
+
+pub async fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
+    let registry = skiff_registry::Registry::open(&args.data_dir)
+        .with_context(|| format!("opening the registry in {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "skiff registry listening on http://{}",
+        listener.local_addr()?
+    );
+    tokio::select! {
+        r = skiff_registry::serve(listener, Arc::new(registry)) => r?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}
