@@ -82,15 +82,19 @@ impl Store {
     /// Unpacks every layer of `image` not already unpacked; returns the
     /// snapshot directories bottom first.
     pub fn unpack_image(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        let chains = chain_ids(&image.config.rootfs.diff_ids);
+        self.unpack_layers(&image.manifest.layers, &image.config.rootfs.diff_ids)
+    }
+
+    /// `unpack_image` for a layer stack that is not (yet) an image: the
+    /// builder's state between steps.
+    pub fn unpack_layers(
+        &self,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+    ) -> Result<Vec<PathBuf>> {
+        let chains = chain_ids(diff_ids);
         let mut dirs = Vec::with_capacity(chains.len());
-        for ((layer, diff_id), chain) in image
-            .manifest
-            .layers
-            .iter()
-            .zip(&image.config.rootfs.diff_ids)
-            .zip(&chains)
-        {
+        for ((layer, diff_id), chain) in layers.iter().zip(diff_ids).zip(&chains) {
             let dir = self.snapshot_dir(chain);
             if !dir.is_dir() {
                 self.unpack_layer(layer, diff_id, &dir)?;

@@ -12,6 +12,7 @@
 //! Uploads stream to a temp file while being hashed, so finishing an
 //! upload costs a rename, not a second read.
 
+pub mod build;
 mod error;
 mod routes;
 mod server;

@@ -59,6 +59,21 @@ enum ImageCommand {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Build an image from a Dockerfile.
+    Build {
+        /// Name (and tag) for the image; repeatable.
+        #[arg(short, long)]
+        tag: Vec<String>,
+        /// The Dockerfile (default: CONTEXT/Dockerfile).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// `NAME=VALUE` for an ARG.
+        #[arg(long)]
+        build_arg: Vec<String>,
+        #[arg(long)]
+        no_cache: bool,
+        context: PathBuf,
+    },
     /// Pull an image from a registry.
     Pull {
         image: String,
@@ -221,6 +236,40 @@ pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
                 desc.digest,
                 started.elapsed()
             )?;
+        }
+        ImageCommand::Build {
+            tag,
+            file,
+            build_arg,
+            no_cache,
+            context,
+        } => {
+            let file = file.unwrap_or_else(|| context.join("Dockerfile"));
+            let dockerfile = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let tags = tag
+                .iter()
+                .map(|t| Reference::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut build_args = std::collections::BTreeMap::new();
+            for a in build_arg {
+                let (k, v) = a
+                    .split_once('=')
+                    .context("--build-arg must be NAME=VALUE")?;
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            // RUN steps mount overlays: keep them in our own namespace.
+            skiff_registry::build::private_mount_namespace()
+                .context("entering a private mount namespace (RUN needs root)")?;
+            let opts = skiff_registry::build::BuildOptions {
+                context,
+                dockerfile,
+                tags,
+                build_args,
+                no_cache,
+                runner: &skiff_registry::build::ChrootRun,
+            };
+            skiff_registry::build::build(&store, &opts, &mut out)?;
         }
         ImageCommand::Prune => {
             let (blobs, snaps) = store.gc()?;
