@@ -250,7 +250,7 @@ mod tests {
         let ins = parse(df).unwrap();
         assert_eq!(ins.len(), 5);
         assert_eq!(ins[1].line, 4);
-        assert_eq!(ins[1].args, Args::Shell("echo a    && echo b".into()));
+        assert_eq!(ins[1].args, Args::Shell("echo a  && echo b".into()));
         assert_eq!(ins[2].args, Args::Exec(vec!["httpd".into(), "-f".into()]));
         assert_eq!(ins[3].flags.get("chown").map(String::as_str), Some("1:2"));
         assert_eq!(ins[3].args.words(), ["a", "b", "/dst/"]);
