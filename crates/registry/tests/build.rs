@@ -185,3 +185,71 @@ fn build_errors_name_the_line() {
     let img = store.image("s").unwrap();
     assert_eq!(img.manifest.layers.len(), 1);
 }
+
+/// examples/hello-web builds (base from the host busybox, then the app)
+/// and its root filesystem serves "Hello World!" with busybox httpd.
+#[test]
+fn hello_web_example_serves() {
+    if !is_root() || !fixtures::available() {
+        eprintln!("skipped: needs root and /bin/busybox");
+        return;
+    }
+    std::thread::spawn(|| {
+        build::private_mount_namespace().unwrap();
+        let examples =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hello-web");
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("data")).unwrap();
+        let ctx = dir.path().join("bb");
+        fs::create_dir_all(&ctx).unwrap();
+        fs::copy(fixtures::BUSYBOX, ctx.join("busybox")).unwrap();
+        let base = fs::read_to_string(examples.join("base/Dockerfile")).unwrap();
+        build::build(
+            &store,
+            &opts(&ctx, &base, "localhost/busybox:base"),
+            &mut Vec::new(),
+        )
+        .unwrap();
+        let app = fs::read_to_string(examples.join("Dockerfile")).unwrap();
+        build::build(
+            &store,
+            &opts(&examples, &app, "hello-web:1"),
+            &mut Vec::new(),
+        )
+        .unwrap();
+
+        let c = dir.path().join("c");
+        let m = store.prepare_rootfs("hello-web:1", &c).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = std::process::Command::new("chroot")
+            .args(["--userspec=65534:65534"])
+            .arg(&m.rootfs)
+            .args(["/bin/httpd", "-f", "-p", &port.to_string(), "-h", "/www"])
+            .spawn()
+            .unwrap();
+        let got = (|| {
+            use std::io::{Read, Write};
+            for _ in 0..100 {
+                if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                    s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
+                    let mut out = String::new();
+                    s.read_to_string(&mut out).ok()?;
+                    return Some(out);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            None
+        })();
+        let _ = child.kill();
+        let _ = child.wait();
+        rootfs::unmount(&c).unwrap();
+        let got = got.expect("httpd did not answer");
+        assert!(got.ends_with("Hello World!\n"), "{got}");
+    })
+    .join()
+    .unwrap();
+}

@@ -251,9 +251,11 @@ fn step(
             }
         }
         "STOPSIGNAL" => st.config.stop_signal = Some(text.clone()),
-        "CMD" => st.config.cmd = Some(subst_all(&ins.args.argv(), &ins.args, &vars)),
+        // As Docker: no build-time substitution in RUN, CMD, ENTRYPOINT;
+        // the shell (if any) expands at run time.
+        "CMD" => st.config.cmd = Some(ins.args.argv()),
         "ENTRYPOINT" => {
-            st.config.entrypoint = Some(subst_all(&ins.args.argv(), &ins.args, &vars));
+            st.config.entrypoint = Some(ins.args.argv());
             // As Docker: a new ENTRYPOINT drops the base image's CMD.
             st.config.cmd = None;
         }
@@ -277,15 +279,6 @@ fn step(
         empty_layer,
     });
     Ok(())
-}
-
-fn subst_all(argv: &[String], args: &Args, vars: &BTreeMap<String, String>) -> Vec<String> {
-    match args {
-        // Exec form: substitute each element (Docker does for ENV vars).
-        Args::Exec(_) => argv.iter().map(|a| substitute(a, vars)).collect(),
-        // Shell form: the shell expands at run time.
-        Args::Shell(_) => argv.to_vec(),
-    }
 }
 
 fn cache_key(st: &State, text: &str, extra: &str) -> String {
@@ -590,11 +583,7 @@ fn run_step(
         instruction: ins.keyword.clone(),
         message,
     };
-    let vars = st.vars();
-    let argv = match &ins.args {
-        Args::Exec(v) => v.iter().map(|a| substitute(a, &vars)).collect(),
-        Args::Shell(s) => vec!["/bin/sh".to_string(), "-c".to_string(), s.clone()],
-    };
+    let argv = ins.args.argv();
     let key = cache_key(st, &format!("{argv:?} {:?}", st.args), "");
     if !opts.no_cache
         && let Some(e) = cache_get(store, &key)
