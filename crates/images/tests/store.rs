@@ -369,3 +369,26 @@ fn docker_archive_import() {
     assert!(s2.import(&mut &bad[..], None).is_err());
     assert!(s2.list().unwrap().is_empty());
 }
+
+#[test]
+fn zstd_and_plain_layers_unpack() {
+    let (_d, s) = store();
+    let tar = tar_of(&[("z", "zstd!")]);
+    let diff = Digest::of(&tar);
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let zdesc = oci::Descriptor::new(
+        oci::MEDIA_OCI_LAYER_ZSTD,
+        s.put_bytes(&zst).unwrap(),
+        zst.len() as u64,
+    );
+    let plain = tar_of(&[("p", "plain")]);
+    let pdiff = Digest::of(&plain);
+    let pdesc = oci::Descriptor::new(
+        oci::MEDIA_OCI_LAYER,
+        s.put_bytes(&plain).unwrap(),
+        plain.len() as u64,
+    );
+    let snaps = s.unpack_layers(&[zdesc, pdesc], &[diff, pdiff]).unwrap();
+    assert_eq!(fs::read_to_string(snaps[0].join("z")).unwrap(), "zstd!");
+    assert_eq!(fs::read_to_string(snaps[1].join("p")).unwrap(), "plain");
+}

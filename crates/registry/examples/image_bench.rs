@@ -33,6 +33,8 @@ fn layer(seed: u64, files: usize, size: usize) -> Vec<u8> {
         h.set_size(size as u64);
         h.set_mode(0o644);
         h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
         b.append_data(&mut h, format!("d{}/f{i}", i % 16), &data[..])
             .unwrap();
     }
@@ -131,6 +133,9 @@ fn main() {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
             b.append_data(&mut h, "blob", &data[..]).unwrap();
             layers.push(b.into_inner().unwrap());
         }
