@@ -1,10 +1,10 @@
 //! A distribution-spec client: pull into and push from the store.
 //!
-//! Plain HTTP only for now (`--insecure`), which is what a registry on
-//! loopback or a cluster-internal one speaks; the bearer-token challenge
-//! flow and basic auth are implemented so standard registries' auth works
-//! once TLS is added. Blobs stream to and from disk; nothing holds a whole
-//! layer in memory.
+//! HTTPS (rustls on ring, the system's CA bundle plus any extra CAs) by
+//! default; plain HTTP with `insecure`, for a registry on loopback. The
+//! bearer-token challenge flow and basic auth are answered. Blobs stream
+//! to and from disk; nothing holds a whole layer in memory. HTTPS uses one
+//! connection per request (no pool): simple, and blobs dominate anyway.
 
 use std::io::{self, Write};
 use std::sync::Mutex;
@@ -37,6 +37,7 @@ pub struct Credentials {
 /// A registry client. One per command; it caches the bearer token.
 pub struct Client {
     http: HttpClient<HttpConnector, Body>,
+    tls: tokio_rustls::TlsConnector,
     insecure: bool,
     credentials: Option<Credentials>,
     token: Mutex<Option<String>>,
@@ -51,34 +52,129 @@ enum ReqBody {
 
 impl Client {
     pub fn new(insecure: bool, credentials: Option<Credentials>) -> Client {
+        Client::with_roots(insecure, credentials, &[])
+    }
+
+    /// Trusts the system CA bundle plus the PEM certificates in `extra_ca`.
+    pub fn with_roots(insecure: bool, credentials: Option<Credentials>, extra_ca: &[u8]) -> Client {
+        use rustls_pki_types::pem::PemObject;
         let mut conn = HttpConnector::new();
         conn.set_nodelay(true);
+        let mut roots = rustls::RootCertStore::empty();
+        for bundle in [
+            "/etc/ssl/certs/ca-certificates.crt",
+            "/etc/pki/tls/certs/ca-bundle.crt",
+        ] {
+            if let Ok(iter) = rustls_pki_types::CertificateDer::pem_file_iter(bundle) {
+                roots.add_parsable_certificates(iter.flatten());
+                break;
+            }
+        }
+        roots.add_parsable_certificates(
+            rustls_pki_types::CertificateDer::pem_slice_iter(extra_ca).flatten(),
+        );
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+            .unwrap_or_else(|_| {
+                // ring supports the default versions; this is unreachable in practice.
+                rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+                    rustls::crypto::ring::default_provider(),
+                ))
+                .with_protocol_versions(&[&rustls::version::TLS13])
+                .map(|b| {
+                    b.with_root_certificates(rustls::RootCertStore::empty())
+                        .with_no_client_auth()
+                })
+                .expect("TLS 1.3 with ring")
+            });
         Client {
             http: HttpClient::builder(TokioExecutor::new()).build(conn),
+            tls: tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)),
             insecure,
             credentials,
             token: Mutex::new(None),
         }
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.insecure { "http" } else { "https" }
+    }
+
     fn base(&self, r: &Reference) -> Result<String> {
-        if !self.insecure {
-            return Err(Error::Http {
-                url: r.registry_host().to_string(),
-                message:
-                    "TLS registries are not supported yet; use --insecure for a plain-HTTP registry"
-                        .into(),
-            });
-        }
-        Ok(format!("http://{}/v2/{}", r.registry_host(), r.path))
+        Ok(format!(
+            "{}://{}/v2/{}",
+            self.scheme(),
+            r.registry_host(),
+            r.path
+        ))
     }
 
     fn absolute(&self, r: &Reference, location: &str) -> String {
         if location.starts_with('/') {
-            format!("http://{}{location}", r.registry_host())
+            format!("{}://{}{location}", self.scheme(), r.registry_host())
         } else {
             location.to_string()
         }
+    }
+
+    /// One request: pooled plain HTTP, or a fresh TLS connection.
+    async fn request(&self, req: Request<Body>) -> Result<Response<Incoming>> {
+        let url = req.uri().to_string();
+        if req.uri().scheme_str() != Some("https") {
+            return self.http.request(req).await.map_err(|e| http_err(&url, e));
+        }
+        let host = req
+            .uri()
+            .host()
+            .ok_or_else(|| http_err(&url, "no host"))?
+            .trim_matches(['[', ']'])
+            .to_string();
+        let port = req.uri().port_u16().unwrap_or(443);
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| http_err(&url, e))?;
+        let _ = tcp.set_nodelay(true);
+        let name =
+            rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| http_err(&url, e))?;
+        let tls = self.tls.connect(name, tcp).await.map_err(|e| {
+            http_err(
+                &url,
+                format!("TLS: {e} (for a plain-HTTP registry, use --insecure)"),
+            )
+        })?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+                .await
+                .map_err(|e| http_err(&url, e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "registry connection ended");
+            }
+        });
+        let mut req = req;
+        // HTTP/1 over a raw connection needs the Host header and an
+        // origin-form target.
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "/".into());
+        *req.uri_mut() = path.parse().map_err(|e| http_err(&url, e))?;
+        req.headers_mut().insert(
+            header::HOST,
+            http::HeaderValue::from_str(&authority).map_err(|e| http_err(&url, e))?,
+        );
+        sender
+            .send_request(req)
+            .await
+            .map_err(|e| http_err(&url, e))
     }
 
     async fn body(b: &ReqBody) -> Result<Body> {
@@ -117,7 +213,7 @@ impl Client {
             let req = req
                 .body(Self::body(&body).await?)
                 .map_err(|e| http_err(url, e))?;
-            let resp = self.http.request(req).await.map_err(|e| http_err(url, e))?;
+            let resp = self.request(req).await?;
             if resp.status() != StatusCode::UNAUTHORIZED || attempt == 1 {
                 return Ok(resp);
             }

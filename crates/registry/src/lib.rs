@@ -19,4 +19,4 @@ mod server;
 mod uploads;
 
 pub use error::{Code, RegistryError};
-pub use server::{Registry, serve};
+pub use server::{Registry, serve, serve_tls};

@@ -599,19 +599,50 @@ fn upload_response(code: StatusCode, name: &str, id: &str, size: u64) -> Respons
     r
 }
 
-/// Accepts connections until the listener fails; each is served on its own task.
+/// Accepts plain-HTTP connections until the listener fails; each is
+/// served on its own task.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>) -> io::Result<()> {
+    serve_inner(listener, registry, None).await
+}
+
+/// `serve` over TLS.
+pub async fn serve_tls(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    tls: Arc<rustls::ServerConfig>,
+) -> io::Result<()> {
+    serve_inner(
+        listener,
+        registry,
+        Some(tokio_rustls::TlsAcceptor::from(tls)),
+    )
+    .await
+}
+
+async fn serve_inner(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> io::Result<()> {
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let registry = registry.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
                 let registry = registry.clone();
                 async move { Ok::<_, Infallible>(registry.handle(req).await) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), svc).await {
+            let result = match tls {
+                None => builder.serve_connection(TokioIo::new(stream), svc).await,
+                Some(acceptor) => match acceptor.accept(stream).await {
+                    Ok(s) => builder.serve_connection(TokioIo::new(s), svc).await,
+                    Err(e) => Err(e.into()),
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "registry connection ended");
             }
         });

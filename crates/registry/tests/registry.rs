@@ -253,3 +253,53 @@ async fn push_pull_and_errors() {
         serde_json::from_slice(&std::fs::read(out_layout.join("index.json")).unwrap()).unwrap();
     assert_eq!(idx["manifests"][0]["digest"], desc.digest.as_str());
 }
+
+/// The client over TLS (the default): a registry with a self-signed
+/// certificate the client is told to trust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_pull_over_tls() {
+    if !fixtures::available() {
+        return;
+    }
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.cert.der().clone()], key)
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Arc::new(Registry::open(&dir.path().join("registry")).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(skiff_registry::serve_tls(
+        listener,
+        registry,
+        Arc::new(server),
+    ));
+
+    let local = Store::open(&dir.path().join("local")).unwrap();
+    let desc = fixtures::busybox_image(&local, "busybox").unwrap();
+    let remote = Reference::parse(&format!("{addr}/tls/busybox:1")).unwrap();
+    // Untrusted certificate: refused.
+    let err = Client::new(false, None)
+        .push(&local, "busybox", &remote)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("TLS"), "{err}");
+    let client = Client::with_roots(false, None, cert.cert.pem().as_bytes());
+    assert_eq!(
+        client.push(&local, "busybox", &remote).await.unwrap(),
+        desc.digest
+    );
+    let other = Store::open(&dir.path().join("other")).unwrap();
+    assert_eq!(
+        client.pull(&other, &remote).await.unwrap().digest,
+        desc.digest
+    );
+}

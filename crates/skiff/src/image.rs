@@ -90,6 +90,9 @@ struct RemoteArgs {
     /// `USER:PASSWORD` for basic auth or a token service.
     #[arg(long, env = "SKIFF_REGISTRY_AUTH", hide_env_values = true)]
     creds: Option<String>,
+    /// Extra CA certificates (PEM) to trust besides the system's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
 }
 
 impl RemoteArgs {
@@ -104,7 +107,15 @@ impl RemoteArgs {
             }
             None => None,
         };
-        Ok(skiff_images::client::Client::new(self.insecure, creds))
+        let ca = match &self.ca_file {
+            Some(p) => std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+            None => Vec::new(),
+        };
+        Ok(skiff_images::client::Client::with_roots(
+            self.insecure,
+            creds,
+            &ca,
+        ))
     }
 }
 

@@ -10,12 +10,18 @@ use clap::Args;
 
 #[derive(Args)]
 pub struct RegistryArgs {
-    /// Address to serve plain HTTP on.
+    /// Address to serve on (plain HTTP unless --tls-cert is given).
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub listen: SocketAddr,
     /// Blobs go to `DIR/images/blobs`, repositories to `DIR/registry`.
     #[arg(long, default_value = "/var/lib/skiff")]
     pub data_dir: PathBuf,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 pub async fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
