@@ -181,8 +181,11 @@ impl Registry {
             }
             other => other.into(),
         })?;
+        let len = data.len();
         let mut resp = Response::new(full(Bytes::from(data)));
         let h = resp.headers_mut();
+        // Explicit, so HEAD (which drops the body) still reports the size.
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         h.insert(header::CONTENT_TYPE, header_value(media.trim()));
         h.insert("Docker-Content-Digest", header_value(digest.as_str()));
         h.insert(header::ETAG, header_value(&format!("\"{digest}\"")));

@@ -185,6 +185,21 @@ async fn push_pull_and_errors() {
         body.contains("library/busybox") && !body.contains("\"t\""),
         "{body}"
     );
+    let (status, _) = raw(&addr, &format!("HEAD /v2/library/busybox/manifests/1.0 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"), b"", false).await;
+    assert!(status.contains("200"), "{status}");
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(format!("HEAD /v2/library/busybox/manifests/1.0 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut head = String::new();
+    s.read_to_string(&mut head).await.unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains(&format!("content-length: {}", desc.size)),
+        "{head}"
+    );
+    assert!(
+        head.contains(&format!("docker-content-digest: {}", desc.digest)),
+        "{head}"
+    );
     let missing = Reference::parse(&format!("{addr}/library/nope:1")).unwrap();
     assert!(matches!(
         client.pull(&local, &missing).await,
