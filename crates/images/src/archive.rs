@@ -94,6 +94,7 @@ impl Store {
         reader: &mut dyn Read,
         name: Option<&Reference>,
     ) -> Result<Vec<(String, Descriptor)>> {
+        let _hold = self.hold_blobs()?;
         let dir = self.temp_path("import");
         fs::create_dir(&dir).at(&dir)?;
         let result = self.import_from(reader, name, &dir);

@@ -450,6 +450,7 @@ impl Client {
     /// Pulls `r` (for this host's platform when it is an index) and names
     /// it `r` in the store. Returns the top-level descriptor.
     pub async fn pull(&self, store: &Store, r: &Reference) -> Result<Descriptor> {
+        let _hold = store.hold_blobs()?;
         let (bytes, top) = self.get_manifest(r, &r.reference()).await?;
         let mut manifest_desc = top.clone();
         let mut manifest_bytes = bytes.clone();

@@ -186,9 +186,20 @@ impl Store {
         })
     }
 
-    /// Takes the store's exclusive lock (blocking).
+    /// Takes the store's exclusive lock on `index.json` (blocking).
     pub fn lock(&self) -> Result<LockGuard> {
-        let path = self.root.join("lock");
+        self.flock("lock", libc::LOCK_EX)
+    }
+
+    /// Held (shared) by anything that writes blobs it will reference only
+    /// later (import, pull, build), and exclusively by `gc`: so GC never
+    /// deletes a blob between its write and the tag that makes it live.
+    pub fn hold_blobs(&self) -> Result<LockGuard> {
+        self.flock("gc.lock", libc::LOCK_SH)
+    }
+
+    fn flock(&self, name: &str, how: libc::c_int) -> Result<LockGuard> {
+        let path = self.root.join(name);
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -196,7 +207,7 @@ impl Store {
             .open(&path)
             .at(&path)?;
         // SAFETY: flock on an fd we own; no memory is involved.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        if unsafe { libc::flock(file.as_raw_fd(), how) } != 0 {
             return Err(io::Error::last_os_error()).at(&path);
         }
         Ok(LockGuard { _file: file })
@@ -388,6 +399,7 @@ impl Store {
     /// directories are deleted: remove images before GC only when no
     /// container runs them.
     pub fn gc(&self) -> Result<(usize, usize)> {
+        let _writers = self.flock("gc.lock", libc::LOCK_EX)?;
         let _lock = self.lock()?;
         let mut live = BTreeSet::new();
         let mut live_chains = BTreeSet::new();

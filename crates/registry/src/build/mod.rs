@@ -121,6 +121,7 @@ pub fn build(
     out: &mut dyn Write,
 ) -> Result<Descriptor, BuildError> {
     let instructions = dockerfile::parse(&opts.dockerfile)?;
+    let _hold = store.hold_blobs()?;
     let total = instructions.len();
     let mut st = State {
         layers: Vec::new(),
