@@ -111,6 +111,13 @@ async fn push_pull_and_errors() {
         "{status} {body}"
     );
 
+    // Cross-repository mount of a present blob: 201, no upload.
+    let (status, _) = raw(&addr, &format!("POST /v2/other/blobs/uploads/?mount={good}&from=t HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), b"", false).await;
+    assert!(status.contains("201"), "{status}");
+    // Mount of an absent blob falls back to an upload session: 202.
+    let (status, _) = raw(&addr, &format!("POST /v2/other/blobs/uploads/?mount={wrong}&from=t HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"), b"", false).await;
+    assert!(status.contains("202"), "{status}");
+
     // Truncated upload: the client promises 100 bytes, sends 10, goes away.
     let loc = start_upload(&addr, "t").await;
     let d100 = Digest::of(&[7u8; 100]);
@@ -199,6 +206,25 @@ async fn push_pull_and_errors() {
     assert!(
         head.contains(&format!("docker-content-digest: {}", desc.digest)),
         "{head}"
+    );
+    // Tags pagination: n=1 gives one tag and a Link to the next page.
+    client
+        .push(
+            &local,
+            &by_digest.to_string(),
+            &Reference::parse(&format!("{addr}/library/busybox:2.0")).unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(format!("GET /v2/library/busybox/tags/list?n=1 HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).await.unwrap();
+    assert!(page.contains(r#""tags":["1.0"]"#), "{page}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("link: </v2/library/busybox/tags/list?n=1&last=1.0>; rel=\"next\""),
+        "{page}"
     );
     let missing = Reference::parse(&format!("{addr}/library/nope:1")).unwrap();
     assert!(matches!(
