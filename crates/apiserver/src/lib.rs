@@ -118,6 +118,13 @@ async fn route(
     if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
         return openapi::serve(app.openapi.get(), &path).await;
     }
+    if path == "/openapi/v2" {
+        let accept = req
+            .headers()
+            .get(::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        return openapi::serve_v2(app.openapi.get(), accept).await;
+    }
     let accept = req
         .headers()
         .get(::http::header::ACCEPT)

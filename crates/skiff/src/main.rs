@@ -48,6 +48,14 @@ fn init_tracing() {
 }
 
 fn main() -> std::process::ExitCode {
+    // The container runtime's helper (`skiff runtime-init`) must run before
+    // anything starts a thread: it forks containers.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == skiff_runtime::spec::INIT_ARG)
+    {
+        skiff_runtime::init::main();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kubectl(args) => kubectl::run(args),

@@ -86,6 +86,19 @@ fn crud_and_output_forms(c: &Cluster) {
         "{yaml}"
     );
     assert!(yaml.contains("generation: 1"), "{yaml}");
+    // upstream's defaults were applied
+    let defaults = c.ok(31, &["get", "deploy", "web", "-o", "jsonpath={.spec.strategy.type} {.spec.revisionHistoryLimit} {.spec.template.spec.containers[0].imagePullPolicy} {.spec.template.spec.restartPolicy}"]);
+    assert_eq!(defaults, "RollingUpdate 10 IfNotPresent Always");
+    // and upstream's validation
+    let bad = DEPLOYMENT
+        .replace("name: web", "name: bad")
+        .replace("matchLabels: {app: web}", "matchLabels: {app: other}");
+    let out = c.kubectl_with(31, &["create", "-f", "-"], Some(&bad), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("selector` does not match template `labels`"),
+        "{err}"
+    );
     let json: serde_json::Value =
         serde_json::from_str(&c.ok(31, &["get", "deploy", "web", "-o", "json"])).unwrap();
     assert!(
@@ -431,6 +444,15 @@ spec:
         c.ok(33, &["get", "widget", "w2", "-o", "jsonpath={.spec}"]),
         r#"{"size":1}"#
     );
+    // values are checked against the schema's types
+    let wrong =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {size: big}\n";
+    let out = c.kubectl_with(33, &["create", "-f", "-"], Some(wrong), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(r#"spec.size in body must be of type integer: "string""#),
+        "{err}"
+    );
     c.ok(33, &["delete", "crd", "widgets.example.com"]);
     let err = c.fails(33, &["get", "widgets.example.com"]);
     assert!(
@@ -524,6 +546,26 @@ fn apply_client_and_server_side(c: &Cluster) {
         c.ok(33, &["get", "cm", "ssa", "-o", "jsonpath={.data.a}"]),
         "b"
     );
+}
+
+fn older_kubectl_validates_through_openapi_v2(c: &Cluster) {
+    // kubectl 1.27 and 1.28 read /openapi/v2 (protobuf) to validate and explain
+    for minor in [27, 28] {
+        let cm = format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: old{minor}}}\ndata: {{a: b}}\n"
+        );
+        c.apply_stdin(minor, &["apply", "-f", "-"], &cm);
+        let bad =
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bad{minor}}}\nbogus: 1\n");
+        let out = c.kubectl_with(minor, &["create", "-f", "-"], Some(&bad), &[]);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(r#"unknown field "bogus""#),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let explain = c.ok(minor, &["explain", "deployment.spec.strategy"]);
+        assert!(explain.contains("rollingUpdate"), "{explain}");
+    }
 }
 
 fn edit_diff_replace_and_bad_bodies(c: &Cluster) {
@@ -713,6 +755,7 @@ on_every_backend! {
     apply_client_and_server_side => |c| super::apply_client_and_server_side(c);
     watch_table_events => |c| super::watch_table_events(c);
     edit_diff_replace_and_bad_bodies => |c| super::edit_diff_replace_and_bad_bodies(c);
+    older_kubectl_validates_through_openapi_v2 => |c| super::older_kubectl_validates_through_openapi_v2(c);
 }
 
 #[test]

@@ -68,11 +68,13 @@ pub async fn guaranteed_update(
             ));
         }
         object::prepare_update(&req.kind, &current.value, &mut desired, status_only);
+        super::write::apply_defaults(req, &mut desired, false);
         crate::managed::on_update(app, req, &current.value, &mut desired);
         if object::same_content(&current.value, &desired) {
             return Ok(Updated::Object(current.value.clone()));
         }
         validate_update(req, &desired)?;
+        super::write::validate_kind(req, Some(&current.value), &desired)?;
         let finished = object::is_deleting(&desired)
             && object::finalizers(&desired).is_empty()
             && desired
