@@ -344,3 +344,63 @@ async fn push_pull_over_tls() {
         desc.digest
     );
 }
+
+/// An image index (multi-platform) pushed by our client and pulled back:
+/// the server checks its children exist, the pull picks this platform.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_push_pull() {
+    if !fixtures::available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let addr = start(&dir.path().join("registry")).await;
+    let local = Store::open(&dir.path().join("local")).unwrap();
+    let manifest = fixtures::busybox_image(&local, "busybox").unwrap();
+    let mut child = manifest.clone();
+    child.platform = Some(skiff_images::oci::Platform {
+        architecture: skiff_images::oci::host_arch().to_string(),
+        os: "linux".to_string(),
+        variant: None,
+        extra: Default::default(),
+    });
+    let mut other = child.clone();
+    other.platform.as_mut().unwrap().architecture = "s390x".to_string();
+    // A second entry for another platform whose manifest is not here.
+    other.digest = Digest::of(b"not here");
+    let index = skiff_images::oci::Index {
+        manifests: vec![other, child],
+        ..Default::default()
+    };
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let idx_digest = local.put_bytes(&bytes).unwrap();
+    let idx = skiff_images::oci::Descriptor::new(
+        skiff_images::oci::MEDIA_OCI_INDEX,
+        idx_digest.clone(),
+        bytes.len() as u64,
+    );
+    local.tag(&"multi".parse().unwrap(), &idx).unwrap();
+    let client = Client::new(true, None);
+    let remote = Reference::parse(&format!("{addr}/multi/busybox:1")).unwrap();
+    // The absent s390x manifest makes the registry refuse the index.
+    let err = client.push(&local, "multi", &remote).await.unwrap_err();
+    assert!(err.to_string().contains("MANIFEST_BLOB_UNKNOWN"), "{err}");
+    // Without it, the index goes through and pulls back to this platform.
+    let index = skiff_images::oci::Index {
+        manifests: vec![index.manifests[1].clone()],
+        ..Default::default()
+    };
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let d = local.put_bytes(&bytes).unwrap();
+    let idx = skiff_images::oci::Descriptor::new(
+        skiff_images::oci::MEDIA_OCI_INDEX,
+        d.clone(),
+        bytes.len() as u64,
+    );
+    local.tag(&"multi".parse().unwrap(), &idx).unwrap();
+    assert_eq!(client.push(&local, "multi", &remote).await.unwrap(), d);
+    let fresh = Store::open(&dir.path().join("fresh")).unwrap();
+    let pulled = client.pull(&fresh, &remote).await.unwrap();
+    assert_eq!(pulled.digest, d);
+    let img = fresh.image(&remote.to_string()).unwrap();
+    assert_eq!(img.manifest_digest, manifest.digest);
+}
