@@ -5,7 +5,9 @@
 
 mod bench;
 mod certs;
+mod image;
 mod kubectl;
+mod registry;
 mod server;
 mod store;
 
@@ -30,6 +32,10 @@ enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Benchmarks that print a table.
     Bench(bench::BenchArgs),
+    /// Manage images: import, export, ls, rm, tag, inspect, push, pull, build.
+    Image(image::ImageArgs),
+    /// Serve an OCI distribution registry.
+    Registry(registry::RegistryArgs),
 }
 
 fn init_tracing() {
@@ -53,6 +59,18 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kubectl(args) => kubectl::run(args),
+        Command::Image(args) => {
+            init_tracing();
+            image::run(args)
+        }
+        Command::Registry(args) => {
+            init_tracing();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(registry::run(args)))
+        }
         Command::Bench(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             bench::run(args)
