@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo build --workspace --all-targets
+# Container tests re-exec their own binary as the container helper, so they
+# use their own harness (nextest cannot list them): run them with cargo test.
+cargo test -p skiff-runtime --test containers
 cargo nextest run --workspace --no-fail-fast "$@"

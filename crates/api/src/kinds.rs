@@ -176,13 +176,21 @@ impl KindInfo {
         self.subresources.iter().copied().find(|s| s.name() == name)
     }
 
+    /// The group whose storage this resource shares: `events.k8s.io`
+    /// Events are core Events stored once, as upstream.
+    pub fn storage_group(&self) -> &str {
+        match (self.group.as_str(), self.plural.as_str()) {
+            ("events.k8s.io", "events") => "",
+            (g, _) => g,
+        }
+    }
+
     /// The store key prefix for this resource, ending in `/`:
     /// `/registry/<group>/<resource>/` (group `core` for the core group).
     pub fn key_prefix(&self) -> String {
-        let group = if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
+        let group = match self.storage_group() {
+            "" => "core",
+            g => g,
         };
         format!("/registry/{group}/{}/", self.plural)
     }
@@ -651,13 +659,13 @@ pub static BUILTIN: &[Builtin] = &[
         "endpointslice",
         NS,
     ),
-    // events.k8s.io/v1
-    with(
+    // events.k8s.io/v1: stored as core v1 Events
+    not_storage(with(
         kind("events.k8s.io", "v1", "Event", "events", "event", NS),
         &["ev"],
         &[],
         &[],
-    ),
+    )),
     // scheduling.k8s.io/v1
     with(
         kind(

@@ -49,9 +49,9 @@ impl LabelSelector {
             if let Some(after_comma) = rest.strip_prefix(',') {
                 rest = after_comma.trim_start();
                 if rest.is_empty() {
-                    return Err(SelectorError(format!(
-                        "found '', expected: identifier after ','"
-                    )));
+                    return Err(SelectorError(
+                        "found '', expected: identifier after ','".to_string(),
+                    ));
                 }
             } else if !rest.is_empty() {
                 return Err(SelectorError(format!(
@@ -184,9 +184,7 @@ fn parse_requirement(s: &str) -> Result<(Requirement, &str), SelectorError> {
         if let Some(after) = rest_trim.strip_prefix(prefix) {
             let (value, rest) = take_while(after.trim_start(), is_value_char);
             let n: i64 = value.parse().map_err(|_| {
-                SelectorError(format!(
-                    "for 'Gt', 'Lt' operators, the value must be an integer"
-                ))
+                SelectorError("for 'Gt', 'Lt' operators, the value must be an integer".to_string())
             })?;
             let op = if gt { Op::Gt(n) } else { Op::Lt(n) };
             return Ok((

@@ -7,16 +7,36 @@ use skiff_api::kinds::{KindInfo, Verbs};
 
 use crate::registry::Kinds;
 
-pub const AGGREGATED_CONTENT_TYPE: &str =
-    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+/// Which aggregated discovery version the client asked for first, if any
+/// (`v2`, or `v2beta1` for kubectl 1.26-1.29), before plain JSON.
+pub fn wants_aggregated(accept: Option<&str>) -> Option<&'static str> {
+    for entry in accept?.split(',') {
+        let mut params = entry.split(';').map(str::trim);
+        let media = params.next().unwrap_or_default();
+        let params: Vec<&str> = params.collect();
+        let has = |p: &str| params.contains(&p);
+        if media == "application/json"
+            && has("g=apidiscovery.k8s.io")
+            && has("as=APIGroupDiscoveryList")
+        {
+            if has("v=v2") {
+                return Some("v2");
+            }
+            if has("v=v2beta1") {
+                return Some("v2beta1");
+            }
+            continue;
+        }
+        if matches!(media, "application/json" | "*/*") {
+            return None;
+        }
+    }
+    None
+}
 
-/// Whether the client asked for aggregated discovery.
-pub fn wants_aggregated(accept: Option<&str>) -> bool {
-    accept.is_some_and(|a| {
-        a.split(',').next().is_some_and(|first| {
-            first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2")
-        })
-    })
+/// The response content type for an aggregated discovery version.
+pub fn aggregated_content_type(version: &str) -> String {
+    format!("application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList")
 }
 
 fn group_version(group: &str, version: &str) -> String {
@@ -151,8 +171,9 @@ fn discovery_resource(k: &KindInfo) -> Value {
     r
 }
 
-/// The aggregated document for `/api` (`legacy`) or `/apis`.
-pub fn aggregated(kinds: &Kinds, legacy: bool) -> Value {
+/// The aggregated document for `/api` (`legacy`) or `/apis`, at
+/// `apidiscovery.k8s.io/<version>`.
+pub fn aggregated(kinds: &Kinds, legacy: bool, version: &str) -> Value {
     let groups: Vec<String> = if legacy {
         vec![String::new()]
     } else {
@@ -179,7 +200,7 @@ pub fn aggregated(kinds: &Kinds, legacy: bool) -> Value {
         .collect();
     json!({
         "kind": "APIGroupDiscoveryList",
-        "apiVersion": "apidiscovery.k8s.io/v2",
+        "apiVersion": format!("apidiscovery.k8s.io/{version}"),
         "metadata": {},
         "items": items,
     })

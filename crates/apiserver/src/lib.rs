@@ -118,6 +118,13 @@ async fn route(
     if path == "/openapi/v3" || path.starts_with("/openapi/v3/") {
         return openapi::serve(app.openapi.get(), &path).await;
     }
+    if path == "/openapi/v2" {
+        let accept = req
+            .headers()
+            .get(::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok());
+        return openapi::serve_v2(app.openapi.get(), accept).await;
+    }
     let accept = req
         .headers()
         .get(::http::header::ACCEPT)
@@ -132,21 +139,17 @@ async fn route(
             .ok_or_else(ApiError::not_found_path)
     };
     match route {
-        Route::LegacyVersions if discovery::wants_aggregated(accept.as_deref()) => {
-            let v = discovery::aggregated(&kinds, true);
-            Ok(crate::wire::respond(
-                200,
-                discovery::AGGREGATED_CONTENT_TYPE,
-                serde_json::to_vec(&v).unwrap_or_default(),
-            ))
-        }
-        Route::Groups if discovery::wants_aggregated(accept.as_deref()) => {
-            let v = discovery::aggregated(&kinds, false);
-            Ok(crate::wire::respond(
-                200,
-                discovery::AGGREGATED_CONTENT_TYPE,
-                serde_json::to_vec(&v).unwrap_or_default(),
-            ))
+        Route::LegacyVersions | Route::Groups
+            if let Some(version) = discovery::wants_aggregated(accept.as_deref()) =>
+        {
+            let v = discovery::aggregated(&kinds, route == Route::LegacyVersions, version);
+            let mut res = crate::wire::json(200, &v);
+            if let Ok(ct) =
+                ::http::HeaderValue::from_str(&discovery::aggregated_content_type(version))
+            {
+                res.headers_mut().insert(::http::header::CONTENT_TYPE, ct);
+            }
+            Ok(res)
         }
         Route::LegacyVersions => Ok(crate::wire::json(
             200,
@@ -165,6 +168,11 @@ async fn route(
                 return Err(ApiError::not_found_path());
             };
             let repr = crate::wire::negotiate(accept.as_deref())?;
+            let storage = if kind.storage_version {
+                None
+            } else {
+                kinds.storage_kind(&kind).cloned()
+            };
             let (parts, body) = req.into_parts();
             let has_body = matches!(
                 parts.method,
@@ -179,6 +187,7 @@ async fn route(
                 user,
                 repr,
                 warnings: Default::default(),
+                storage,
             };
             rest::dispatch(&app, r, has_body.then_some(body)).await
         }

@@ -95,24 +95,6 @@ pub fn prepare_create(kind: &KindInfo, obj: &mut Value) {
     if let Some(status) = status {
         obj["status"] = status;
     }
-    if kind.custom.is_none() && kind.group.is_empty() && kind.kind == "Namespace" {
-        require_namespace_finalizer(obj);
-    }
-}
-
-/// A new namespace always carries the `kubernetes` finalizer, as
-/// upstream's strategy adds it: the namespace controller empties the
-/// namespace and removes it before the namespace can go.
-fn require_namespace_finalizer(obj: &mut Value) {
-    if !obj.get("spec").is_some_and(Value::is_object) {
-        obj["spec"] = json!({});
-    }
-    let list = &mut obj["spec"]["finalizers"];
-    match list.as_array_mut() {
-        Some(a) if a.iter().any(|f| f == "kubernetes") => {}
-        Some(a) => a.push(json!("kubernetes")),
-        None => *list = json!(["kubernetes"]),
-    }
 }
 
 /// The status some kinds start with regardless of what the client sent,
@@ -225,6 +207,9 @@ pub fn prepare_update(kind: &KindInfo, old: &Value, new: &mut Value, status_only
             }
         }
     }
+    if kind.group.is_empty() && kind.kind == "Service" && !status_only {
+        keep_allocations(old, new);
+    }
     let old_meta = meta(old).cloned().unwrap_or_default();
     let m = meta_mut(new);
     for field in [
@@ -304,4 +289,38 @@ pub fn with_revision(mut obj: Value, revision: i64) -> Value {
         Value::String(revision.to_string()),
     );
     obj
+}
+
+/// A Service update that leaves out its cluster IP or node ports keeps the
+/// allocated ones, as upstream's REST layer does (clients re-applying a
+/// manifest never carry them).
+fn keep_allocations(old: &Value, new: &mut Value) {
+    let empty = |v: Option<&Value>| v.and_then(Value::as_str).is_none_or(str::is_empty);
+    if empty(new.pointer("/spec/clusterIP")) && !empty(old.pointer("/spec/clusterIP")) {
+        for field in ["clusterIP", "clusterIPs"] {
+            if let Some(v) = old.pointer(&format!("/spec/{field}")) {
+                new["spec"][field] = v.clone();
+            }
+        }
+    }
+    let old_ports = old
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if let Some(ports) = new.pointer_mut("/spec/ports").and_then(Value::as_array_mut) {
+        for p in ports {
+            if p.get("nodePort").is_some() {
+                continue;
+            }
+            let same = old_ports.iter().find(|o| {
+                o.get("port") == p.get("port")
+                    && o.get("protocol").or(Some(&json!("TCP")))
+                        == p.get("protocol").or(Some(&json!("TCP")))
+            });
+            if let Some(np) = same.and_then(|o| o.get("nodePort")) {
+                p["nodePort"] = np.clone();
+            }
+        }
+    }
 }

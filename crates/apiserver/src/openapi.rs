@@ -87,3 +87,22 @@ pub async fn serve(docs: Arc<OpenApi>, path: &str) -> ApiResult<Response<Body>> 
         None => Err(ApiError::not_found_path()),
     }
 }
+
+/// The response type of the protobuf Swagger document. Clients ask for
+/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, but Go's
+/// media-type parser rejects the `@` in a response header, so upstream
+/// answers with plain octets.
+const V2_PROTOBUF: &str = "application/octet-stream";
+
+/// Serves `GET /openapi/v2` in protobuf, the only form kubectl 1.27 and
+/// 1.28 read (newer clients use v3).
+pub async fn serve_v2(docs: Arc<OpenApi>, accept: Option<&str>) -> ApiResult<Response<Body>> {
+    if !accept.is_some_and(|a| a.contains("protobuf")) {
+        return Err(ApiError::not_found_path());
+    }
+    let bytes =
+        tokio::task::spawn_blocking(move || docs.swagger_v2_protobuf(crate::KUBERNETES_VERSION))
+            .await
+            .map_err(ApiError::internal)?;
+    Ok(wire::respond(200, V2_PROTOBUF, bytes))
+}

@@ -63,9 +63,11 @@ impl Kinds {
 
     /// The kind stored under the same key prefix at its storage version.
     pub fn storage_kind(&self, kind: &KindInfo) -> Option<&Arc<KindInfo>> {
-        self.all
-            .iter()
-            .find(|k| k.group == kind.group && k.plural == kind.plural && k.storage_version)
+        self.all.iter().find(|k| {
+            k.storage_group() == kind.storage_group()
+                && k.plural == kind.plural
+                && k.storage_version
+        })
     }
 }
 

@@ -26,6 +26,7 @@ use crate::schemas::Schemas;
 pub struct OpenApi {
     gvs: BTreeMap<GroupVersion, Arc<Entry>>,
     root: OnceLock<Bytes>,
+    v2: OnceLock<Bytes>,
 }
 
 /// One group-version's kinds and what has been built from them.
@@ -105,6 +106,7 @@ impl OpenApi {
         Self {
             gvs,
             root: OnceLock::new(),
+            v2: OnceLock::new(),
         }
     }
 
@@ -120,6 +122,21 @@ impl OpenApi {
             .get_or_init(|| {
                 let index = root_index(self.gvs.iter().map(|(gv, e)| (gv, e.hash())));
                 Bytes::from(serde_json::to_vec(&index).unwrap_or_default())
+            })
+            .clone()
+    }
+
+    /// `GET /openapi/v2` as gnostic protobuf (for kubectl 1.27 and 1.28):
+    /// every group-version's document, built once and converted.
+    pub fn swagger_v2_protobuf(&self, version: &str) -> Bytes {
+        self.v2
+            .get_or_init(|| {
+                let docs: Vec<serde_json::Value> = self
+                    .gvs
+                    .values()
+                    .map(|e| group_version_document(&e.gv, &e.kinds))
+                    .collect();
+                Bytes::from(crate::v2::document_protobuf(&docs, version))
             })
             .clone()
     }

@@ -52,6 +52,7 @@ mod params;
 mod paths;
 mod schemas;
 mod unknown;
+mod v2;
 
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,7 @@ pub use duplicate::duplicate_fields;
 pub use kinds::{GroupVersion, Gvk, KindInfo, Subresource, Verb};
 pub use schemas::Schemas;
 pub use unknown::unknown_fields;
+pub use v2::document_protobuf as swagger_v2_protobuf;
 
 /// Every built-in kind k8s-openapi has a type for that is stored and served
 /// as a resource, with its plural and scope and every verb, but no

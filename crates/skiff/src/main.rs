@@ -7,7 +7,9 @@ mod bench;
 mod certs;
 mod client;
 mod controller_manager;
+mod image;
 mod kubectl;
+mod registry;
 mod server;
 mod store;
 
@@ -34,6 +36,10 @@ enum Command {
     Kubectl(kubectl::KubectlArgs),
     /// Benchmarks that print a table.
     Bench(bench::BenchArgs),
+    /// Manage images: import, export, ls, rm, tag, inspect, push, pull, build.
+    Image(image::ImageArgs),
+    /// Serve an OCI distribution registry.
+    Registry(registry::RegistryArgs),
 }
 
 fn init_tracing() {
@@ -46,9 +52,29 @@ fn init_tracing() {
 }
 
 fn main() -> std::process::ExitCode {
+    // The container runtime's helper (`skiff runtime-init`) must run before
+    // anything starts a thread: it forks containers.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == skiff_runtime::spec::INIT_ARG)
+    {
+        skiff_runtime::init::main();
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Kubectl(args) => kubectl::run(args),
+        Command::Image(args) => {
+            init_tracing();
+            image::run(args)
+        }
+        Command::Registry(args) => {
+            init_tracing();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(registry::run(args)))
+        }
         Command::Bench(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             bench::run(args)

@@ -6,7 +6,7 @@ mod support;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Backend, Cluster};
+use support::{Backend, Cluster, Etcd};
 
 const K: u32 = 33;
 
@@ -76,7 +76,21 @@ fn owner_uids(c: &Cluster, ns: &str, name: &str) -> String {
 
 #[test]
 fn deleting_a_namespace_deletes_its_content() {
-    let c = Cluster::start(Backend::Memory);
+    namespace_content_goes(&Cluster::start(Backend::Memory));
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_on_sqlite() {
+    namespace_content_goes(&Cluster::start(Backend::Sqlite));
+}
+
+#[test]
+fn deleting_a_namespace_deletes_its_content_on_etcd() {
+    let etcd = Etcd::start();
+    namespace_content_goes(&Cluster::start(Backend::Etcd(etcd.endpoint.clone())));
+}
+
+fn namespace_content_goes(c: &Cluster) {
     c.ok(K, &["create", "namespace", "x"]);
     c.ok(
         K,
@@ -128,7 +142,7 @@ fn deleting_a_namespace_deletes_its_content() {
         );
         assert_eq!(left, "", "{kind} left in the deleted namespace");
     }
-    assert!(exists(&c, &["cm", "keep", "-n", "default"]));
+    assert!(exists(c, &["cm", "keep", "-n", "default"]));
 }
 
 #[test]

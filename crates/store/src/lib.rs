@@ -12,6 +12,16 @@
 //! the backends must agree on these semantics exactly: one conformance suite
 //! (`conformance`) runs against every backend.
 //!
+//! Backends:
+//! * [`SqliteStore`]: the embedded default, one SQLite file in WAL mode with
+//!   a group-committing writer thread (see [`sqlite`]).
+//! * [`EtcdStore`]: a real etcd v3 cluster (see [`etcd`]).
+//! * [`MemoryStore`]: in-process, for tests.
+//!
+//! [`bench::bench_writes`] measures any of them. With the `conformance`
+//! feature, `conformance` holds the shared test suite and `testutil` a
+//! throwaway etcd for tests.
+//!
 //! This crate knows nothing about HTTP, Kubernetes kinds or JSON: it stores
 //! bytes under string keys.
 
@@ -21,7 +31,19 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod bench;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+pub mod etcd;
 pub mod memory;
+pub mod sqlite;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testutil;
+mod watch;
+
+pub use etcd::EtcdStore;
+pub use memory::MemoryStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// A store revision. Revisions start at 1; 0 means "none yet".
 pub type Revision = i64;
@@ -143,7 +165,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every event on keys under `prefix` with a revision greater than
     /// `after`, in revision order, then live events. `after` older than the
-    /// compaction point fails with [`Error::Compacted`].
+    /// compaction point fails with [`Error::Compacted`], from this call or
+    /// (etcd, when compaction races with the call) as the stream's first
+    /// item. A stream ends after yielding an error.
     async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchStream>;
 
     /// The store's current revision.
@@ -155,4 +179,60 @@ pub trait Store: Send + Sync + 'static {
 
     /// The oldest revision that can still be read or watched from.
     async fn compacted_revision(&self) -> Result<Revision>;
+}
+
+/// The half-open byte range `[start, end)` of keys under `prefix` that sort
+/// after `start_after`, or `None` when that range is empty.
+///
+/// Keys are UTF-8, which never contains the byte 0xFF, so `[0xFF]` bounds
+/// "every key" for an empty prefix, and bumping the last byte of a non-empty
+/// prefix (never 0xFF either) gives the first key past it. `after + "\0"` is
+/// the smallest key strictly greater than `after`.
+pub(crate) fn key_range(prefix: &str, start_after: Option<&str>) -> Option<(Vec<u8>, Vec<u8>)> {
+    let end = match prefix.as_bytes().split_last() {
+        None => vec![0xFF],
+        Some((last, head)) => {
+            let mut end = head.to_vec();
+            end.push(last + 1);
+            end
+        }
+    };
+    let mut start = prefix.as_bytes().to_vec();
+    if let Some(after) = start_after {
+        let mut next = after.as_bytes().to_vec();
+        next.push(0);
+        if next > start {
+            start = next;
+        }
+    }
+    (start < end).then_some((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_range;
+
+    #[test]
+    fn key_range_bounds() {
+        assert_eq!(key_range("", None), Some((vec![], vec![0xFF])));
+        assert_eq!(
+            key_range("/a/", None),
+            Some((b"/a/".to_vec(), b"/a0".to_vec()))
+        );
+        assert_eq!(
+            key_range("/a/", Some("/a/x")),
+            Some((b"/a/x\0".to_vec(), b"/a0".to_vec()))
+        );
+        // A continue point before the prefix does not widen the range.
+        assert_eq!(
+            key_range("/b/", Some("/a")),
+            Some((b"/b/".to_vec(), b"/b0".to_vec()))
+        );
+        // One past the prefix leaves nothing.
+        assert_eq!(key_range("/a/", Some("/a0")), None);
+        // Multi-byte last characters still bound correctly.
+        let (start, end) = key_range("é", None).unwrap();
+        assert!("é/x".as_bytes() >= &start[..] && "é/x".as_bytes() < &end[..]);
+        assert!("ê".as_bytes() >= &end[..]);
+    }
 }

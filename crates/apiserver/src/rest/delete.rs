@@ -72,7 +72,7 @@ fn options(req: &Req, body: &[u8]) -> ApiResult<DeleteOptions> {
 /// The grace period a pod gets: the request's, else its spec's; zero for
 /// pods that never reached a node or have finished.
 fn grace_period(req: &Req, obj: &Value, asked: Option<i64>) -> i64 {
-    if req.kind.group != "" || req.kind.kind != "Pod" {
+    if !req.kind.group.is_empty() || req.kind.kind != "Pod" {
         return 0;
     }
     let unscheduled = obj
@@ -327,6 +327,7 @@ pub async fn delete_collection(
             user: req.user.clone(),
             repr: req.repr,
             warnings: Default::default(),
+            storage: req.storage.clone(),
         };
         match delete_one(app, &item_req, &name, &opts).await {
             Ok((_, v)) => items.push(v),

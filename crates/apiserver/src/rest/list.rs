@@ -17,8 +17,16 @@ use crate::error::{ApiError, ApiResult};
 use crate::table;
 use crate::wire::{self, Body, Representation};
 
-/// Answers with one object in the representation the client asked for.
+/// Answers with one object in the representation the client asked for,
+/// converted to the request's version.
 pub fn object_response(req: &Req, code: u16, obj: &CachedObjectRef) -> Response<Body> {
+    if let Some(converted) = req.to_request(obj.value()) {
+        return object_response_as_is(req, code, &CachedObjectRef::Value(converted));
+    }
+    object_response_as_is(req, code, obj)
+}
+
+fn object_response_as_is(req: &Req, code: u16, obj: &CachedObjectRef) -> Response<Body> {
     match req.repr {
         Representation::Object => match obj {
             CachedObjectRef::Cached(c) => wire::json_bytes(code, c.bytes.clone()),
@@ -92,6 +100,8 @@ pub struct Filter {
     pub fields: FieldSelector,
     pub group: String,
     pub kind: String,
+    /// Set when stored objects must be converted before field selection.
+    pub version: Option<String>,
 }
 
 impl Filter {
@@ -120,12 +130,24 @@ impl Filter {
             fields,
             group: req.kind.group.clone(),
             kind: req.kind.kind.clone(),
+            version: req.storage.as_ref().map(|_| req.kind.version.clone()),
         })
     }
 
     pub fn matches(&self, obj: &Value) -> bool {
-        self.labels.matches(crate::object::labels(obj))
-            && (self.fields.is_empty() || self.fields.matches(&self.group, &self.kind, obj))
+        if !self.labels.matches(crate::object::labels(obj)) {
+            return false;
+        }
+        if self.fields.is_empty() {
+            return true;
+        }
+        match &self.version {
+            Some(v) => {
+                let converted = skiff_api::convert::convert(obj, &self.group, v);
+                self.fields.matches(&self.group, &self.kind, &converted)
+            }
+            None => self.fields.matches(&self.group, &self.kind, obj),
+        }
     }
 }
 
@@ -228,6 +250,18 @@ pub async fn list(app: &Arc<App>, req: &Req) -> ApiResult<Response<Body>> {
             more,
             revision,
         )
+    };
+    let items: Vec<CachedObjectRef> = match &req.storage {
+        None => items,
+        Some(_) => items
+            .iter()
+            .map(|o| {
+                CachedObjectRef::Value(
+                    req.to_request(o.value())
+                        .unwrap_or_else(|| o.value().clone()),
+                )
+            })
+            .collect(),
     };
     let mut list_meta = json!({"resourceVersion": revision.to_string()});
     if more && let Some(last) = items.last() {

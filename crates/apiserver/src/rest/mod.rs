@@ -26,6 +26,7 @@ use crate::server::User;
 use crate::wire::{Body, Query, Representation};
 
 pub use decode::{decode_object, media_type};
+pub use write::create_object;
 
 /// Everything a handler needs to know about one request.
 pub struct Req {
@@ -39,6 +40,9 @@ pub struct Req {
     /// `Warning` headers to send with the response (unknown fields under
     /// `fieldValidation=Warn`).
     pub warnings: parking_lot::Mutex<Vec<String>>,
+    /// The storage version's kind when this request's version is not the
+    /// one objects are stored at (autoscaling/v1, events.k8s.io/v1).
+    pub storage: Option<Arc<KindInfo>>,
 }
 
 impl Req {
@@ -64,6 +68,24 @@ impl Req {
 
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// An object as stored, in the version this request speaks.
+    pub fn to_request(&self, obj: &serde_json::Value) -> Option<serde_json::Value> {
+        self.storage.as_ref()?;
+        Some(skiff_api::convert::convert(
+            obj,
+            &self.kind.group,
+            &self.kind.version,
+        ))
+    }
+
+    /// An object in this request's version, as it is stored.
+    pub fn to_storage(&self, obj: serde_json::Value) -> serde_json::Value {
+        match &self.storage {
+            Some(s) => skiff_api::convert::convert(&obj, &s.group, &s.version),
+            None => obj,
+        }
     }
 
     pub fn dry_run(&self) -> bool {

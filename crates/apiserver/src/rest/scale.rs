@@ -144,16 +144,14 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
         Method::PUT | Method::PATCH => {
             let is_patch = req.method == Method::PATCH;
             let patch_kind = if is_patch {
-                Some(crate::patch::PatchKind::from_content_type(
-                    req.header("content-type").unwrap_or_default(),
-                )?)
+                Some(crate::patch::patch_type(req)?)
             } else {
                 None
             };
             let updated = guaranteed_update(app, req, &name, false, |current| {
                 let scale = to_scale(current, &paths);
                 let new_scale = match patch_kind {
-                    Some(kind) => crate::patch::apply(req, kind, &scale, body)?,
+                    Some(kind) => crate::patch::apply_plain(kind, &scale, body)?,
                     None => super::decode_object(
                         req.header("content-type"),
                         body,

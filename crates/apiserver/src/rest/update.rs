@@ -68,11 +68,13 @@ pub async fn guaranteed_update(
             ));
         }
         object::prepare_update(&req.kind, &current.value, &mut desired, status_only);
-        crate::managed::on_update(req, &current.value, &mut desired);
+        super::write::apply_defaults(req, &mut desired, false);
+        crate::managed::on_update(app, req, &current.value, &mut desired);
         if object::same_content(&current.value, &desired) {
             return Ok(Updated::Object(current.value.clone()));
         }
         validate_update(req, &desired)?;
+        super::write::validate_kind(req, Some(&current.value), &desired)?;
         let finished = should_delete_during_update(&req.kind, &current.value, &desired);
         if req.dry_run() {
             return Ok(Updated::Object(object::with_revision(
@@ -199,6 +201,7 @@ pub async fn put(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<B
         }
         _ => {}
     }
+    let obj = req.to_storage(obj);
     let status_only = req.path.subresource.as_deref() == Some("status");
     let finalize = req.path.subresource.as_deref() == Some("finalize");
     let updated = guaranteed_update(app, req, &name, status_only, |current| {
@@ -224,14 +227,22 @@ pub async fn put(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<B
 
 pub async fn patch(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
     let name = req.path.name.clone().unwrap_or_default();
-    let content_type = req.header("content-type").unwrap_or_default().to_string();
     let status_only = req.path.subresource.as_deref() == Some("status");
-    let patch_kind = crate::patch::PatchKind::from_content_type(&content_type)?;
-    if patch_kind == crate::patch::PatchKind::Apply && app.cache.get(&req.key(&name)).is_none() {
-        return crate::patch::apply_create(app, req, &name, body).await;
+    let patch_kind = crate::patch::patch_type(req)?;
+    crate::patch::check_request(req, patch_kind)?;
+    let is_apply = patch_kind == skiff_patch::PatchType::ApplyYaml;
+    if is_apply && app.cache.get(&req.key(&name)).is_none() {
+        app.cache.sync().await?;
+        if app.cache.get(&req.key(&name)).is_none() {
+            return crate::patch::apply_create(app, req, &name, body).await;
+        }
     }
     let updated = guaranteed_update(app, req, &name, status_only, |current| {
-        let mut next = crate::patch::apply(req, patch_kind, current, body)?;
+        let next = match req.to_request(current) {
+            Some(converted) => crate::patch::apply(app, req, patch_kind, Some(&converted), body)?,
+            None => crate::patch::apply(app, req, patch_kind, Some(current), body)?,
+        };
+        let mut next = req.to_storage(next);
         // A patch may not rename or move the object.
         let m = object::meta_mut(&mut next);
         m.insert("name".into(), Value::String(name.clone()));

@@ -30,6 +30,8 @@ struct Renderer {
     include_object: String,
     filter: Filter,
     namespace_prefix: String,
+    /// Set when stored objects must be converted to the request's version.
+    convert_to: Option<(String, String)>,
 }
 
 impl Renderer {
@@ -58,6 +60,20 @@ impl Renderer {
     }
 
     fn line(&self, kind: &str, obj: &CachedObject) -> Bytes {
+        if let Some((group, version)) = &self.convert_to {
+            let value = skiff_api::convert::convert(&obj.value, group, version);
+            let converted = CachedObject {
+                key: obj.key.clone(),
+                revision: obj.revision,
+                bytes: Bytes::from(serde_json::to_vec(&value).unwrap_or_default()),
+                value,
+            };
+            return self.render(kind, &converted);
+        }
+        self.render(kind, obj)
+    }
+
+    fn render(&self, kind: &str, obj: &CachedObject) -> Bytes {
         let mut out = Vec::with_capacity(obj.bytes.len() + 32);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(kind.as_bytes());
@@ -137,6 +153,10 @@ pub async fn watch(app: &Arc<App>, req: &Req) -> ApiResult<Response<Body>> {
             .to_string(),
         filter,
         namespace_prefix: req.kind.namespace_prefix(req.namespace()),
+        convert_to: req
+            .storage
+            .as_ref()
+            .map(|_| (req.kind.group.clone(), req.kind.version.clone())),
     };
     let resource = resource_prefix(&renderer.namespace_prefix).to_string();
     // Without a revision (or with "0"), the watch starts with the current

@@ -98,6 +98,58 @@ pub fn validate_common(req: &Req, obj: &Value) -> ApiResult<()> {
     }
 }
 
+/// The (group, kind) objects of this request are stored as.
+fn stored_kind(req: &Req) -> (&str, &str) {
+    let k = req.storage.as_deref().unwrap_or(&req.kind);
+    (&k.group, &k.kind)
+}
+
+/// Applies upstream's defaults to a stored-form object; `create` adds the
+/// steps upstream runs only on create.
+pub fn apply_defaults(req: &Req, obj: &mut Value, create: bool) {
+    if req.kind.custom.is_some() {
+        return;
+    }
+    let (group, kind) = stored_kind(req);
+    if create {
+        skiff_api::defaults::apply_on_create(group, kind, obj);
+    } else {
+        skiff_api::defaults::apply(group, kind, obj);
+    }
+}
+
+/// Validates an object against what its kind requires: a built-in kind
+/// against upstream's rules (`old` set on update), a custom resource
+/// against its CRD's structural schema.
+pub fn validate_kind(req: &Req, old: Option<&Value>, obj: &Value) -> ApiResult<()> {
+    let errs = if req.kind.custom.is_none() {
+        let (group, kind) = stored_kind(req);
+        match old {
+            Some(old) => skiff_api::validation::validate_update(group, kind, old, obj),
+            None => skiff_api::validation::validate(group, kind, obj),
+        }
+    } else {
+        validate_schema(req, obj)
+    };
+    if errs.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        &req.kind.kind,
+        &req.kind.group,
+        object::name(obj).unwrap_or_default(),
+        &errs,
+    ))
+}
+
+fn validate_schema(req: &Req, obj: &Value) -> Vec<skiff_api::validation::FieldError> {
+    let Some(schema) = req.kind.custom.as_ref().and_then(|c| c.schema.as_ref()) else {
+        return Vec::new();
+    };
+    let as_requested = req.to_request(obj);
+    skiff_api::structural::validate(schema, as_requested.as_ref().unwrap_or(obj))
+}
+
 /// A namespaced object may only be created in a namespace that exists and
 /// is not terminating.
 pub fn check_namespace_open(app: &App, req: &Req) -> ApiResult<()> {
@@ -136,7 +188,25 @@ pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Respons
     if req.kind.verbs == Verbs::CreateOnly {
         return super::review::create(app, req, obj);
     }
+    create_object(app, req, obj, false).await
+}
+
+/// Creates a decoded object: the path shared by POST and by a server-side
+/// apply of an object that does not exist (whose `managedFields` the apply
+/// already wrote).
+pub async fn create_object(
+    app: &Arc<App>,
+    req: &Req,
+    obj: Value,
+    applied: bool,
+) -> ApiResult<Response<Body>> {
+    let mut obj = obj;
+    check_type(req, &mut obj)?;
+    let mut obj = req.to_storage(obj);
     check_namespace(req, &mut obj)?;
+    if applied && let Some(name) = &req.path.name {
+        object::meta_mut(&mut obj).insert("name".into(), Value::String(name.clone()));
+    }
     let generate = object::name(&obj).is_none()
         && object::meta_str(&obj, "generateName").is_some_and(|g| !g.is_empty());
     if generate {
@@ -150,8 +220,12 @@ pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Respons
     }
     validate_common(req, &obj)?;
     object::prepare_create(&req.kind, &mut obj);
+    apply_defaults(req, &mut obj, true);
+    validate_kind(req, None, &obj)?;
     check_namespace_open(app, req)?;
-    crate::managed::on_create(req, &mut obj);
+    if !applied {
+        crate::managed::on_create(app, req, &mut obj);
+    }
     if req.dry_run() {
         return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
     }

@@ -4,6 +4,7 @@
 
 mod api;
 mod client;
+mod runtime;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -16,6 +17,9 @@ enum What {
     /// API server: write latency/throughput, LIST from the watch cache,
     /// watcher memory, idle RSS and start-up time, per store backend.
     Api(api::ApiArgs),
+    /// Container runtime: create -> start -> exit of `true`, against runc
+    /// and crun in the same run.
+    Runtime(runtime::RuntimeArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -24,6 +28,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         .build()?;
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
+        What::Runtime(a) => rt.block_on(runtime::run(a))?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -1,0 +1,42 @@
+//! `skiff registry`: the OCI distribution server on its own.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct RegistryArgs {
+    /// Address to serve on (plain HTTP unless --tls-cert is given).
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub listen: SocketAddr,
+    /// Blobs go to `DIR/images/blobs`, repositories to `DIR/registry`.
+    #[arg(long, default_value = "/var/lib/skiff")]
+    pub data_dir: PathBuf,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+pub async fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
+    let registry = skiff_registry::Registry::open(&args.data_dir)
+        .with_context(|| format!("opening the registry in {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    eprintln!(
+        "skiff registry listening on http://{}",
+        listener.local_addr()?
+    );
+    tokio::select! {
+        r = skiff_registry::serve(listener, Arc::new(registry)) => r?,
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,162 @@
+//! SQLite-specific tests; the shared semantics are in `crate::conformance`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{SqliteOptions, SqliteStore};
+use crate::Store;
+
+async fn new_store() -> Option<(Arc<dyn Store>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("store.db")).unwrap();
+    Some((Arc::new(store), dir))
+}
+
+crate::conformance_tests!(new_store);
+
+#[tokio::test]
+async fn reopen_continues_revisions_and_keeps_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let a = store.create("/a", Bytes::from_static(b"1")).await.unwrap();
+    store.create("/b", Bytes::from_static(b"1")).await.unwrap();
+    let deleted = store.delete("/b", None).await.unwrap();
+    store.compact(deleted.mod_revision).await.unwrap();
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap();
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        deleted.mod_revision
+    );
+    assert_eq!(
+        store.compacted_revision().await.unwrap(),
+        deleted.mod_revision
+    );
+    assert_eq!(store.get("/a").await.unwrap(), Some(a));
+    assert_eq!(store.get("/b").await.unwrap(), None);
+    let c = store.create("/c", Bytes::from_static(b"1")).await.unwrap();
+    assert_eq!(c.mod_revision, deleted.mod_revision + 1);
+}
+
+#[tokio::test]
+async fn a_file_opens_in_one_store_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let first = SqliteStore::open(&path).unwrap();
+    match SqliteStore::open(&path) {
+        Err(crate::Error::Backend(msg)) => assert!(msg.contains("already open"), "{msg}"),
+        Err(e) => panic!("want a lock error, got {e}"),
+        Ok(_) => panic!("a second store opened the same file"),
+    }
+    drop(first);
+    SqliteStore::open(&path).unwrap();
+}
+
+fn log_rows(path: &std::path::Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM log", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Under churn on a few keys, periodic compaction keeps the log (and the
+/// WAL) from growing with the number of writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_compaction_bounds_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let options = SqliteOptions {
+        compact_interval: Some(Duration::from_millis(100)),
+        retain_revisions: 50,
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(&path, options).unwrap();
+    let value = Bytes::from(vec![b'x'; 4096]);
+    let mut tasks = Vec::new();
+    for k in 0..4 {
+        let store = store.clone();
+        let value = value.clone();
+        tasks.push(tokio::spawn(async move {
+            let key = format!("/churn/{k}");
+            let mut kv = store.create(&key, value.clone()).await.unwrap();
+            for _ in 0..500 {
+                kv = store
+                    .update(&key, value.clone(), kv.mod_revision)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Two ticks: the first notes the revision, the second compacts to it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let current = store.current_revision().await.unwrap();
+    while store.compacted_revision().await.unwrap() < current - 50 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "periodic compaction did not run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let compacted = store.compacted_revision().await.unwrap();
+    assert!(
+        compacted <= current - 50,
+        "the newest revisions are retained"
+    );
+    // 4 live rows plus at most the retained window.
+    let rows = log_rows(&path);
+    assert!(rows <= 4 + (current - compacted), "log has {rows} rows");
+    // The latest state is intact and history after the point is readable.
+    for k in 0..4 {
+        assert!(store.get(&format!("/churn/{k}")).await.unwrap().is_some());
+    }
+    let wal = std::fs::metadata(dir.path().join("store.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    assert!(
+        wal < 4 << 20,
+        "WAL is {wal} bytes after a truncating checkpoint"
+    );
+}
+
+/// A watcher that does not read is closed with `WatchLagged` rather than
+/// holding unbounded memory.
+#[tokio::test]
+async fn slow_watcher_lags_out() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        watch_buffer: 64,
+        ..Default::default()
+    };
+    let store = SqliteStore::open_with(dir.path().join("store.db"), options).unwrap();
+    let mut w = store.watch("/lag/", 0).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..20 {
+                store
+                    .create(&format!("/lag/{t}/{i}"), Bytes::new())
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut lagged = false;
+    while let Some(item) = w.next().await {
+        if let Err(e) = item {
+            assert!(matches!(e, crate::Error::WatchLagged), "{e}");
+            lagged = true;
+        }
+    }
+    assert!(lagged, "the watch ends with WatchLagged");
+}
