@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 /// Events kept per resource for resuming watches.
 const HISTORY_PER_RESOURCE: usize = 10_000;
 /// Live events a slow watcher may fall behind before it is closed.
-const WATCH_BUFFER: usize = 4096;
+const WATCH_BUFFER: usize = 1024;
 
 /// One object as the cache holds it.
 #[derive(Debug)]
