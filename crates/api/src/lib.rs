@@ -12,6 +12,7 @@
 
 pub mod convert;
 pub mod defaults;
+pub mod image_ref;
 pub mod kinds;
 pub mod quantity;
 pub mod selector;

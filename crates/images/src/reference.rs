@@ -28,76 +28,8 @@ fn err(input: &str, reason: &'static str) -> Error {
 
 /// Whether `path` is a valid repository path (`library/busybox`): what a
 /// registry accepts as `<name>` in its URLs.
-pub fn valid_path(path: &str) -> bool {
-    !path.is_empty() && path.len() <= 255 && path.split('/').all(valid_component)
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !is_alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_alnum(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
-
-/// Host, optional port; or a bracketed IPv6 address.
-fn valid_domain(d: &str) -> bool {
-    let (host, port) = match d.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => {
-            if h.starts_with('[') && !h.ends_with(']') {
-                (d, None)
-            } else {
-                (h, Some(p))
-            }
-        }
-        _ => (d, None),
-    };
-    if let Some(p) = port
-        && (p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return false;
-    }
-    if host.starts_with('[') {
-        return host.ends_with(']') && host.len() > 2;
-    }
-    !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
-fn valid_tag(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
-}
+pub use skiff_api::image_ref::valid_path;
+use skiff_api::image_ref::{valid_component, valid_domain, valid_tag};
 
 impl Reference {
     /// Parses and normalizes `input`; with neither tag nor digest the tag

@@ -7,6 +7,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::image_ref::{valid_component, valid_digest, valid_domain, valid_tag};
+
 use super::{
     canon_list, canon_quantity, canon_requirements, default, default_int, default_str, each_obj,
     ensure_obj, obj_mut, unset,
@@ -314,29 +316,6 @@ pub fn image_tag(image: &str) -> Option<String> {
     })
 }
 
-fn valid_tag(t: &str) -> bool {
-    let b = t.as_bytes();
-    !b.is_empty()
-        && b.len() <= 128
-        && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-}
-
-fn valid_digest(d: &str) -> bool {
-    let Some((algo, hex)) = d.split_once(':') else {
-        return false;
-    };
-    let algo_ok = !algo.is_empty()
-        && algo.split(['+', '.', '_', '-']).all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        });
-    let hex_ok = hex.len() >= 32 && hex.bytes().all(|c| c.is_ascii_hexdigit());
-    algo_ok && hex_ok && (algo != "sha256" || hex.len() == 64)
-}
-
 /// A repository name: an optional registry host, then lowercase path
 /// components (`docker.io/library/busybox`).
 fn valid_name(name: &str) -> bool {
@@ -366,57 +345,6 @@ fn valid_name(name: &str) -> bool {
         return false;
     }
     path.split('/').all(valid_component)
-}
-
-fn valid_domain(d: &str) -> bool {
-    let (host, port) = match d.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || d.starts_with('[') => (h, Some(p)),
-        _ => (d, None),
-    };
-    if let Some(p) = port
-        && (p.is_empty() || !p.bytes().all(|c| c.is_ascii_digit()))
-    {
-        return false;
-    }
-    if host.starts_with('[') {
-        return host.ends_with(']') && host.len() > 2;
-    }
-    !host.is_empty()
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
-fn valid_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !is_alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|s| s == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_alnum(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit()
 }
 
 #[cfg(test)]
