@@ -371,6 +371,34 @@ fn strict_validation_and_pagination(c: &Cluster) {
     for i in 0..5 {
         assert!(names.contains(&format!("configmap/page-{i}")), "{names}");
     }
+    // the server really pages: two items and a continue token, which
+    // yields the next page
+    let page: serde_json::Value = serde_json::from_str(&c.ok(
+        33,
+        &[
+            "get",
+            "--raw",
+            "/api/v1/namespaces/default/configmaps?limit=2",
+        ],
+    ))
+    .unwrap();
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2), "{page}");
+    let token = page["metadata"]["continue"]
+        .as_str()
+        .expect("continue token")
+        .to_string();
+    let next: serde_json::Value = serde_json::from_str(&c.ok(
+        33,
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/configmaps?limit=2&continue={token}"),
+        ],
+    ))
+    .unwrap();
+    let first = page["items"][0]["metadata"]["name"].clone();
+    assert_eq!(next["items"].as_array().map(Vec::len), Some(2), "{next}");
+    assert_ne!(next["items"][0]["metadata"]["name"], first);
 }
 
 fn custom_resources(c: &Cluster) {

@@ -129,7 +129,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
         "write p50",
         "write p99",
         "writes/s",
-        format!("LIST{} p50", args.pods / 1000 * 1000 / 1000).replace("LIST", "list") + "k",
+        format!("list {}k p50", args.pods / 1000),
         "list p99",
         format!("{} watch MiB", args.watchers)
     );
