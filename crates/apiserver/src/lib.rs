@@ -12,6 +12,7 @@ mod crd;
 pub mod discovery;
 pub mod error;
 mod managed;
+pub mod node_proxy;
 mod object;
 mod openapi;
 mod patch;
@@ -43,6 +44,9 @@ pub struct App {
     pub openapi: openapi::Documents,
     /// `host:port` clients reach this server at.
     pub server_address: String,
+    /// Credentials for proxying `pods/log|exec|attach|portforward` to
+    /// nodes; set once at start-up (`skiff server` issues them).
+    pub kubelet: std::sync::OnceLock<node_proxy::KubeletClient>,
 }
 
 impl App {
@@ -55,6 +59,7 @@ impl App {
             registry,
             openapi,
             server_address,
+            kubelet: std::sync::OnceLock::new(),
         });
         crd::reconcile_all(&app).await;
         tokio::spawn(crd::run(app.clone()));
@@ -159,6 +164,9 @@ async fn route(
         Route::Group(g) => discovery_json(discovery::group(&kinds, &g)),
         Route::GroupVersion { group, version } => {
             discovery_json(discovery::resource_list(&kinds, &group, &version))
+        }
+        Route::Resource(rp) if node_proxy::is_node_subresource(&rp) => {
+            node_proxy::handle(&app, rp, req).await
         }
         Route::Resource(rp) => {
             let Some(kind) = kinds

@@ -59,6 +59,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     )
     .await?;
     let app = skiff_apiserver::App::new(store, format!("{host}:{}", addr.port())).await?;
+    // Streaming subresources are proxied to nodes with this identity.
+    let kubelet_client = skiff_apiserver::node_proxy::KubeletClient::new(
+        &pki.kubelet_client_cert,
+        &pki.kubelet_client_key,
+    )?;
+    let _ = app.kubelet.set(kubelet_client);
     let tls = skiff_apiserver::server::tls_config(&skiff_apiserver::server::TlsMaterial {
         ca_pem: pki.ca_cert.clone(),
         cert_pem: pki.server_cert.clone(),

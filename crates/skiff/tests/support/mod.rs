@@ -186,6 +186,18 @@ impl Cluster {
         self.kubectl_with(minor, args, None, &[])
     }
 
+    /// A kubectl command for this cluster, not yet started (for commands
+    /// that keep running: `logs -f`, `port-forward`, `attach`).
+    pub fn kubectl_command(&self, minor: u32, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kubectl_path(minor));
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join(format!("kube-cache-{minor}")))
+            .args(args);
+        cmd
+    }
+
     pub fn kubectl_with(
         &self,
         minor: u32,
