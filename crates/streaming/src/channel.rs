@@ -94,6 +94,15 @@ impl Protocol {
     }
 }
 
+/// A close frame with status 1000.
+pub fn normal_close() -> Message {
+    use tokio_tungstenite::tungstenite::protocol::{CloseFrame, frame::coding::CloseCode};
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    }))
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming {
     Data(u8, Bytes),
@@ -135,7 +144,10 @@ impl Sender {
             .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "websocket closed"))
     }
 
-    pub async fn close(&self) {
+    /// Sends v5's close signal for this channel. Servers do not close
+    /// their output channels this way (clients reject it as an unknown
+    /// stream 255); it exists for client-to-server half-closes.
+    pub async fn close_signal(&self) {
         let _ = self.out.send(Out::Close(self.ch)).await;
     }
 }
@@ -190,7 +202,8 @@ impl ChannelConn {
                             }
                         }
                         None => {
-                            let _ = sink.send(Message::Close(None)).await;
+                            // A normal closure (1000): clients treat 1005 as an error.
+                            let _ = sink.send(normal_close()).await;
                             let _ = sink.flush().await;
                             break;
                         }

@@ -82,7 +82,8 @@ impl Sink {
 
     pub async fn close(&self) {
         match self {
-            Sink::Ws(s) => s.close().await,
+            // WebSocket output channels end with the connection.
+            Sink::Ws(_) => {}
             Sink::Spdy(s) => s.close().await,
         }
     }

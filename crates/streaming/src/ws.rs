@@ -144,7 +144,7 @@ pub fn pipe(ws: Ws) -> DuplexStream {
                     }
                 }
             }
-            let _ = sink.send(Message::Close(None)).await;
+            let _ = sink.send(crate::channel::normal_close()).await;
             let _ = sink.close().await;
         };
         // The tunnel ends when our side stops writing (the SPDY server
