@@ -352,6 +352,31 @@ mod jiff_free {
     }
 }
 
+/// kubectl's `-v=6` log of `args`: one line per request, with the
+/// upgrade's method and status (a failed WebSocket upgrade would show as a
+/// non-101 GET followed by the SPDY POST).
+fn request_log(fx: &Fixture, minor: u32, args: &[&str]) -> String {
+    let mut all = vec!["-v=6"];
+    all.extend_from_slice(args);
+    let o = fx.kubectl(minor, &all, None);
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn protocol_checks(fx: &Fixture) {
+    let log = request_log(fx, 33, &["exec", "web", "-c", "main", "--", "true"]);
+    assert!(
+        log.lines().any(|l| l.contains("verb=\"GET\"") && l.contains("/exec?") && l.contains("101 Switching Protocols"))
+            && log.contains("The subprotocol is v5.channel.k8s.io")
+            && !log.contains("verb=\"POST\""),
+        "1.33 exec should upgrade to WebSocket: {log}"
+    );
+    let log = request_log(fx, 27, &["exec", "web", "-c", "main", "--", "true"]);
+    assert!(
+        log.lines().any(|l| l.contains("POST") && l.contains("/exec?") && l.contains("101 Switching Protocols")),
+        "1.27 exec should upgrade to SPDY: {log}"
+    );
+}
+
 fn exec_checks(fx: &Fixture, minor: u32) {
     let o = fx.kubectl(minor, &["exec", "web", "-c", "main", "--", "sh", "-c", "exit 3"], None);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -420,11 +445,13 @@ fn attach_check(fx: &Fixture, minor: u32) {
 
 fn port_forward_check(fx: &Fixture, minor: u32) {
     let local = support::free_port();
+    let log_path = fx.tmp.path().join(format!("port-forward-{minor}.log"));
+    let log_file = std::fs::File::create(&log_path).unwrap();
     let mut child = fx
         .cluster
-        .kubectl_command(minor, &["port-forward", "pod/web", &format!("{local}:8080")])
+        .kubectl_command(minor, &["-v=6", "port-forward", "pod/web", &format!("{local}:8080")])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log_file)
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -443,6 +470,19 @@ fn port_forward_check(fx: &Fixture, minor: u32) {
             resp.starts_with("HTTP/1.") && resp.contains("hello from httpd in the pod"),
             "round {round}: {resp:?}"
         );
+    }
+    // Which protocol carried it: 1.31+ tunnels SPDY in WebSocket (a GET
+    // upgrade), older kubectl upgrades a POST to SPDY.
+    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let upgraded = |verb: &str| {
+        log.lines().any(|l| {
+            l.contains(verb) && l.contains("/portforward") && l.contains("101 Switching Protocols")
+        })
+    };
+    if minor >= 31 {
+        assert!(upgraded("verb=\"GET\"") && !upgraded("POST"), "{log}");
+    } else {
+        assert!(upgraded("POST"), "{log}");
     }
 }
 
@@ -487,6 +527,7 @@ fn kubectl_streams_to_a_node() {
     // 1.33: WebSocket v5 for exec/attach, the SPDY-in-WebSocket tunnel for
     // port-forward.
     logs_checks(&fx, 33);
+    protocol_checks(&fx);
     exec_checks(&fx, 33);
     cp_checks(&fx, 33);
     attach_check(&fx, 33);
