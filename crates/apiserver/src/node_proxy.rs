@@ -107,9 +107,7 @@ impl ServerCertVerifier for AnyServerCert {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -136,7 +134,12 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<Str
     let ephemeral = names(pod, "ephemeralContainers");
     match asked {
         Some(c) => {
-            if containers.iter().chain(&init).chain(&ephemeral).any(|n| n == c) {
+            if containers
+                .iter()
+                .chain(&init)
+                .chain(&ephemeral)
+                .any(|n| n == c)
+            {
                 Ok(c.to_string())
             } else {
                 Err(ApiError::bad_request(format!(
@@ -151,7 +154,10 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<Str
                 go_list(&containers)
             );
             if !init.is_empty() {
-                msg.push_str(&format!(" or one of the init containers: {}", go_list(&init)));
+                msg.push_str(&format!(
+                    " or one of the init containers: {}",
+                    go_list(&init)
+                ));
             }
             Err(ApiError::bad_request(msg))
         }
@@ -161,7 +167,10 @@ fn pick_container(pod: &Value, name: &str, asked: Option<&str>) -> ApiResult<Str
 /// `host:port` of the node's server: its InternalIP (else ExternalIP,
 /// else Hostname) and `status.daemonEndpoints.kubeletEndpoint.Port`.
 fn node_address(node: &Value) -> ApiResult<(String, u16)> {
-    let addrs = node["status"]["addresses"].as_array().cloned().unwrap_or_default();
+    let addrs = node["status"]["addresses"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let find = |t: &str| {
         addrs
             .iter()
@@ -287,7 +296,11 @@ pub async fn handle(
         _ => format!("/portForward/{ns}/{name}"),
     };
     let q = forwarded_query(req.uri().query());
-    let uri = if q.is_empty() { path } else { format!("{path}?{q}") };
+    let uri = if q.is_empty() {
+        path
+    } else {
+        format!("{path}?{q}")
+    };
 
     // Connect: TCP, TLS, HTTP/1.1 (upgrades are HTTP/1.1 only).
     let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
@@ -377,7 +390,10 @@ mod tests {
         assert_eq!(pick_container(&pod, "p", Some("b")).unwrap(), "b");
         assert_eq!(pick_container(&pod, "p", Some("i")).unwrap(), "i");
         let e = pick_container(&pod, "p", Some("x")).unwrap_err();
-        assert_eq!((e.code, e.message.as_str()), (400, "container x is not valid for pod p"));
+        assert_eq!(
+            (e.code, e.message.as_str()),
+            (400, "container x is not valid for pod p")
+        );
         let e = pick_container(&pod, "p", None).unwrap_err();
         assert_eq!(
             e.message,

@@ -15,9 +15,7 @@ use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use skiff_runtime::{
-    ContainerConfig, LinuxRuntime, RuntimeConfig, RuntimeService, SandboxConfig,
-};
+use skiff_runtime::{ContainerConfig, LinuxRuntime, RuntimeConfig, RuntimeService, SandboxConfig};
 use skiff_streaming::{ContainerRef, Kubelet, PodLookup};
 use support::{Backend, Cluster};
 
@@ -107,8 +105,9 @@ fn container(name: &str, rootfs: &Path, logs: &Path, script: &str, stdin: bool) 
 /// A serving certificate for 127.0.0.1 signed by the cluster CA.
 fn serving_cert(tls_dir: &Path) -> (String, String, String) {
     let ca_pem = std::fs::read_to_string(tls_dir.join("ca.crt")).unwrap();
-    let ca_key = rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls_dir.join("ca.key")).unwrap())
-        .unwrap();
+    let ca_key =
+        rcgen::KeyPair::from_pem(&std::fs::read_to_string(tls_dir.join("ca.key")).unwrap())
+            .unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
@@ -200,9 +199,10 @@ impl Fixture {
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
         let port = listener.local_addr().unwrap().port();
-        fx.server = Some(fx.tokio.spawn(skiff_streaming::kubelet::serve_tls(
-            listener, tls, kubelet,
-        )));
+        fx.server = Some(
+            fx.tokio
+                .spawn(skiff_streaming::kubelet::serve_tls(listener, tls, kubelet)),
+        );
 
         let c = &fx.cluster;
         c.apply_stdin(
@@ -215,7 +215,15 @@ impl Fixture {
         );
         c.ok(
             33,
-            &["patch", "node", "stream-node", "--subresource=status", "--type=merge", "-p", &status],
+            &[
+                "patch",
+                "node",
+                "stream-node",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status,
+            ],
         );
         c.apply_stdin(
             33,
@@ -233,8 +241,15 @@ impl Fixture {
         );
         c.ok(
             33,
-            &["patch", "pod", "web", "--subresource=status", "--type=merge", "-p",
-              r#"{"status":{"phase":"Running"}}"#],
+            &[
+                "patch",
+                "pod",
+                "web",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"phase":"Running"}}"#,
+            ],
         );
         // The container has printed its first lines.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -298,11 +313,24 @@ fn logs_checks(fx: &Fixture, minor: u32) {
             && out.contains("\ntick 0\n"),
         "{out:?}"
     );
-    let tail = fx.cluster.ok(minor, &["logs", "web", "-c", "main", "--tail=1"]);
-    assert!(tail.starts_with("tick ") && tail.lines().count() == 1, "{tail:?}");
-    let ts = fx
+    let tail = fx
         .cluster
-        .ok(minor, &["logs", "web", "-c", "main", "--timestamps", "--limit-bytes=200"]);
+        .ok(minor, &["logs", "web", "-c", "main", "--tail=1"]);
+    assert!(
+        tail.starts_with("tick ") && tail.lines().count() == 1,
+        "{tail:?}"
+    );
+    let ts = fx.cluster.ok(
+        minor,
+        &[
+            "logs",
+            "web",
+            "-c",
+            "main",
+            "--timestamps",
+            "--limit-bytes=200",
+        ],
+    );
     let first = ts.lines().next().unwrap_or_default();
     let (stamp, rest) = first.split_once(' ').unwrap_or_default();
     assert!(
@@ -317,7 +345,8 @@ fn logs_checks(fx: &Fixture, minor: u32) {
     let prev = fx.kubectl(minor, &["logs", "web", "-c", "main", "--previous"], None);
     assert!(
         !prev.status.success()
-            && text(&prev).contains("previous terminated container \"main\" in pod \"web\" not found"),
+            && text(&prev)
+                .contains("previous terminated container \"main\" in pod \"web\" not found"),
         "{}",
         text(&prev)
     );
@@ -329,8 +358,14 @@ fn logs_checks(fx: &Fixture, minor: u32) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let first_tick = fx.cluster.ok(minor, &["logs", "web", "-c", "main", "--tail=1"]);
-    let n: u64 = first_tick.trim().trim_start_matches("tick ").parse().unwrap();
+    let first_tick = fx
+        .cluster
+        .ok(minor, &["logs", "web", "-c", "main", "--tail=1"]);
+    let n: u64 = first_tick
+        .trim()
+        .trim_start_matches("tick ")
+        .parse()
+        .unwrap();
     read_until(child, &format!("tick {}\n", n + 2));
 }
 
@@ -365,39 +400,68 @@ fn request_log(fx: &Fixture, minor: u32, args: &[&str]) -> String {
 fn protocol_checks(fx: &Fixture) {
     let log = request_log(fx, 33, &["exec", "web", "-c", "main", "--", "true"]);
     assert!(
-        log.lines().any(|l| l.contains("verb=\"GET\"") && l.contains("/exec?") && l.contains("101 Switching Protocols"))
+        log.lines().any(|l| l.contains("verb=\"GET\"")
+            && l.contains("/exec?")
+            && l.contains("101 Switching Protocols"))
             && log.contains("The subprotocol is v5.channel.k8s.io")
             && !log.contains("verb=\"POST\""),
         "1.33 exec should upgrade to WebSocket: {log}"
     );
     let log = request_log(fx, 27, &["exec", "web", "-c", "main", "--", "true"]);
     assert!(
-        log.lines().any(|l| l.contains("POST") && l.contains("/exec?") && l.contains("101 Switching Protocols")),
+        log.lines().any(|l| l.contains("POST")
+            && l.contains("/exec?")
+            && l.contains("101 Switching Protocols")),
         "1.27 exec should upgrade to SPDY: {log}"
     );
 }
 
 fn exec_checks(fx: &Fixture, minor: u32) {
-    let o = fx.kubectl(minor, &["exec", "web", "-c", "main", "--", "sh", "-c", "exit 3"], None);
+    let o = fx.kubectl(
+        minor,
+        &["exec", "web", "-c", "main", "--", "sh", "-c", "exit 3"],
+        None,
+    );
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let o = fx.kubectl(
         minor,
-        &["exec", "web", "-c", "main", "--", "sh", "-c", "echo out; echo err >&2"],
+        &[
+            "exec",
+            "web",
+            "-c",
+            "main",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2",
+        ],
         None,
     );
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "out\n");
     assert_eq!(String::from_utf8_lossy(&o.stderr), "err\n");
     // stdin reaches the process and its end closes it.
-    let o = fx.kubectl(minor, &["exec", "-i", "web", "-c", "main", "--", "cat"], Some("piped\ninput\n"));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "piped\ninput\n", "{}", text(&o));
+    let o = fx.kubectl(
+        minor,
+        &["exec", "-i", "web", "-c", "main", "--", "cat"],
+        Some("piped\ninput\n"),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "piped\ninput\n",
+        "{}",
+        text(&o)
+    );
     // A terminal, under script(1) so kubectl has one to pass on.
     let kubectl = support::kubectl_path(minor);
     let line = format!(
         "{} --kubeconfig {} --cache-dir {} exec -it web -c main -- sh -c 'tty; echo tty-ok'",
         kubectl.display(),
         fx.cluster.kubeconfig().display(),
-        fx.cluster.data_dir().join(format!("kube-cache-{minor}")).display(),
+        fx.cluster
+            .data_dir()
+            .join(format!("kube-cache-{minor}"))
+            .display(),
     );
     let o = std::process::Command::new("script")
         .args(["-qec", &line, "/dev/null"])
@@ -405,7 +469,10 @@ fn exec_checks(fx: &Fixture, minor: u32) {
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && out.contains("/dev/pts/") && out.contains("tty-ok"), "{out:?}");
+    assert!(
+        o.status.success() && out.contains("/dev/pts/") && out.contains("tty-ok"),
+        "{out:?}"
+    );
 }
 
 fn cp_checks(fx: &Fixture, minor: u32) {
@@ -413,11 +480,24 @@ fn cp_checks(fx: &Fixture, minor: u32) {
     let content: String = (0..2000).map(|i| format!("line {i}\n")).collect();
     std::fs::write(&local, &content).unwrap();
     let dest = format!("web:/tmp/up-{minor}.txt");
-    fx.cluster.ok(minor, &["cp", local.to_str().unwrap(), &dest, "-c", "main"]);
-    let inside = fx.cluster.ok(minor, &["exec", "web", "-c", "main", "--", "cat", &format!("/tmp/up-{minor}.txt")]);
+    fx.cluster
+        .ok(minor, &["cp", local.to_str().unwrap(), &dest, "-c", "main"]);
+    let inside = fx.cluster.ok(
+        minor,
+        &[
+            "exec",
+            "web",
+            "-c",
+            "main",
+            "--",
+            "cat",
+            &format!("/tmp/up-{minor}.txt"),
+        ],
+    );
     assert_eq!(inside, content);
     let back = fx.tmp.path().join(format!("down-{minor}.txt"));
-    fx.cluster.ok(minor, &["cp", &dest, back.to_str().unwrap(), "-c", "main"]);
+    fx.cluster
+        .ok(minor, &["cp", &dest, back.to_str().unwrap(), "-c", "main"]);
     assert_eq!(std::fs::read_to_string(&back).unwrap(), content);
 }
 
@@ -449,7 +529,10 @@ fn port_forward_check(fx: &Fixture, minor: u32) {
     let log_file = std::fs::File::create(&log_path).unwrap();
     let mut child = fx
         .cluster
-        .kubectl_command(minor, &["-v=6", "port-forward", "pod/web", &format!("{local}:8080")])
+        .kubectl_command(
+            minor,
+            &["-v=6", "port-forward", "pod/web", &format!("{local}:8080")],
+        )
         .stdout(Stdio::piped())
         .stderr(log_file)
         .spawn()
@@ -463,7 +546,8 @@ fn port_forward_check(fx: &Fixture, minor: u32) {
     for round in 0..2 {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
         let mut resp = String::new();
         let _ = s.read_to_string(&mut resp);
         assert!(
@@ -499,11 +583,16 @@ impl Drop for KillOnDrop {
 
 fn error_checks(fx: &Fixture, minor: u32) {
     let o = fx.kubectl(minor, &["logs", "web", "-c", "nope"], None);
-    assert!(text(&o).contains("container nope is not valid for pod web"), "{}", text(&o));
+    assert!(
+        text(&o).contains("container nope is not valid for pod web"),
+        "{}",
+        text(&o)
+    );
     let o = fx.kubectl(minor, &["logs", "web"], None);
     assert!(
-        text(&o).contains("a container name must be specified for pod web, choose one of: [main shell]")
-            || text(&o).contains("Defaulted container"),
+        text(&o).contains(
+            "a container name must be specified for pod web, choose one of: [main shell]"
+        ) || text(&o).contains("Defaulted container"),
         "{}",
         text(&o)
     );

@@ -73,7 +73,10 @@ pub struct Kubelet {
 }
 
 fn path_parts(path: &str) -> Vec<String> {
-    path.trim_matches('/').split('/').map(percent_decode).collect()
+    path.trim_matches('/')
+        .split('/')
+        .map(percent_decode)
+        .collect()
 }
 
 /// `%XX` unescaping of one path segment (invalid escapes stay as they are).
@@ -223,10 +226,8 @@ impl Kubelet {
                 .map(|b| Ok::<_, std::convert::Infallible>(hyper::body::Frame::data(b))),
         );
         let mut res = Response::new(BodyExt::boxed(body));
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain"),
-        );
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         res
     }
 
@@ -430,7 +431,8 @@ pub fn tls_config(
         provider.clone(),
     )
     .build()?;
-    let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let certs =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

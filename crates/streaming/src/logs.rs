@@ -252,12 +252,13 @@ pub async fn stream(path: PathBuf, opts: LogOptions, running: Running, tx: mpsc:
         }
         // At the end: a rotated file is replaced by a new one at `path`.
         let now_ino = inode(&path);
-        if now_ino.is_some() && now_ino != ino {
-            if let Some(f) = open(&path) {
-                file = f;
-                ino = now_ino;
-                continue;
-            }
+        if now_ino.is_some()
+            && now_ino != ino
+            && let Some(f) = open(&path)
+        {
+            file = f;
+            ino = now_ino;
+            continue;
         }
         // Truncated in place (copytruncate): start over.
         if let (Ok(meta), Ok(pos)) = (file.metadata(), file.stream_position())
@@ -267,7 +268,7 @@ pub async fn stream(path: PathBuf, opts: LogOptions, running: Running, tx: mpsc:
             continue;
         }
         idle_checks += 1;
-        if idle_checks % 5 == 0 && !running().await {
+        if idle_checks.is_multiple_of(5) && !running().await {
             // One last read: output written just before the exit.
             let mut rest = Vec::new();
             let _ = file.read_to_end(&mut rest);
@@ -366,7 +367,10 @@ mod tests {
         let task = tokio::spawn(stream(path.clone(), opts("follow=true"), check, tx));
         assert_eq!(rx.recv().await.as_deref(), Some(&b"one\n"[..]));
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&LOG[44..]).unwrap();
         let mut got = Vec::new();
         while got.len() < b"two\nthree\n".len() {

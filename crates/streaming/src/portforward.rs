@@ -63,8 +63,7 @@ fn forward_error(pod: &str, port: u16, e: &io::Error) -> String {
 /// Serves port-forward streams on a SPDY connection until it ends.
 pub async fn serve_spdy(mut conn: spdy::Connection, netns: PathBuf, pod: String) {
     // requestID -> (error, data) until both halves of a pair arrived.
-    let mut pending: HashMap<String, (Option<spdy::Stream>, Option<spdy::Stream>)> =
-        HashMap::new();
+    let mut pending: HashMap<String, (Option<spdy::Stream>, Option<spdy::Stream>)> = HashMap::new();
     while let Some(s) = conn.accept().await {
         let request = s
             .header("requestid")

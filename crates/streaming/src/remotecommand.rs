@@ -387,7 +387,11 @@ pub async fn run_exec(
 
 /// Attaches `session` to container `id`'s stdio until the container's
 /// output ends or the client leaves.
-pub async fn run_attach(runtime: &dyn skiff_runtime::RuntimeService, id: &str, mut session: Session) {
+pub async fn run_attach(
+    runtime: &dyn skiff_runtime::RuntimeService,
+    id: &str,
+    mut session: Session,
+) {
     let attach = match runtime.attach(id).await {
         Ok(a) => a,
         Err(e) => {

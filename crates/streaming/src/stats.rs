@@ -154,7 +154,11 @@ mod tests {
     fn rates_need_two_samples() {
         let t = Instant::now();
         assert_eq!(rate("k-test", t, 1_000), 0);
-        let r = rate("k-test", t + std::time::Duration::from_secs(2), 2_000_000_001);
+        let r = rate(
+            "k-test",
+            t + std::time::Duration::from_secs(2),
+            2_000_000_001,
+        );
         assert_eq!(r, (2_000_000_001 - 1_000) / 2);
     }
 }

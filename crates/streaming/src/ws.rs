@@ -54,6 +54,7 @@ pub struct Accepted {
 /// protocol among `supported`; with no protocol offered, `default` is
 /// used (upstream treats that as the oldest channel protocol). Refusals
 /// are 400 Status responses (kubectl then falls back to SPDY).
+#[allow(clippy::result_large_err)] // the refusal is the response to send
 pub fn accept<B>(
     req: &mut Request<B>,
     supported: &[&str],
@@ -117,11 +118,7 @@ pub fn pipe(ws: Ws) -> DuplexStream {
         let inbound = async {
             while let Some(Ok(msg)) = stream.next().await {
                 match msg {
-                    Message::Binary(b) => {
-                        if wr.write_all(&b).await.is_err() {
-                            break;
-                        }
-                    }
+                    Message::Binary(b) if wr.write_all(&b).await.is_err() => break,
                     Message::Close(_) => break,
                     _ => {}
                 }
@@ -172,13 +169,9 @@ mod tests {
             .body(())
             .unwrap();
         assert!(is_websocket(req.headers()));
-        let a = accept(
-            &mut req,
-            &["v5.channel.k8s.io", "v4.channel.k8s.io"],
-            None,
-        )
-        .ok()
-        .unwrap();
+        let a = accept(&mut req, &["v5.channel.k8s.io", "v4.channel.k8s.io"], None)
+            .ok()
+            .unwrap();
         assert_eq!(a.protocol, "v4.channel.k8s.io");
         assert_eq!(a.response.status(), 101);
         // RFC 6455's example key and answer.

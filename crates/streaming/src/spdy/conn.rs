@@ -273,11 +273,7 @@ impl Connection {
     }
 }
 
-async fn write_loop<W: AsyncWrite>(
-    wr: W,
-    mut rx: mpsc::Receiver<Out>,
-    shared: Arc<Shared>,
-) {
+async fn write_loop<W: AsyncWrite>(wr: W, mut rx: mpsc::Receiver<Out>, shared: Arc<Shared>) {
     let mut wr = std::pin::pin!(wr);
     let mut compressor = Compressor::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -351,15 +347,9 @@ async fn read_loop<R: AsyncRead>(
                     break 'outer;
                 }
             };
-            if handle(
-                f,
-                &shared,
-                &incoming,
-                &mut decompressor,
-                &mut going_away,
-            )
-            .await
-            .is_err()
+            if handle(f, &shared, &incoming, &mut decompressor, &mut going_away)
+                .await
+                .is_err()
             {
                 break 'outer;
             }

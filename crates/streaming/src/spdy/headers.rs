@@ -201,8 +201,7 @@ impl Decompressor {
                 Err(e) => return Err(HeaderError(e.to_string())),
             }
             input = &input[(self.z.total_in() - before_in) as usize..];
-            let progressed =
-                self.z.total_in() != before_in || self.z.total_out() != before_out;
+            let progressed = self.z.total_in() != before_in || self.z.total_out() != before_out;
             if input.is_empty() && out.len() < out.capacity() {
                 break;
             }
