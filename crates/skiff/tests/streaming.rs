@@ -306,10 +306,11 @@ fn text(o: &std::process::Output) -> String {
 
 fn logs_checks(fx: &Fixture, minor: u32) {
     let out = fx.cluster.ok(minor, &["logs", "web", "-c", "main"]);
-    // stdout and stderr are pumped separately: their order may differ.
+    // stdout and stderr are pumped by separate threads in the runtime's
+    // monitor: their relative order in the log is not fixed.
     assert!(
-        out.lines().take(2).any(|l| l == "hello from main")
-            && out.lines().take(2).any(|l| l == "to stderr")
+        out.lines().any(|l| l == "hello from main")
+            && out.lines().any(|l| l == "to stderr")
             && out.contains("\ntick 0\n"),
         "{out:?}"
     );
