@@ -1,0 +1,305 @@
+//! The workload controllers (ReplicaSet, ReplicationController,
+//! Deployment, Job, CronJob, DaemonSet, StatefulSet) driven through the
+//! real kubectl against a real `skiff server`. No kubelet runs pods here:
+//! hollow nodes (`support::hollow`) report them Running and Ready through
+//! the API, as a kubelet would.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::watcher::{self, Event};
+use serde_json::Value;
+use support::{Backend, Cluster};
+
+const K: u32 = 33;
+
+/// Polls `check` until it holds, failing the test after `secs`.
+#[track_caller]
+fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("timed out waiting until {what}");
+}
+
+fn jsonpath(c: &Cluster, args: &[&str], path: &str) -> String {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    let p = format!("jsonpath={path}");
+    all.extend_from_slice(&["-o", &p]);
+    let out = c.kubectl(K, &all);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn names(c: &Cluster, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["get"];
+    all.extend_from_slice(args);
+    all.extend_from_slice(&["-o", "name"]);
+    c.ok(K, &all)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+fn pod_ready(p: &Value) -> bool {
+    p.pointer("/metadata/deletionTimestamp").is_none()
+        && p.pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c.get("type").and_then(Value::as_str) == Some("Ready")
+                        && c.get("status").and_then(Value::as_str) == Some("True")
+                })
+            })
+}
+
+/// Watches pods matching a label selector and records, after every event,
+/// how many are Ready (and not being deleted).
+struct ReadyWatch {
+    counts: Arc<Mutex<Vec<usize>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ReadyWatch {
+    fn start(c: &Cluster, selector: &str) -> ReadyWatch {
+        let counts = Arc::new(Mutex::new(Vec::new()));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let kubeconfig = c.kubeconfig();
+        let selector = selector.to_string();
+        let out = counts.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = support::hollow::client(&kubeconfig).await.expect("client");
+                let ar = ApiResource {
+                    group: String::new(),
+                    version: "v1".into(),
+                    api_version: "v1".into(),
+                    kind: "Pod".into(),
+                    plural: "pods".into(),
+                };
+                let api: Api<DynamicObject> = Api::namespaced_with(client, "default", &ar);
+                let mut pods: HashMap<String, bool> = HashMap::new();
+                let mut synced = false;
+                let mut stream = watcher::watcher(api, watcher::Config::default().labels(&selector)).boxed();
+                let mut stopped = stopped;
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => break,
+                        ev = stream.next() => {
+                            let Some(Ok(ev)) = ev else { continue };
+                            match ev {
+                                Event::Apply(p) | Event::InitApply(p) => {
+                                    let v = serde_json::to_value(&p).unwrap_or_default();
+                                    pods.insert(p.metadata.name.clone().unwrap_or_default(), pod_ready(&v));
+                                }
+                                Event::Delete(p) => {
+                                    pods.remove(&p.metadata.name.clone().unwrap_or_default());
+                                }
+                                Event::Init => pods.clear(),
+                                Event::InitDone => {
+                                    if !synced {
+                                        synced = true;
+                                        let _ = ready_tx.send(());
+                                    }
+                                }
+                            }
+                            if synced {
+                                let n = pods.values().filter(|r| **r).count();
+                                out.lock().unwrap().push(n);
+                            }
+                        }
+                    }
+                }
+            });
+        });
+        ready_rx.recv_timeout(Duration::from_secs(20)).expect("pod watch synced");
+        ReadyWatch {
+            counts,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops watching; the Ready count after every event seen.
+    fn finish(mut self) -> Vec<usize> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.counts.lock().unwrap().clone()
+    }
+}
+
+fn rs_revisions(c: &Cluster) -> Vec<(String, String)> {
+    let out = jsonpath(
+        c,
+        &["rs", "-l", "app=web"],
+        r#"{range .items[*]}{.metadata.name}={.metadata.annotations.deployment\.kubernetes\.io/revision}{"\n"}{end}"#,
+    );
+    let mut v: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn deployment_rolls_out_undoes_pauses_restarts_and_scales() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a", "hollow-b"]);
+    c.ok(K, &["create", "deployment", "web", "--image=busybox", "--replicas=3"]);
+    eventually(30, "3 replicas are available", || {
+        jsonpath(&c, &["deploy", "web"], "{.status.availableReplicas}") == "3"
+    });
+    c.ok(K, &["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let rs = names(&c, &["rs", "-l", "app=web"]);
+    assert_eq!(rs.len(), 1, "{rs:?}");
+    let hash = jsonpath(&c, &["deploy", "web"], "{.spec.template.metadata.labels}");
+    assert!(!hash.contains("pod-template-hash"), "the deployment's template is untouched: {hash}");
+    let rs_hash = jsonpath(&c, &[&rs[0]], "{.metadata.labels.pod-template-hash}");
+    assert_eq!(rs[0], format!("replicaset.apps/web-{rs_hash}"));
+    assert_eq!(
+        jsonpath(&c, &[&rs[0]], "{.metadata.ownerReferences[0].controller},{.metadata.ownerReferences[0].blockOwnerDeletion}"),
+        "true,true"
+    );
+    let cond = jsonpath(&c, &["deploy", "web"], r#"{.status.conditions[?(@.type=="Progressing")].reason}"#);
+    assert_eq!(cond, "NewReplicaSetAvailable");
+
+    // A rolling update never drops below replicas - maxUnavailable (25% of
+    // 3 rounds down to 0: all 3 stay Ready throughout).
+    let watch = ReadyWatch::start(&c, "app=web");
+    c.ok(K, &["annotate", "deployment/web", "kubernetes.io/change-cause=to 1.36"]);
+    c.ok(K, &["set", "image", "deployment/web", "busybox=busybox:1.36"]);
+    c.ok(K, &["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let counts = watch.finish();
+    assert!(counts.len() > 6, "the watch saw the rollout: {counts:?}");
+    assert!(counts.iter().all(|n| *n >= 3), "fewer than 3 ready pods at some point: {counts:?}");
+    assert_eq!(
+        jsonpath(&c, &["deploy", "web"], "{.status.updatedReplicas}/{.status.replicas}/{.status.availableReplicas}"),
+        "3/3/3"
+    );
+    let revs = rs_revisions(&c);
+    assert_eq!(revs.len(), 2, "{revs:?}");
+    let history = c.ok(K, &["rollout", "history", "deployment/web"]);
+    assert!(history.contains("to 1.36"), "change-cause shown: {history}");
+    assert!(history.lines().any(|l| l.starts_with('1')) && history.lines().any(|l| l.starts_with('2')), "{history}");
+
+    // Undo (kubectl 1.27 once, then 1.33): back to busybox, as revision 3.
+    c.ok(27, &["rollout", "undo", "deployment/web"]);
+    c.ok(27, &["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert_eq!(jsonpath(&c, &["deploy", "web"], "{.spec.template.spec.containers[0].image}"), "busybox");
+    let revs = rs_revisions(&c);
+    assert!(revs.iter().any(|(_, r)| r == "3"), "{revs:?}");
+    assert!(!revs.iter().any(|(_, r)| r == "1"), "revision 1 became 3: {revs:?}");
+    assert_eq!(jsonpath(&c, &["deploy", "web"], "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"), "3");
+
+    // Paused: a template change makes no new ReplicaSet until resumed.
+    c.ok(K, &["rollout", "pause", "deployment/web"]);
+    c.ok(K, &["set", "image", "deployment/web", "busybox=busybox:1.37"]);
+    eventually(10, "the paused condition", || {
+        jsonpath(&c, &["deploy", "web"], r#"{.status.conditions[?(@.type=="Progressing")].reason}"#) == "DeploymentPaused"
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(rs_revisions(&c).len(), 2, "no rollout while paused");
+    c.ok(K, &["rollout", "resume", "deployment/web"]);
+    c.ok(K, &["rollout", "status", "deployment/web", "--timeout=60s"]);
+    assert_eq!(rs_revisions(&c).len(), 3);
+
+    // Restart: a new ReplicaSet with the restartedAt annotation.
+    c.ok(K, &["rollout", "restart", "deployment/web"]);
+    c.ok(K, &["rollout", "status", "deployment/web", "--timeout=60s"]);
+    let revs = rs_revisions(&c);
+    assert_eq!(revs.len(), 4, "{revs:?}");
+    assert!(revs.iter().any(|(_, r)| r == "5"), "{revs:?}");
+
+    // Scaling, and a deleted pod comes back.
+    c.ok(K, &["scale", "deployment/web", "--replicas=5"]);
+    eventually(30, "5 available", || {
+        jsonpath(&c, &["deploy", "web"], "{.status.availableReplicas}") == "5"
+    });
+    let pods = names(&c, &["pods", "-l", "app=web"]);
+    assert_eq!(pods.len(), 5, "{pods:?}");
+    c.ok(K, &["delete", &pods[0]]);
+    eventually(30, "a replacement pod", || {
+        let now = names(&c, &["pods", "-l", "app=web"]);
+        now.len() == 5 && !now.contains(&pods[0])
+    });
+    c.ok(K, &["scale", "deployment/web", "--replicas=2"]);
+    eventually(30, "2 pods left", || names(&c, &["pods", "-l", "app=web"]).len() == 2);
+    assert_eq!(
+        jsonpath(&c, &["deploy", "web"], "{.status.replicas}/{.status.availableReplicas}"),
+        "2/2"
+    );
+}
+
+#[test]
+fn foreground_deletion_of_a_deployment_removes_replicasets_and_pods_first() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    c.ok(K, &["create", "deployment", "web", "--image=busybox", "--replicas=2"]);
+    eventually(30, "2 available", || {
+        jsonpath(&c, &["deploy", "web"], "{.status.availableReplicas}") == "2"
+    });
+    // kubectl waits until the Deployment is gone; with foreground
+    // propagation, its ReplicaSets and pods went before it.
+    c.ok(K, &["delete", "deployment", "web", "--cascade=foreground", "--timeout=60s"]);
+    assert!(names(&c, &["rs", "-l", "app=web"]).is_empty());
+    assert!(names(&c, &["pods", "-l", "app=web"]).is_empty());
+}
+
+#[test]
+fn replication_controller_adopts_orphans_and_keeps_its_count() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    // An orphan that matches is adopted rather than a new pod made.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: stray, labels: {app: rc}}\nspec: {containers: [{name: c, image: busybox}]}\n",
+    );
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc}\nspec:\n  replicas: 3\n  selector: {app: rc}\n  template:\n    metadata: {labels: {app: rc}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+    );
+    eventually(30, "3 ready replicas", || {
+        jsonpath(&c, &["rc", "rc"], "{.status.readyReplicas}") == "3"
+    });
+    assert_eq!(names(&c, &["pods", "-l", "app=rc"]).len(), 3);
+    assert_eq!(
+        jsonpath(&c, &["pod", "stray"], "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"),
+        "ReplicationController/rc"
+    );
+    assert_eq!(
+        jsonpath(&c, &["rc", "rc"], "{.status.replicas}/{.status.fullyLabeledReplicas}/{.status.availableReplicas}/{.status.observedGeneration}"),
+        "3/3/3/1"
+    );
+    // Relabelled: released, and replaced.
+    c.ok(K, &["label", "pod", "stray", "app=other", "--overwrite"]);
+    eventually(30, "stray released and replaced", || {
+        jsonpath(&c, &["pod", "stray"], "{.metadata.ownerReferences[*].name}").is_empty()
+            && names(&c, &["pods", "-l", "app=rc"]).len() == 3
+    });
+    c.ok(K, &["scale", "rc", "rc", "--replicas=1"]);
+    eventually(30, "1 pod left", || names(&c, &["pods", "-l", "app=rc"]).len() == 1);
+}
