@@ -6,7 +6,7 @@
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
 //! - Workloads ([`workload`] holds what they share): [`replicaset`]
-//!   (also ReplicationControllers), [`deployment`].
+//!   (also ReplicationControllers), [`deployment`], [`job`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -17,6 +17,7 @@
 mod catalog;
 mod deployment;
 mod gc;
+mod job;
 mod namespace;
 mod queue;
 mod replicaset;

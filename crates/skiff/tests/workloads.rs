@@ -303,3 +303,53 @@ fn replication_controller_adopts_orphans_and_keeps_its_count() {
     c.ok(K, &["scale", "rc", "rc", "--replicas=1"]);
     eventually(30, "1 pod left", || names(&c, &["pods", "-l", "app=rc"]).len() == 1);
 }
+
+fn job_yaml(name: &str, extra_spec: &str, command: &str) -> String {
+    format!(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {{name: {name}}}\nspec:\n{extra_spec}  template:\n    spec:\n      restartPolicy: Never\n      containers: [{{name: main, image: busybox, command: [sh, -c, \"{command}\"]}}]\n"
+    )
+}
+
+#[test]
+fn jobs_complete_fail_at_the_backoff_limit_and_index_their_pods() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    c.apply_stdin(K, &["create", "-f", "-"], &job_yaml("five", "  completions: 5\n  parallelism: 2\n", "exit 0"));
+    c.apply_stdin(K, &["create", "-f", "-"], &job_yaml("bad", "  backoffLimit: 1\n", "exit 1"));
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml("idx", "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n", "exit 0"),
+    );
+
+    c.ok(K, &["wait", "--for=condition=complete", "job/five", "--timeout=60s"]);
+    assert_eq!(
+        jsonpath(&c, &["job", "five"], "{.status.succeeded}/{.status.failed}/{.status.active}"),
+        "5/0/0"
+    );
+    let phases = jsonpath(&c, &["pods", "-l", "job-name=five"], "{.items[*].status.phase}");
+    assert_eq!(phases.split_whitespace().filter(|p| *p == "Succeeded").count(), 5, "{phases}");
+    assert_eq!(phases.split_whitespace().count(), 5, "exactly 5 pods: {phases}");
+    let fins = jsonpath(&c, &["pods", "-l", "job-name=five"], "{.items[*].metadata.finalizers}");
+    assert!(fins.is_empty(), "tracking finalizers removed: {fins}");
+    let conds = jsonpath(&c, &["job", "five"], r#"{.status.conditions[?(@.status=="True")].type}"#);
+    assert_eq!(conds, "SuccessCriteriaMet Complete");
+
+    c.ok(K, &["wait", "--for=condition=failed", "job/bad", "--timeout=60s"]);
+    assert_eq!(
+        jsonpath(&c, &["job", "bad"], r#"{.status.conditions[?(@.type=="Failed")].reason}/{.status.failed}"#),
+        "BackoffLimitExceeded/2"
+    );
+    assert_eq!(names(&c, &["pods", "-l", "job-name=bad"]).len(), 2);
+
+    c.ok(K, &["wait", "--for=condition=complete", "job/idx", "--timeout=60s"]);
+    assert_eq!(jsonpath(&c, &["job", "idx"], "{.status.completedIndexes}"), "0-2");
+    let idx = jsonpath(
+        &c,
+        &["pods", "-l", "job-name=idx"],
+        r#"{range .items[*]}{.metadata.annotations.batch\.kubernetes\.io/job-completion-index}:{.spec.hostname}{" "}{end}"#,
+    );
+    let mut idx: Vec<&str> = idx.split_whitespace().collect();
+    idx.sort();
+    assert_eq!(idx, ["0:idx-0", "1:idx-1", "2:idx-2"]);
+}

@@ -246,6 +246,7 @@ pub async fn run(client: Client) {
                 ctx.clone(),
                 k
             )),
+            workers(&ctx.job.queue, 2, |k| crate::job::reconcile(ctx.clone(), k)),
             // MORE-WORKERS
             resync(&ctx),
         );
