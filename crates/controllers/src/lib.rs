@@ -6,7 +6,7 @@
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
 //! - Workloads ([`workload`] holds what they share): [`replicaset`]
-//!   (also ReplicationControllers), [`deployment`], [`job`].
+//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -15,6 +15,7 @@
 //! so stopping at any point and starting again is safe.
 
 mod catalog;
+mod cronjob;
 mod deployment;
 mod gc;
 mod job;

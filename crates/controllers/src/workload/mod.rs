@@ -247,6 +247,7 @@ pub async fn run(client: Client) {
                 k
             )),
             workers(&ctx.job.queue, 2, |k| crate::job::reconcile(ctx.clone(), k)),
+            workers(&ctx.cronjob.queue, 1, |k| crate::cronjob::reconcile(ctx.clone(), k)),
             // MORE-WORKERS
             resync(&ctx),
         );
