@@ -6,7 +6,7 @@
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
 //! - Workloads ([`workload`] holds what they share): [`replicaset`]
-//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`].
+//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`], [`daemonset`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -16,6 +16,7 @@
 
 mod catalog;
 mod cronjob;
+mod daemonset;
 mod deployment;
 mod gc;
 mod job;

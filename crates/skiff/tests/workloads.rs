@@ -403,3 +403,35 @@ fn cronjob_catches_up_with_a_missed_minute() {
     let last = jsonpath(&c, &["cronjob", "tick"], "{.status.lastScheduleTime}");
     assert_ne!(last, stamp.trim(), "lastScheduleTime moved on");
 }
+
+#[test]
+fn daemonset_runs_one_pod_per_node_and_rolls() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a", "hollow-b"]);
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+    );
+    eventually(30, "a ready pod on both nodes", || {
+        jsonpath(&c, &["ds", "agent"], "{.status.desiredNumberScheduled}/{.status.currentNumberScheduled}/{.status.numberReady}/{.status.updatedNumberScheduled}/{.status.numberAvailable}")
+            == "2/2/2/2/2"
+    });
+    let pinned = jsonpath(
+        &c,
+        &["pods", "-l", "app=agent"],
+        "{.items[*].spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchFields[0].values[0]}",
+    );
+    let mut pinned: Vec<&str> = pinned.split_whitespace().collect();
+    pinned.sort();
+    assert_eq!(pinned, ["hollow-a", "hollow-b"]);
+    let tolerations = jsonpath(&c, &["pods", "-l", "app=agent"], "{.items[0].spec.tolerations[*].key}");
+    assert!(tolerations.contains("node.kubernetes.io/unreachable"), "{tolerations}");
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.36"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    let images = jsonpath(&c, &["pods", "-l", "app=agent"], "{.items[*].spec.containers[0].image}");
+    assert_eq!(images, "busybox:1.36 busybox:1.36");
+    assert_eq!(names(&c, &["controllerrevisions", "-l", "app=agent"]).len(), 2);
+    let history = c.ok(K, &["rollout", "history", "ds/agent"]);
+    assert!(history.contains('2'), "{history}");
+}

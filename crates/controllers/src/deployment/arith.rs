@@ -6,7 +6,11 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// Upstream's `GetScaledValueFromIntOrPercent`: an int as is, a percent of
 /// `total` rounded up or down. A malformed value counts as 0.
+/// A negative `default_percent` is returned as is when `v` is absent.
 pub fn scaled(v: Option<&IntOrString>, default_percent: i32, total: i32, round_up: bool) -> i32 {
+    if v.is_none() && default_percent < 0 {
+        return default_percent;
+    }
     let pct = match v {
         Some(IntOrString::Int(i)) => return *i,
         Some(IntOrString::String(s)) => match s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()) {

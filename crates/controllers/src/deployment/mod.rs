@@ -21,6 +21,8 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+pub use arith::scaled as scaled_value;
+
 use crate::Error;
 use crate::workload::{Ctx, Key, Outcome, control, key_of, pods, selector};
 

@@ -16,6 +16,7 @@ pub mod expectations;
 pub mod hash;
 pub mod pods;
 pub mod rank;
+pub mod revision;
 pub mod selector;
 
 use std::collections::HashSet;
@@ -248,6 +249,7 @@ pub async fn run(client: Client) {
             )),
             workers(&ctx.job.queue, 2, |k| crate::job::reconcile(ctx.clone(), k)),
             workers(&ctx.cronjob.queue, 1, |k| crate::cronjob::reconcile(ctx.clone(), k)),
+            workers(&ctx.ds.queue, 2, |k| crate::daemonset::reconcile(ctx.clone(), k)),
             // MORE-WORKERS
             resync(&ctx),
         );
