@@ -6,7 +6,8 @@
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
 //! - Workloads ([`workload`] holds what they share): [`replicaset`]
-//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`], [`daemonset`].
+//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`], [`daemonset`],
+//!   [`statefulset`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -23,6 +24,7 @@ mod job;
 mod namespace;
 mod queue;
 mod replicaset;
+mod statefulset;
 mod workload;
 
 use std::future::Future;

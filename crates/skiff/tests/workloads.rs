@@ -67,6 +67,9 @@ fn pod_ready(p: &Value) -> bool {
 /// how many are Ready (and not being deleted).
 struct ReadyWatch {
     counts: Arc<Mutex<Vec<usize>>>,
+    /// Pods in the order they first appeared, with the names of the pods
+    /// Ready at that moment.
+    appeared: Arc<Mutex<Vec<(String, Vec<String>)>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -79,6 +82,8 @@ impl ReadyWatch {
         let kubeconfig = c.kubeconfig();
         let selector = selector.to_string();
         let out = counts.clone();
+        let appeared = Arc::new(Mutex::new(Vec::new()));
+        let first_seen = appeared.clone();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -106,7 +111,13 @@ impl ReadyWatch {
                             match ev {
                                 Event::Apply(p) | Event::InitApply(p) => {
                                     let v = serde_json::to_value(&p).unwrap_or_default();
-                                    pods.insert(p.metadata.name.clone().unwrap_or_default(), pod_ready(&v));
+                                    let name = p.metadata.name.clone().unwrap_or_default();
+                                    if synced && !pods.contains_key(&name) {
+                                        let mut ready: Vec<String> = pods.iter().filter(|(_, r)| **r).map(|(n, _)| n.clone()).collect();
+                                        ready.sort();
+                                        first_seen.lock().unwrap().push((name.clone(), ready));
+                                    }
+                                    pods.insert(name, pod_ready(&v));
                                 }
                                 Event::Delete(p) => {
                                     pods.remove(&p.metadata.name.clone().unwrap_or_default());
@@ -131,6 +142,7 @@ impl ReadyWatch {
         ready_rx.recv_timeout(Duration::from_secs(20)).expect("pod watch synced");
         ReadyWatch {
             counts,
+            appeared,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -434,4 +446,49 @@ fn daemonset_runs_one_pod_per_node_and_rolls() {
     assert_eq!(names(&c, &["controllerrevisions", "-l", "app=agent"]).len(), 2);
     let history = c.ok(K, &["rollout", "history", "ds/agent"]);
     assert!(history.contains('2'), "{history}");
+}
+
+#[test]
+fn statefulset_starts_pods_in_order_with_their_own_claims() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    let watch = ReadyWatch::start(&c, "app=db");
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: web}\nspec:\n  replicas: 3\n  serviceName: web\n  selector: {matchLabels: {app: db}}\n  template:\n    metadata: {labels: {app: db}}\n    spec: {containers: [{name: c, image: busybox}]}\n  volumeClaimTemplates:\n  - metadata: {name: data}\n    spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}\n",
+    );
+    eventually(30, "3 ready replicas", || {
+        jsonpath(&c, &["sts", "web"], "{.status.readyReplicas}") == "3"
+    });
+    let order = watch.appeared.lock().unwrap().clone();
+    let _ = watch.finish();
+    let names_in_order: Vec<&str> = order.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names_in_order, ["web-0", "web-1", "web-2"]);
+    // OrderedReady: each pod appeared only once its predecessors were Ready.
+    assert_eq!(order[1].1, ["web-0"]);
+    assert_eq!(order[2].1, ["web-0", "web-1"]);
+    assert_eq!(
+        jsonpath(&c, &["pod", "web-1"], "{.spec.hostname}/{.spec.subdomain}/{.metadata.labels.statefulset\\.kubernetes\\.io/pod-name}/{.metadata.labels.apps\\.kubernetes\\.io/pod-index}/{.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName}"),
+        "web-1/web/web-1/1/data-web-1"
+    );
+    let mut claims = names(&c, &["pvc"]);
+    claims.sort();
+    assert_eq!(claims, ["persistentvolumeclaim/data-web-0", "persistentvolumeclaim/data-web-1", "persistentvolumeclaim/data-web-2"]);
+    let uid = jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}");
+    // A deleted pod comes back under the same name, with the same claim.
+    c.ok(K, &["delete", "pod", "web-1"]);
+    eventually(30, "web-1 back and ready", || {
+        jsonpath(&c, &["sts", "web"], "{.status.readyReplicas}") == "3"
+            && !jsonpath(&c, &["pod", "web-1"], "{.metadata.uid}").is_empty()
+    });
+    assert_eq!(jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}"), uid, "the claim was kept");
+    let revs = jsonpath(&c, &["sts", "web"], "{.status.currentRevision}/{.status.updateRevision}");
+    let (cur, upd) = revs.split_once('/').unwrap();
+    assert!(!cur.is_empty() && cur == upd, "{revs}");
+    // Scale down: the highest ordinal goes, its claim stays (Retain).
+    c.ok(K, &["scale", "sts", "web", "--replicas=2"]);
+    eventually(30, "web-2 gone", || names(&c, &["pods", "-l", "app=db"]).len() == 2);
+    assert!(names(&c, &["pods", "-l", "app=db"]).iter().all(|n| n != "pod/web-2"));
+    assert_eq!(names(&c, &["pvc"]).len(), 3);
 }

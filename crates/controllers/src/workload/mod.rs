@@ -211,7 +211,12 @@ pub async fn run(client: Client) {
                 ctx.queue_controller(&r.metadata);
             }
         }),
-        informer(&client, pvc_w, |_: &PersistentVolumeClaim, _| {}),
+        informer(&client, pvc_w, {
+            let ctx = ctx.clone();
+            move |c: &PersistentVolumeClaim, _| {
+                ctx.queue_controller(&c.metadata);
+            }
+        }),
     ]);
 
     let controllers = async {
@@ -250,7 +255,7 @@ pub async fn run(client: Client) {
             workers(&ctx.job.queue, 2, |k| crate::job::reconcile(ctx.clone(), k)),
             workers(&ctx.cronjob.queue, 1, |k| crate::cronjob::reconcile(ctx.clone(), k)),
             workers(&ctx.ds.queue, 2, |k| crate::daemonset::reconcile(ctx.clone(), k)),
-            // MORE-WORKERS
+            workers(&ctx.ss.queue, 2, |k| crate::statefulset::reconcile(ctx.clone(), k)),
             resync(&ctx),
         );
     };
