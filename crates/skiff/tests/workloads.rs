@@ -63,13 +63,16 @@ fn pod_ready(p: &Value) -> bool {
             })
 }
 
+/// A pod's name when it first appeared, and the pods Ready at that moment.
+type Appeared = (String, Vec<String>);
+
 /// Watches pods matching a label selector and records, after every event,
 /// how many are Ready (and not being deleted).
 struct ReadyWatch {
     counts: Arc<Mutex<Vec<usize>>>,
     /// Pods in the order they first appeared, with the names of the pods
     /// Ready at that moment.
-    appeared: Arc<Mutex<Vec<(String, Vec<String>)>>>,
+    appeared: Arc<Mutex<Vec<Appeared>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -139,7 +142,9 @@ impl ReadyWatch {
                 }
             });
         });
-        ready_rx.recv_timeout(Duration::from_secs(20)).expect("pod watch synced");
+        ready_rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("pod watch synced");
         ReadyWatch {
             counts,
             appeared,
@@ -179,7 +184,16 @@ fn rs_revisions(c: &Cluster) -> Vec<(String, String)> {
 fn deployment_rolls_out_undoes_pauses_restarts_and_scales() {
     let c = Cluster::start(Backend::Memory);
     let _nodes = c.hollow_nodes(&["hollow-a", "hollow-b"]);
-    c.ok(K, &["create", "deployment", "web", "--image=busybox", "--replicas=3"]);
+    c.ok(
+        K,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
     eventually(30, "3 replicas are available", || {
         jsonpath(&c, &["deploy", "web"], "{.status.availableReplicas}") == "3"
     });
@@ -187,49 +201,107 @@ fn deployment_rolls_out_undoes_pauses_restarts_and_scales() {
     let rs = names(&c, &["rs", "-l", "app=web"]);
     assert_eq!(rs.len(), 1, "{rs:?}");
     let hash = jsonpath(&c, &["deploy", "web"], "{.spec.template.metadata.labels}");
-    assert!(!hash.contains("pod-template-hash"), "the deployment's template is untouched: {hash}");
+    assert!(
+        !hash.contains("pod-template-hash"),
+        "the deployment's template is untouched: {hash}"
+    );
     let rs_hash = jsonpath(&c, &[&rs[0]], "{.metadata.labels.pod-template-hash}");
     assert_eq!(rs[0], format!("replicaset.apps/web-{rs_hash}"));
     assert_eq!(
-        jsonpath(&c, &[&rs[0]], "{.metadata.ownerReferences[0].controller},{.metadata.ownerReferences[0].blockOwnerDeletion}"),
+        jsonpath(
+            &c,
+            &[&rs[0]],
+            "{.metadata.ownerReferences[0].controller},{.metadata.ownerReferences[0].blockOwnerDeletion}"
+        ),
         "true,true"
     );
-    let cond = jsonpath(&c, &["deploy", "web"], r#"{.status.conditions[?(@.type=="Progressing")].reason}"#);
+    let cond = jsonpath(
+        &c,
+        &["deploy", "web"],
+        r#"{.status.conditions[?(@.type=="Progressing")].reason}"#,
+    );
     assert_eq!(cond, "NewReplicaSetAvailable");
 
     // A rolling update never drops below replicas - maxUnavailable (25% of
     // 3 rounds down to 0: all 3 stay Ready throughout).
     let watch = ReadyWatch::start(&c, "app=web");
-    c.ok(K, &["annotate", "deployment/web", "kubernetes.io/change-cause=to 1.36"]);
-    c.ok(K, &["set", "image", "deployment/web", "busybox=busybox:1.36"]);
+    c.ok(
+        K,
+        &[
+            "annotate",
+            "deployment/web",
+            "kubernetes.io/change-cause=to 1.36",
+        ],
+    );
+    c.ok(
+        K,
+        &["set", "image", "deployment/web", "busybox=busybox:1.36"],
+    );
     c.ok(K, &["rollout", "status", "deployment/web", "--timeout=60s"]);
     let counts = watch.finish();
     assert!(counts.len() > 6, "the watch saw the rollout: {counts:?}");
-    assert!(counts.iter().all(|n| *n >= 3), "fewer than 3 ready pods at some point: {counts:?}");
+    assert!(
+        counts.iter().all(|n| *n >= 3),
+        "fewer than 3 ready pods at some point: {counts:?}"
+    );
     assert_eq!(
-        jsonpath(&c, &["deploy", "web"], "{.status.updatedReplicas}/{.status.replicas}/{.status.availableReplicas}"),
+        jsonpath(
+            &c,
+            &["deploy", "web"],
+            "{.status.updatedReplicas}/{.status.replicas}/{.status.availableReplicas}"
+        ),
         "3/3/3"
     );
     let revs = rs_revisions(&c);
     assert_eq!(revs.len(), 2, "{revs:?}");
     let history = c.ok(K, &["rollout", "history", "deployment/web"]);
     assert!(history.contains("to 1.36"), "change-cause shown: {history}");
-    assert!(history.lines().any(|l| l.starts_with('1')) && history.lines().any(|l| l.starts_with('2')), "{history}");
+    assert!(
+        history.lines().any(|l| l.starts_with('1')) && history.lines().any(|l| l.starts_with('2')),
+        "{history}"
+    );
 
     // Undo (kubectl 1.27 once, then 1.33): back to busybox, as revision 3.
     c.ok(27, &["rollout", "undo", "deployment/web"]);
-    c.ok(27, &["rollout", "status", "deployment/web", "--timeout=60s"]);
-    assert_eq!(jsonpath(&c, &["deploy", "web"], "{.spec.template.spec.containers[0].image}"), "busybox");
+    c.ok(
+        27,
+        &["rollout", "status", "deployment/web", "--timeout=60s"],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["deploy", "web"],
+            "{.spec.template.spec.containers[0].image}"
+        ),
+        "busybox"
+    );
     let revs = rs_revisions(&c);
     assert!(revs.iter().any(|(_, r)| r == "3"), "{revs:?}");
-    assert!(!revs.iter().any(|(_, r)| r == "1"), "revision 1 became 3: {revs:?}");
-    assert_eq!(jsonpath(&c, &["deploy", "web"], "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"), "3");
+    assert!(
+        !revs.iter().any(|(_, r)| r == "1"),
+        "revision 1 became 3: {revs:?}"
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["deploy", "web"],
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ),
+        "3"
+    );
 
     // Paused: a template change makes no new ReplicaSet until resumed.
     c.ok(K, &["rollout", "pause", "deployment/web"]);
-    c.ok(K, &["set", "image", "deployment/web", "busybox=busybox:1.37"]);
+    c.ok(
+        K,
+        &["set", "image", "deployment/web", "busybox=busybox:1.37"],
+    );
     eventually(10, "the paused condition", || {
-        jsonpath(&c, &["deploy", "web"], r#"{.status.conditions[?(@.type=="Progressing")].reason}"#) == "DeploymentPaused"
+        jsonpath(
+            &c,
+            &["deploy", "web"],
+            r#"{.status.conditions[?(@.type=="Progressing")].reason}"#,
+        ) == "DeploymentPaused"
     });
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(rs_revisions(&c).len(), 2, "no rollout while paused");
@@ -257,9 +329,15 @@ fn deployment_rolls_out_undoes_pauses_restarts_and_scales() {
         now.len() == 5 && !now.contains(&pods[0])
     });
     c.ok(K, &["scale", "deployment/web", "--replicas=2"]);
-    eventually(30, "2 pods left", || names(&c, &["pods", "-l", "app=web"]).len() == 2);
+    eventually(30, "2 pods left", || {
+        names(&c, &["pods", "-l", "app=web"]).len() == 2
+    });
     assert_eq!(
-        jsonpath(&c, &["deploy", "web"], "{.status.replicas}/{.status.availableReplicas}"),
+        jsonpath(
+            &c,
+            &["deploy", "web"],
+            "{.status.replicas}/{.status.availableReplicas}"
+        ),
         "2/2"
     );
 }
@@ -268,13 +346,31 @@ fn deployment_rolls_out_undoes_pauses_restarts_and_scales() {
 fn foreground_deletion_of_a_deployment_removes_replicasets_and_pods_first() {
     let c = Cluster::start(Backend::Memory);
     let _nodes = c.hollow_nodes(&["hollow-a"]);
-    c.ok(K, &["create", "deployment", "web", "--image=busybox", "--replicas=2"]);
+    c.ok(
+        K,
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=busybox",
+            "--replicas=2",
+        ],
+    );
     eventually(30, "2 available", || {
         jsonpath(&c, &["deploy", "web"], "{.status.availableReplicas}") == "2"
     });
     // kubectl waits until the Deployment is gone; with foreground
     // propagation, its ReplicaSets and pods went before it.
-    c.ok(K, &["delete", "deployment", "web", "--cascade=foreground", "--timeout=60s"]);
+    c.ok(
+        K,
+        &[
+            "delete",
+            "deployment",
+            "web",
+            "--cascade=foreground",
+            "--timeout=60s",
+        ],
+    );
     assert!(names(&c, &["rs", "-l", "app=web"]).is_empty());
     assert!(names(&c, &["pods", "-l", "app=web"]).is_empty());
 }
@@ -299,11 +395,19 @@ fn replication_controller_adopts_orphans_and_keeps_its_count() {
     });
     assert_eq!(names(&c, &["pods", "-l", "app=rc"]).len(), 3);
     assert_eq!(
-        jsonpath(&c, &["pod", "stray"], "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"),
+        jsonpath(
+            &c,
+            &["pod", "stray"],
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"
+        ),
         "ReplicationController/rc"
     );
     assert_eq!(
-        jsonpath(&c, &["rc", "rc"], "{.status.replicas}/{.status.fullyLabeledReplicas}/{.status.availableReplicas}/{.status.observedGeneration}"),
+        jsonpath(
+            &c,
+            &["rc", "rc"],
+            "{.status.replicas}/{.status.fullyLabeledReplicas}/{.status.availableReplicas}/{.status.observedGeneration}"
+        ),
         "3/3/3/1"
     );
     // Relabelled: released, and replaced.
@@ -313,7 +417,9 @@ fn replication_controller_adopts_orphans_and_keeps_its_count() {
             && names(&c, &["pods", "-l", "app=rc"]).len() == 3
     });
     c.ok(K, &["scale", "rc", "rc", "--replicas=1"]);
-    eventually(30, "1 pod left", || names(&c, &["pods", "-l", "app=rc"]).len() == 1);
+    eventually(30, "1 pod left", || {
+        names(&c, &["pods", "-l", "app=rc"]).len() == 1
+    });
 }
 
 fn job_yaml(name: &str, extra_spec: &str, command: &str) -> String {
@@ -326,36 +432,101 @@ fn job_yaml(name: &str, extra_spec: &str, command: &str) -> String {
 fn jobs_complete_fail_at_the_backoff_limit_and_index_their_pods() {
     let c = Cluster::start(Backend::Memory);
     let _nodes = c.hollow_nodes(&["hollow-a"]);
-    c.apply_stdin(K, &["create", "-f", "-"], &job_yaml("five", "  completions: 5\n  parallelism: 2\n", "exit 0"));
-    c.apply_stdin(K, &["create", "-f", "-"], &job_yaml("bad", "  backoffLimit: 1\n", "exit 1"));
     c.apply_stdin(
         K,
         &["create", "-f", "-"],
-        &job_yaml("idx", "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n", "exit 0"),
+        &job_yaml("five", "  completions: 5\n  parallelism: 2\n", "exit 0"),
+    );
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml("bad", "  backoffLimit: 1\n", "exit 1"),
+    );
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "idx",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n",
+            "exit 0",
+        ),
     );
 
-    c.ok(K, &["wait", "--for=condition=complete", "job/five", "--timeout=60s"]);
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/five",
+            "--timeout=60s",
+        ],
+    );
     assert_eq!(
-        jsonpath(&c, &["job", "five"], "{.status.succeeded}/{.status.failed}/{.status.active}"),
+        jsonpath(
+            &c,
+            &["job", "five"],
+            "{.status.succeeded}/{.status.failed}/{.status.active}"
+        ),
         "5/0/0"
     );
-    let phases = jsonpath(&c, &["pods", "-l", "job-name=five"], "{.items[*].status.phase}");
-    assert_eq!(phases.split_whitespace().filter(|p| *p == "Succeeded").count(), 5, "{phases}");
-    assert_eq!(phases.split_whitespace().count(), 5, "exactly 5 pods: {phases}");
-    let fins = jsonpath(&c, &["pods", "-l", "job-name=five"], "{.items[*].metadata.finalizers}");
+    let phases = jsonpath(
+        &c,
+        &["pods", "-l", "job-name=five"],
+        "{.items[*].status.phase}",
+    );
+    assert_eq!(
+        phases
+            .split_whitespace()
+            .filter(|p| *p == "Succeeded")
+            .count(),
+        5,
+        "{phases}"
+    );
+    assert_eq!(
+        phases.split_whitespace().count(),
+        5,
+        "exactly 5 pods: {phases}"
+    );
+    let fins = jsonpath(
+        &c,
+        &["pods", "-l", "job-name=five"],
+        "{.items[*].metadata.finalizers}",
+    );
     assert!(fins.is_empty(), "tracking finalizers removed: {fins}");
-    let conds = jsonpath(&c, &["job", "five"], r#"{.status.conditions[?(@.status=="True")].type}"#);
+    let conds = jsonpath(
+        &c,
+        &["job", "five"],
+        r#"{.status.conditions[?(@.status=="True")].type}"#,
+    );
     assert_eq!(conds, "SuccessCriteriaMet Complete");
 
-    c.ok(K, &["wait", "--for=condition=failed", "job/bad", "--timeout=60s"]);
+    c.ok(
+        K,
+        &["wait", "--for=condition=failed", "job/bad", "--timeout=60s"],
+    );
     assert_eq!(
-        jsonpath(&c, &["job", "bad"], r#"{.status.conditions[?(@.type=="Failed")].reason}/{.status.failed}"#),
+        jsonpath(
+            &c,
+            &["job", "bad"],
+            r#"{.status.conditions[?(@.type=="Failed")].reason}/{.status.failed}"#
+        ),
         "BackoffLimitExceeded/2"
     );
     assert_eq!(names(&c, &["pods", "-l", "job-name=bad"]).len(), 2);
 
-    c.ok(K, &["wait", "--for=condition=complete", "job/idx", "--timeout=60s"]);
-    assert_eq!(jsonpath(&c, &["job", "idx"], "{.status.completedIndexes}"), "0-2");
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/idx",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(&c, &["job", "idx"], "{.status.completedIndexes}"),
+        "0-2"
+    );
     let idx = jsonpath(
         &c,
         &["pods", "-l", "job-name=idx"],
@@ -391,8 +562,29 @@ fn cronjob_catches_up_with_a_missed_minute() {
     )
     .unwrap();
     let patch = format!(r#"{{"status":{{"lastScheduleTime":"{}"}}}}"#, stamp.trim());
-    c.ok(K, &["patch", "cronjob", "tick", "--subresource=status", "--type=merge", "-p", &patch]);
-    c.ok(K, &["patch", "cronjob", "tick", "--type=merge", "-p", r#"{"spec":{"suspend":false}}"#]);
+    c.ok(
+        K,
+        &[
+            "patch",
+            "cronjob",
+            "tick",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &patch,
+        ],
+    );
+    c.ok(
+        K,
+        &[
+            "patch",
+            "cronjob",
+            "tick",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"suspend":false}}"#,
+        ],
+    );
     let mut job = String::new();
     eventually(20, "a job for a missed minute", || {
         job = names(&c, &["jobs"]).into_iter().next().unwrap_or_default();
@@ -403,12 +595,22 @@ fn cronjob_catches_up_with_a_missed_minute() {
         .parse()
         .unwrap_or_else(|_| panic!("job name {job}"));
     let now_min = now / 60;
-    assert!((now_min - 1..=now_min + 1).contains(&minutes), "{job} for minute {now_min}");
+    assert!(
+        (now_min - 1..=now_min + 1).contains(&minutes),
+        "{job} for minute {now_min}"
+    );
     assert_eq!(
-        jsonpath(&c, &[&job], "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"),
+        jsonpath(
+            &c,
+            &[&job],
+            "{.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name}"
+        ),
         "CronJob/tick"
     );
-    c.ok(K, &["wait", "--for=condition=complete", &job, "--timeout=30s"]);
+    c.ok(
+        K,
+        &["wait", "--for=condition=complete", &job, "--timeout=30s"],
+    );
     eventually(20, "lastSuccessfulTime", || {
         !jsonpath(&c, &["cronjob", "tick"], "{.status.lastSuccessfulTime}").is_empty()
     });
@@ -426,8 +628,11 @@ fn daemonset_runs_one_pod_per_node_and_rolls() {
         "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent}\nspec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
     );
     eventually(30, "a ready pod on both nodes", || {
-        jsonpath(&c, &["ds", "agent"], "{.status.desiredNumberScheduled}/{.status.currentNumberScheduled}/{.status.numberReady}/{.status.updatedNumberScheduled}/{.status.numberAvailable}")
-            == "2/2/2/2/2"
+        jsonpath(
+            &c,
+            &["ds", "agent"],
+            "{.status.desiredNumberScheduled}/{.status.currentNumberScheduled}/{.status.numberReady}/{.status.updatedNumberScheduled}/{.status.numberAvailable}",
+        ) == "2/2/2/2/2"
     });
     let pinned = jsonpath(
         &c,
@@ -437,13 +642,27 @@ fn daemonset_runs_one_pod_per_node_and_rolls() {
     let mut pinned: Vec<&str> = pinned.split_whitespace().collect();
     pinned.sort();
     assert_eq!(pinned, ["hollow-a", "hollow-b"]);
-    let tolerations = jsonpath(&c, &["pods", "-l", "app=agent"], "{.items[0].spec.tolerations[*].key}");
-    assert!(tolerations.contains("node.kubernetes.io/unreachable"), "{tolerations}");
+    let tolerations = jsonpath(
+        &c,
+        &["pods", "-l", "app=agent"],
+        "{.items[0].spec.tolerations[*].key}",
+    );
+    assert!(
+        tolerations.contains("node.kubernetes.io/unreachable"),
+        "{tolerations}"
+    );
     c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.36"]);
     c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
-    let images = jsonpath(&c, &["pods", "-l", "app=agent"], "{.items[*].spec.containers[0].image}");
+    let images = jsonpath(
+        &c,
+        &["pods", "-l", "app=agent"],
+        "{.items[*].spec.containers[0].image}",
+    );
     assert_eq!(images, "busybox:1.36 busybox:1.36");
-    assert_eq!(names(&c, &["controllerrevisions", "-l", "app=agent"]).len(), 2);
+    assert_eq!(
+        names(&c, &["controllerrevisions", "-l", "app=agent"]).len(),
+        2
+    );
     let history = c.ok(K, &["rollout", "history", "ds/agent"]);
     assert!(history.contains('2'), "{history}");
 }
@@ -469,12 +688,23 @@ fn statefulset_starts_pods_in_order_with_their_own_claims() {
     assert_eq!(order[1].1, ["web-0"]);
     assert_eq!(order[2].1, ["web-0", "web-1"]);
     assert_eq!(
-        jsonpath(&c, &["pod", "web-1"], "{.spec.hostname}/{.spec.subdomain}/{.metadata.labels.statefulset\\.kubernetes\\.io/pod-name}/{.metadata.labels.apps\\.kubernetes\\.io/pod-index}/{.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName}"),
+        jsonpath(
+            &c,
+            &["pod", "web-1"],
+            "{.spec.hostname}/{.spec.subdomain}/{.metadata.labels.statefulset\\.kubernetes\\.io/pod-name}/{.metadata.labels.apps\\.kubernetes\\.io/pod-index}/{.spec.volumes[?(@.name==\"data\")].persistentVolumeClaim.claimName}"
+        ),
         "web-1/web/web-1/1/data-web-1"
     );
     let mut claims = names(&c, &["pvc"]);
     claims.sort();
-    assert_eq!(claims, ["persistentvolumeclaim/data-web-0", "persistentvolumeclaim/data-web-1", "persistentvolumeclaim/data-web-2"]);
+    assert_eq!(
+        claims,
+        [
+            "persistentvolumeclaim/data-web-0",
+            "persistentvolumeclaim/data-web-1",
+            "persistentvolumeclaim/data-web-2"
+        ]
+    );
     let uid = jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}");
     // A deleted pod comes back under the same name, with the same claim.
     c.ok(K, &["delete", "pod", "web-1"]);
@@ -482,13 +712,27 @@ fn statefulset_starts_pods_in_order_with_their_own_claims() {
         jsonpath(&c, &["sts", "web"], "{.status.readyReplicas}") == "3"
             && !jsonpath(&c, &["pod", "web-1"], "{.metadata.uid}").is_empty()
     });
-    assert_eq!(jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}"), uid, "the claim was kept");
-    let revs = jsonpath(&c, &["sts", "web"], "{.status.currentRevision}/{.status.updateRevision}");
+    assert_eq!(
+        jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}"),
+        uid,
+        "the claim was kept"
+    );
+    let revs = jsonpath(
+        &c,
+        &["sts", "web"],
+        "{.status.currentRevision}/{.status.updateRevision}",
+    );
     let (cur, upd) = revs.split_once('/').unwrap();
     assert!(!cur.is_empty() && cur == upd, "{revs}");
     // Scale down: the highest ordinal goes, its claim stays (Retain).
     c.ok(K, &["scale", "sts", "web", "--replicas=2"]);
-    eventually(30, "web-2 gone", || names(&c, &["pods", "-l", "app=db"]).len() == 2);
-    assert!(names(&c, &["pods", "-l", "app=db"]).iter().all(|n| n != "pod/web-2"));
+    eventually(30, "web-2 gone", || {
+        names(&c, &["pods", "-l", "app=db"]).len() == 2
+    });
+    assert!(
+        names(&c, &["pods", "-l", "app=db"])
+            .iter()
+            .all(|n| n != "pod/web-2")
+    );
     assert_eq!(names(&c, &["pvc"]).len(), 3);
 }

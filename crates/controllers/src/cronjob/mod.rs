@@ -14,7 +14,9 @@ use std::time::Duration;
 use k8s_openapi::api::batch::v1::{CronJob, CronJobStatus, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, PropagationPolicy, Preconditions};
+use kube::api::{
+    Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions, PropagationPolicy,
+};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
@@ -46,12 +48,16 @@ fn reference(j: &Job) -> ObjectReference {
 }
 
 pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
-    let Some(cj) = Ctx::get(&ctx.cronjobs, &key) else { return Ok(None) };
+    let Some(cj) = Ctx::get(&ctx.cronjobs, &key) else {
+        return Ok(None);
+    };
     let cj: CronJob = (*cj).clone();
     if cj.meta().deletion_timestamp.is_some() {
         return Ok(None);
     }
-    let Some(spec) = cj.spec.clone() else { return Ok(None) };
+    let Some(spec) = cj.spec.clone() else {
+        return Ok(None);
+    };
     let uid = cj.uid().unwrap_or_default();
     let now = jiff::Timestamp::now();
     let jobs: Vec<Arc<Job>> = ctx.jobs.state_filter(|j| {
@@ -63,17 +69,30 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
 
     // Active: our unfinished Jobs (the list is rebuilt, so a crash after
     // creating a Job but before recording it loses nothing).
-    let mut active: Vec<ObjectReference> = jobs.iter().filter(|j| finished(j).is_none() && j.metadata.deletion_timestamp.is_none()).map(|j| reference(j)).collect();
+    let mut active: Vec<ObjectReference> = jobs
+        .iter()
+        .filter(|j| finished(j).is_none() && j.metadata.deletion_timestamp.is_none())
+        .map(|j| reference(j))
+        .collect();
     active.sort_by(|a, b| a.name.cmp(&b.name));
     let last_success = jobs
         .iter()
         .filter_map(|j| match finished(j) {
-            Some(("Complete", t)) => j.status.as_ref()?.completion_time.as_ref().map(|t| t.0).or(t),
+            Some(("Complete", t)) => j
+                .status
+                .as_ref()?
+                .completion_time
+                .as_ref()
+                .map(|t| t.0)
+                .or(t),
             _ => None,
         })
         .max();
     if let Some(t) = last_success
-        && status.last_successful_time.as_ref().is_none_or(|cur| cur.0 < t)
+        && status
+            .last_successful_time
+            .as_ref()
+            .is_none_or(|cur| cur.0 < t)
     {
         status.last_successful_time = Some(Time(t));
     }
@@ -108,7 +127,9 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         .or_else(|| cj.metadata.creation_timestamp.as_ref().map(|t| t.0))
         .unwrap_or(now);
     let p = schedule::plan(&sched, &tz, earliest, now, spec.starting_deadline_seconds);
-    let wake = p.next.map(|n| Duration::try_from(n.duration_since(now)).unwrap_or_default() + Duration::from_millis(100));
+    let wake = p.next.map(|n| {
+        Duration::try_from(n.duration_since(now)).unwrap_or_default() + Duration::from_millis(100)
+    });
     let Some(at) = p.run else {
         write_status(&ctx, &cj, &status).await?;
         return Ok(wake);
@@ -131,7 +152,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             for a in &active {
                 let dp = DeleteParams {
                     propagation_policy: Some(PropagationPolicy::Background),
-                    preconditions: Some(Preconditions { uid: a.uid.clone(), resource_version: None }),
+                    preconditions: Some(Preconditions {
+                        uid: a.uid.clone(),
+                        resource_version: None,
+                    }),
                     ..Default::default()
                 };
                 let n = a.name.clone().unwrap_or_default();
@@ -148,7 +172,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     let tmpl = spec.job_template.clone();
     let tm = tmpl.metadata.clone().unwrap_or_default();
     let mut annotations = tm.annotations.clone().unwrap_or_default();
-    annotations.insert(SCHEDULED_TIMESTAMP.into(), at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string());
+    annotations.insert(
+        SCHEDULED_TIMESTAMP.into(),
+        at.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
     let job = Job {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -174,14 +201,21 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
 
 /// Deletes the oldest finished Jobs beyond `successfulJobsHistoryLimit`
 /// (default 3) and `failedJobsHistoryLimit` (default 1).
-async fn cleanup(api: &Api<Job>, spec: &k8s_openapi::api::batch::v1::CronJobSpec, jobs: &[Arc<Job>]) -> Result<(), Error> {
+async fn cleanup(
+    api: &Api<Job>,
+    spec: &k8s_openapi::api::batch::v1::CronJobSpec,
+    jobs: &[Arc<Job>],
+) -> Result<(), Error> {
     for (kind, limit) in [
         ("Complete", spec.successful_jobs_history_limit.unwrap_or(3)),
         ("Failed", spec.failed_jobs_history_limit.unwrap_or(1)),
     ] {
         let mut done: Vec<&Arc<Job>> = jobs
             .iter()
-            .filter(|j| j.metadata.deletion_timestamp.is_none() && finished(j).is_some_and(|(k, _)| k == kind))
+            .filter(|j| {
+                j.metadata.deletion_timestamp.is_none()
+                    && finished(j).is_some_and(|(k, _)| k == kind)
+            })
             .collect();
         let limit = limit.max(0) as usize;
         if done.len() <= limit {
@@ -196,7 +230,10 @@ async fn cleanup(api: &Api<Job>, spec: &k8s_openapi::api::batch::v1::CronJobSpec
         for j in &done[..done.len() - limit] {
             let dp = DeleteParams {
                 propagation_policy: Some(PropagationPolicy::Background),
-                preconditions: Some(Preconditions { uid: j.uid(), resource_version: None }),
+                preconditions: Some(Preconditions {
+                    uid: j.uid(),
+                    resource_version: None,
+                }),
                 ..Default::default()
             };
             match api.delete(&j.name_any(), &dp).await {
@@ -213,7 +250,8 @@ async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result
     if cj.status.as_ref().unwrap_or(&CronJobStatus::default()) == status {
         return Ok(());
     }
-    let api: Api<CronJob> = Api::namespaced(ctx.client.clone(), &cj.namespace().unwrap_or_default());
+    let api: Api<CronJob> =
+        Api::namespaced(ctx.client.clone(), &cj.namespace().unwrap_or_default());
     let mut s = serde_json::to_value(status).unwrap_or_default();
     // Merge patch: an absent list must be written as null to clear it.
     if status.active.is_none()
@@ -221,9 +259,21 @@ async fn write_status(ctx: &Ctx, cj: &CronJob, status: &CronJobStatus) -> Result
     {
         o.insert("active".into(), serde_json::Value::Null);
     }
-    match api.patch_status(&cj.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": s}))).await {
+    match api
+        .patch_status(
+            &cj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": s})),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if crate::status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(Error::api_named("update status of", "cronjobs.batch", &cj.name_any(), e)),
+        Err(e) => Err(Error::api_named(
+            "update status of",
+            "cronjobs.batch",
+            &cj.name_any(),
+            e,
+        )),
     }
 }

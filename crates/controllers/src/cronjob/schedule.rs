@@ -32,14 +32,21 @@ fn field(expr: &str, min: u32, max: u32, names: &[&str], names_from: u32) -> Res
     let mut bits = 0u64;
     for part in expr.split(',') {
         let (range, step) = match part.split_once('/') {
-            Some((r, s)) => (r, Some(s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}"))?)),
+            Some((r, s)) => (
+                r,
+                Some(
+                    s.parse::<u32>()
+                        .map_err(|_| format!("failed to parse int from {s}"))?,
+                ),
+            ),
             None => (part, None),
         };
         let value = |s: &str| -> Result<u32, String> {
             if let Some(i) = names.iter().position(|n| n.eq_ignore_ascii_case(s)) {
                 return Ok(i as u32 + names_from);
             }
-            s.parse::<u32>().map_err(|_| format!("failed to parse int from {s}"))
+            s.parse::<u32>()
+                .map_err(|_| format!("failed to parse int from {s}"))
         };
         let (lo, hi) = if range == "*" || range == "?" {
             (min, max)
@@ -71,7 +78,9 @@ impl Schedule {
         let mut tz = None;
         for prefix in ["CRON_TZ=", "TZ="] {
             if let Some(rest) = spec.strip_prefix(prefix) {
-                let (name, rest) = rest.split_once(' ').ok_or("missing schedule after time zone")?;
+                let (name, rest) = rest
+                    .split_once(' ')
+                    .ok_or("missing schedule after time zone")?;
                 tz = Some(name.to_string());
                 spec = rest.trim();
             }
@@ -87,7 +96,11 @@ impl Schedule {
         };
         let f: Vec<&str> = expanded.split_whitespace().collect();
         if f.len() != 5 {
-            return Err(format!("expected exactly 5 fields, found {}: [{}]", f.len(), f.join(" ")));
+            return Err(format!(
+                "expected exactly 5 fields, found {}: [{}]",
+                f.len(),
+                f.join(" ")
+            ));
         }
         let mut dow = field(f[4], 0, 7, &DAYS, 0)?;
         if dow & (1 << 7) != 0 {
@@ -108,7 +121,11 @@ impl Schedule {
     fn day_matches(&self, dt: &DateTime) -> bool {
         let dom = self.dom & (1 << dt.day()) != 0;
         let dow = self.dow & (1 << dt.weekday().to_sunday_zero_offset()) != 0;
-        if self.dom_star || self.dow_star { dom && dow } else { dom || dow }
+        if self.dom_star || self.dow_star {
+            dom && dow
+        } else {
+            dom || dow
+        }
     }
 
     fn matches(&self, dt: &DateTime) -> bool {
@@ -123,17 +140,33 @@ impl Schedule {
     pub fn next_after(&self, t: Timestamp, tz: &TimeZone) -> Option<Timestamp> {
         let z = t.to_zoned(tz.clone());
         // Next whole minute.
-        let start = z.datetime().with().second(0).subsec_nanosecond(0).build().ok()?;
+        let start = z
+            .datetime()
+            .with()
+            .second(0)
+            .subsec_nanosecond(0)
+            .build()
+            .ok()?;
         let mut dt = start.checked_add(1.minute()).ok()?;
         let limit = dt.checked_add(5.years()).ok()?;
         while dt < limit {
             if self.month & (1 << dt.month()) == 0 || !self.day_matches(&dt) {
                 // Skip to the next day.
-                dt = dt.date().checked_add(1.day()).ok()?.to_datetime(jiff::civil::Time::midnight());
+                dt = dt
+                    .date()
+                    .checked_add(1.day())
+                    .ok()?
+                    .to_datetime(jiff::civil::Time::midnight());
                 continue;
             }
             if self.hour & (1 << dt.hour()) == 0 {
-                dt = dt.with().minute(0).build().ok()?.checked_add(1.hour()).ok()?;
+                dt = dt
+                    .with()
+                    .minute(0)
+                    .build()
+                    .ok()?
+                    .checked_add(1.hour())
+                    .ok()?;
                 continue;
             }
             if self.matches(&dt) {
@@ -171,7 +204,13 @@ pub struct Plan {
 /// Upstream's `mostRecentScheduleTime` and `nextScheduleTime`: the latest
 /// scheduled time in `(earliest, now]`, unless it is older than the
 /// starting deadline.
-pub fn plan(s: &Schedule, tz: &TimeZone, earliest: Timestamp, now: Timestamp, starting_deadline: Option<i64>) -> Plan {
+pub fn plan(
+    s: &Schedule,
+    tz: &TimeZone,
+    earliest: Timestamp,
+    now: Timestamp,
+    starting_deadline: Option<i64>,
+) -> Plan {
     let earliest = match starting_deadline {
         Some(d) => earliest.max(now - jiff::SignedDuration::from_secs(d)),
         None => earliest,
@@ -190,14 +229,17 @@ pub fn plan(s: &Schedule, tz: &TimeZone, earliest: Timestamp, now: Timestamp, st
             break;
         }
     }
-    Plan { run, missed, next: s.next_after(now, tz) }
+    Plan {
+        run,
+        missed,
+        next: s.next_after(now, tz),
+    }
 }
 
 /// Upstream's job name: `<cronjob>-<scheduled time in minutes since the epoch>`.
 pub fn job_name(cronjob: &str, scheduled: Timestamp) -> String {
     format!("{cronjob}-{}", scheduled.as_second().div_euclid(60))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -210,19 +252,36 @@ mod tests {
     #[test]
     fn next_times() {
         let every = Schedule::parse("* * * * *").unwrap();
-        assert_eq!(every.next_after(ts("2024-01-01T10:00:30Z"), &TimeZone::UTC), Some(ts("2024-01-01T10:01:00Z")));
+        assert_eq!(
+            every.next_after(ts("2024-01-01T10:00:30Z"), &TimeZone::UTC),
+            Some(ts("2024-01-01T10:01:00Z"))
+        );
         let hourly = Schedule::parse("@hourly").unwrap();
-        assert_eq!(hourly.next_after(ts("2024-01-01T10:00:00Z"), &TimeZone::UTC), Some(ts("2024-01-01T11:00:00Z")));
+        assert_eq!(
+            hourly.next_after(ts("2024-01-01T10:00:00Z"), &TimeZone::UTC),
+            Some(ts("2024-01-01T11:00:00Z"))
+        );
         let steps = Schedule::parse("*/15 9-17 * * mon-fri").unwrap();
         // Saturday 2024-01-06 -> Monday 09:00.
-        assert_eq!(steps.next_after(ts("2024-01-05T17:50:00Z"), &TimeZone::UTC), Some(ts("2024-01-08T09:00:00Z")));
+        assert_eq!(
+            steps.next_after(ts("2024-01-05T17:50:00Z"), &TimeZone::UTC),
+            Some(ts("2024-01-08T09:00:00Z"))
+        );
         // Day of month or day of week when both are restricted.
         let either = Schedule::parse("0 0 13 * 5").unwrap();
-        assert_eq!(either.next_after(ts("2024-01-01T00:00:00Z"), &TimeZone::UTC), Some(ts("2024-01-05T00:00:00Z")));
+        assert_eq!(
+            either.next_after(ts("2024-01-01T00:00:00Z"), &TimeZone::UTC),
+            Some(ts("2024-01-05T00:00:00Z"))
+        );
         assert!(Schedule::parse("* * *").is_err());
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("@every-day").is_err());
-        assert_eq!(Schedule::parse("0 0 30 2 *").unwrap().next_after(ts("2024-01-01T00:00:00Z"), &TimeZone::UTC), None);
+        assert_eq!(
+            Schedule::parse("0 0 30 2 *")
+                .unwrap()
+                .next_after(ts("2024-01-01T00:00:00Z"), &TimeZone::UTC),
+            None
+        );
     }
 
     #[test]
@@ -230,11 +289,20 @@ mod tests {
         let s = Schedule::parse("CRON_TZ=America/New_York 0 9 * * *").unwrap();
         let tz = zone(None, &s).unwrap();
         // 09:00 in New York is 14:00 UTC in winter, 13:00 in summer.
-        assert_eq!(s.next_after(ts("2024-01-10T00:00:00Z"), &tz), Some(ts("2024-01-10T14:00:00Z")));
-        assert_eq!(s.next_after(ts("2024-07-10T00:00:00Z"), &tz), Some(ts("2024-07-10T13:00:00Z")));
+        assert_eq!(
+            s.next_after(ts("2024-01-10T00:00:00Z"), &tz),
+            Some(ts("2024-01-10T14:00:00Z"))
+        );
+        assert_eq!(
+            s.next_after(ts("2024-07-10T00:00:00Z"), &tz),
+            Some(ts("2024-07-10T13:00:00Z"))
+        );
         let plain = Schedule::parse("0 9 * * *").unwrap();
         let paris = zone(Some("Europe/Paris"), &plain).unwrap();
-        assert_eq!(plain.next_after(ts("2024-01-10T00:00:00Z"), &paris), Some(ts("2024-01-10T08:00:00Z")));
+        assert_eq!(
+            plain.next_after(ts("2024-01-10T00:00:00Z"), &paris),
+            Some(ts("2024-01-10T08:00:00Z"))
+        );
     }
 
     #[test]
@@ -243,13 +311,29 @@ mod tests {
         let now = ts("2024-01-01T10:12:00Z");
         // Created at 10:00:30: 10:05 and 10:10 missed, run the latest.
         let p = plan(&s, &TimeZone::UTC, ts("2024-01-01T10:00:30Z"), now, None);
-        assert_eq!(p, Plan { run: Some(ts("2024-01-01T10:10:00Z")), missed: 2, next: Some(ts("2024-01-01T10:15:00Z")) });
+        assert_eq!(
+            p,
+            Plan {
+                run: Some(ts("2024-01-01T10:10:00Z")),
+                missed: 2,
+                next: Some(ts("2024-01-01T10:15:00Z"))
+            }
+        );
         // Already ran at 10:10: nothing until 10:15.
         let p = plan(&s, &TimeZone::UTC, ts("2024-01-01T10:10:00Z"), now, None);
         assert_eq!(p.run, None);
         // A 60 s starting deadline: 10:10 is too old to start at 10:12.
-        let p = plan(&s, &TimeZone::UTC, ts("2024-01-01T10:00:30Z"), now, Some(60));
+        let p = plan(
+            &s,
+            &TimeZone::UTC,
+            ts("2024-01-01T10:00:30Z"),
+            now,
+            Some(60),
+        );
         assert_eq!(p.run, None);
-        assert_eq!(job_name("hello", ts("2024-01-01T10:10:00Z")), "hello-28401730");
+        assert_eq!(
+            job_name("hello", ts("2024-01-01T10:10:00Z")),
+            "hello-28401730"
+        );
     }
 }

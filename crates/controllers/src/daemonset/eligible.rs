@@ -45,7 +45,10 @@ pub fn with_default_tolerations(spec: &mut PodSpec) {
 
 fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
     tolerations.iter().any(|t| {
-        let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
+        let effect_ok = t
+            .effect
+            .as_deref()
+            .is_none_or(|e| e.is_empty() || e == taint.effect);
         let key_ok = match t.key.as_deref() {
             None | Some("") => t.operator.as_deref() == Some("Exists"),
             Some(k) => k == taint.key,
@@ -66,10 +69,17 @@ fn requirement_matches(r: &NodeSelectorRequirement, value: Option<&str>) -> bool
         "Exists" => value.is_some(),
         "DoesNotExist" => value.is_none(),
         "Gt" | "Lt" => {
-            let (Some(v), Some(bound)) = (value.and_then(|v| v.parse::<i64>().ok()), values.first().and_then(|b| b.parse::<i64>().ok())) else {
+            let (Some(v), Some(bound)) = (
+                value.and_then(|v| v.parse::<i64>().ok()),
+                values.first().and_then(|b| b.parse::<i64>().ok()),
+            ) else {
                 return false;
             };
-            if r.operator == "Gt" { v > bound } else { v < bound }
+            if r.operator == "Gt" {
+                v > bound
+            } else {
+                v < bound
+            }
         }
         _ => false,
     }
@@ -83,8 +93,12 @@ fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     if exprs.is_empty() && fields.is_empty() {
         return false;
     }
-    exprs.iter().all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
-        && fields.iter().all(|r| r.key == "metadata.name" && requirement_matches(r, name))
+    exprs
+        .iter()
+        .all(|r| requirement_matches(r, labels.get(&r.key).map(String::as_str)))
+        && fields
+            .iter()
+            .all(|r| r.key == "metadata.name" && requirement_matches(r, name))
 }
 
 /// Whether a daemon pod with `spec` (default tolerations included) should
@@ -100,7 +114,10 @@ pub fn should_run(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|r| &r.node_selector_terms)
         && !terms.iter().any(|t| term_matches(t, node))
     {
@@ -127,12 +144,18 @@ pub fn pin_to_node(spec: &mut PodSpec, node: &str) {
         values: Some(vec![node.into()]),
     };
     let affinity = spec.affinity.get_or_insert_with(Affinity::default);
-    let na = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let na = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     let required = na
         .required_during_scheduling_ignored_during_execution
-        .get_or_insert_with(|| NodeSelector { node_selector_terms: Vec::new() });
+        .get_or_insert_with(|| NodeSelector {
+            node_selector_terms: Vec::new(),
+        });
     if required.node_selector_terms.is_empty() {
-        required.node_selector_terms.push(NodeSelectorTerm::default());
+        required
+            .node_selector_terms
+            .push(NodeSelectorTerm::default());
     }
     for t in &mut required.node_selector_terms {
         let mut fields: Vec<NodeSelectorRequirement> = t
@@ -174,12 +197,21 @@ mod tests {
     fn node(name: &str, labels: &[(&str, &str)], taints: &[(&str, &str)]) -> Node {
         let mut n = Node::default();
         n.metadata.name = Some(name.into());
-        n.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        n.metadata.labels = Some(
+            labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
         n.spec = Some(NodeSpec {
             taints: Some(
                 taints
                     .iter()
-                    .map(|(k, e)| Taint { key: k.to_string(), effect: e.to_string(), ..Default::default() })
+                    .map(|(k, e)| Taint {
+                        key: k.to_string(),
+                        effect: e.to_string(),
+                        ..Default::default()
+                    })
                     .collect(),
             ),
             ..Default::default()
@@ -192,13 +224,36 @@ mod tests {
         let mut spec = PodSpec::default();
         assert!(should_run(&spec, &node("a", &[], &[])));
         // Cordoned and not-ready nodes still get daemon pods.
-        assert!(should_run(&spec, &node("a", &[], &[("node.kubernetes.io/unschedulable", "NoSchedule")])));
-        assert!(should_run(&spec, &node("a", &[], &[("node.kubernetes.io/not-ready", "NoExecute")])));
+        assert!(should_run(
+            &spec,
+            &node(
+                "a",
+                &[],
+                &[("node.kubernetes.io/unschedulable", "NoSchedule")]
+            )
+        ));
+        assert!(should_run(
+            &spec,
+            &node("a", &[], &[("node.kubernetes.io/not-ready", "NoExecute")])
+        ));
         // A custom taint needs a toleration; PreferNoSchedule never matters.
-        assert!(!should_run(&spec, &node("a", &[], &[("dedicated", "NoSchedule")])));
-        assert!(should_run(&spec, &node("a", &[], &[("dedicated", "PreferNoSchedule")])));
-        spec.tolerations = Some(vec![Toleration { key: Some("dedicated".into()), operator: Some("Exists".into()), ..Default::default() }]);
-        assert!(should_run(&spec, &node("a", &[], &[("dedicated", "NoSchedule")])));
+        assert!(!should_run(
+            &spec,
+            &node("a", &[], &[("dedicated", "NoSchedule")])
+        ));
+        assert!(should_run(
+            &spec,
+            &node("a", &[], &[("dedicated", "PreferNoSchedule")])
+        ));
+        spec.tolerations = Some(vec![Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]);
+        assert!(should_run(
+            &spec,
+            &node("a", &[], &[("dedicated", "NoSchedule")])
+        ));
         spec.node_selector = Some([("disk".to_string(), "ssd".to_string())].into());
         assert!(!should_run(&spec, &node("a", &[], &[])));
         assert!(should_run(&spec, &node("a", &[("disk", "ssd")], &[])));

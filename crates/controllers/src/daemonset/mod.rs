@@ -33,12 +33,21 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         return Ok(None);
     };
     let ds: DaemonSet = (*ds).clone();
-    let Some(spec) = ds.spec.clone() else { return Ok(None) };
+    let Some(spec) = ds.spec.clone() else {
+        return Ok(None);
+    };
     let satisfied = lane.expectations.satisfied(&key);
     let owner = pods::owner_ref(&ds);
     let deleting = ds.meta().deletion_timestamp.is_some();
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.0);
-    let owned = control::claim(&pod_api, ctx.pods_in(&key.0), &owner, Some(&spec.selector), deleting).await?;
+    let owned = control::claim(
+        &pod_api,
+        ctx.pods_in(&key.0),
+        &owner,
+        Some(&spec.selector),
+        deleting,
+    )
+    .await?;
     if deleting {
         return Ok(None);
     }
@@ -46,7 +55,16 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     let pod_spec = template.spec.clone().unwrap_or_default();
     let collisions = ds.status.as_ref().and_then(|s| s.collision_count);
     let labels = template.metadata.as_ref().and_then(|m| m.labels.clone());
-    let (_, hash) = revision::ensure(&ctx, &key.0, &ds.name_any(), owner.clone(), labels, &template, collisions).await?;
+    let (_, hash) = revision::ensure(
+        &ctx,
+        &key.0,
+        &ds.name_any(),
+        owner.clone(),
+        labels,
+        &template,
+        collisions,
+    )
+    .await?;
 
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let now = jiff::Timestamp::now();
@@ -62,13 +80,37 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     let mut create_on: Vec<String> = Vec::new();
     let mut delete: Vec<&Pod> = Vec::new();
     let mut st = Counts::default();
-    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
-    let ru = spec.update_strategy.as_ref().and_then(|s| s.rolling_update.as_ref());
-    let desired = nodes.iter().filter(|n| eligible::should_run(&pod_spec, n)).count() as i32;
-    let max_surge = if rolling { scaled_value(ru.and_then(|r| r.max_surge.as_ref()), 0, desired, true).max(0) } else { 0 };
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete");
+    let ru = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref());
+    let desired = nodes
+        .iter()
+        .filter(|n| eligible::should_run(&pod_spec, n))
+        .count() as i32;
+    let max_surge = if rolling {
+        scaled_value(ru.and_then(|r| r.max_surge.as_ref()), 0, desired, true).max(0)
+    } else {
+        0
+    };
     let max_unavailable = if rolling {
-        let u = scaled_value(ru.and_then(|r| r.max_unavailable.as_ref()), -1, desired, true);
-        if u < 0 { 1 } else if u == 0 && max_surge == 0 { 1 } else { u }
+        let u = scaled_value(
+            ru.and_then(|r| r.max_unavailable.as_ref()),
+            -1,
+            desired,
+            true,
+        );
+        // Absent means 1; both zero would stall the update.
+        if u < 0 || (u == 0 && max_surge == 0) {
+            1
+        } else {
+            u
+        }
     } else {
         0
     };
@@ -89,14 +131,17 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             continue;
         }
         st.desired += 1;
-        let (failed, mut running): (Vec<&Pod>, Vec<&Pod>) = here.into_iter().partition(|p| pods::phase(p) == "Failed");
+        let (failed, mut running): (Vec<&Pod>, Vec<&Pod>) =
+            here.into_iter().partition(|p| pods::phase(p) == "Failed");
         delete.extend(failed);
         if running.is_empty() {
             create_on.push(name);
             continue;
         }
         running.sort_by_key(|p| p.metadata.creation_timestamp.as_ref().map(|t| t.0));
-        let (new, old): (Vec<&Pod>, Vec<&Pod>) = running.iter().partition(|p| pod_hash(p) == Some(hash.as_str()));
+        let (new, old): (Vec<&Pod>, Vec<&Pod>) = running
+            .iter()
+            .partition(|p| pod_hash(p) == Some(hash.as_str()));
         // One pod per node: the newest current one, or the oldest old one.
         let keep_new = new.last().copied();
         delete.extend(new.iter().filter(|p| Some(**p) != keep_new));
@@ -206,10 +251,23 @@ async fn write_status(ctx: &Ctx, ds: &DaemonSet, c: &Counts) -> Result<(), Error
     if same {
         return Ok(());
     }
-    let api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
-    match api.patch_status(&ds.name_any(), &PatchParams::default(), &Patch::Merge(json!({"status": body}))).await {
+    let api: Api<DaemonSet> =
+        Api::namespaced(ctx.client.clone(), &ds.namespace().unwrap_or_default());
+    match api
+        .patch_status(
+            &ds.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": body})),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if crate::status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(Error::api_named("update status of", "daemonsets.apps", &ds.name_any(), e)),
+        Err(e) => Err(Error::api_named(
+            "update status of",
+            "daemonsets.apps",
+            &ds.name_any(),
+            e,
+        )),
     }
 }

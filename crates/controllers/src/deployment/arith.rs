@@ -13,21 +13,31 @@ pub fn scaled(v: Option<&IntOrString>, default_percent: i32, total: i32, round_u
     }
     let pct = match v {
         Some(IntOrString::Int(i)) => return *i,
-        Some(IntOrString::String(s)) => match s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()) {
-            Some(p) => p,
-            None => return 0,
-        },
+        Some(IntOrString::String(s)) => {
+            match s.strip_suffix('%').and_then(|n| n.parse::<i64>().ok()) {
+                Some(p) => p,
+                None => return 0,
+            }
+        }
         None => default_percent as i64,
     };
     let prod = pct * total as i64;
-    let v = if round_up { (prod + 99).div_euclid(100) } else { prod.div_euclid(100) };
+    let v = if round_up {
+        (prod + 99).div_euclid(100)
+    } else {
+        prod.div_euclid(100)
+    };
     v as i32
 }
 
 /// Upstream's `ResolveFenceposts`: (maxSurge, maxUnavailable) for
 /// `replicas`. Surge rounds up, unavailability down; both zero would stall
 /// the rollout, so unavailability becomes 1.
-pub fn fenceposts(surge: Option<&IntOrString>, unavailable: Option<&IntOrString>, replicas: i32) -> (i32, i32) {
+pub fn fenceposts(
+    surge: Option<&IntOrString>,
+    unavailable: Option<&IntOrString>,
+    replicas: i32,
+) -> (i32, i32) {
     let s = scaled(surge, 25, replicas, true).max(0);
     let u = scaled(unavailable, 25, replicas, false).max(0);
     if s == 0 && u == 0 { (0, 1) } else { (s, u) }
@@ -48,7 +58,13 @@ pub fn new_rs_replicas(replicas: i32, max_surge: i32, total_spec: i32, new_spec:
 /// Upstream's `reconcileOldReplicaSets` bound: how many old pods may go
 /// now without dropping under `replicas - max_unavailable`, counting the
 /// new ReplicaSet's not-yet-available pods as unavailable.
-pub fn max_scaled_down(replicas: i32, max_unavailable: i32, total_spec: i32, new_spec: i32, new_available: i32) -> i32 {
+pub fn max_scaled_down(
+    replicas: i32,
+    max_unavailable: i32,
+    total_spec: i32,
+    new_spec: i32,
+    new_available: i32,
+) -> i32 {
     let min_available = replicas - max_unavailable;
     let new_unavailable = (new_spec - new_available).max(0);
     total_spec - min_available - new_unavailable
@@ -73,7 +89,12 @@ pub struct Sized {
 /// going to the first (largest) one. `sets` must be in upstream's order
 /// (largest first when growing, smallest first when shrinking, ties to
 /// the newer when growing). Returns each set's new size.
-pub fn proportional(sets: &[Sized], replicas: i32, max_surge: i32, status_replicas: i32) -> Vec<i32> {
+pub fn proportional(
+    sets: &[Sized],
+    replicas: i32,
+    max_surge: i32,
+    status_replicas: i32,
+) -> Vec<i32> {
     let allowed = replicas + max_surge;
     let current: i32 = sets.iter().map(|s| s.replicas).sum();
     let to_add = allowed - current;
@@ -98,7 +119,11 @@ pub fn proportional(sets: &[Sized], replicas: i32, max_surge: i32, status_replic
                 }
             };
             let allowed_left = to_add - added;
-            if to_add > 0 { fraction.min(allowed_left) } else { fraction.max(allowed_left) }
+            if to_add > 0 {
+                fraction.min(allowed_left)
+            } else {
+                fraction.max(allowed_left)
+            }
         };
         out[i] += proportion;
         added += proportion;
@@ -123,7 +148,10 @@ mod tests {
         // 25% of 3: surge rounds up to 1, unavailability down to 0.
         assert_eq!(fenceposts(None, None, 3), (1, 0));
         assert_eq!(fenceposts(Some(&pct("25%")), Some(&pct("25%")), 10), (3, 2));
-        assert_eq!(fenceposts(Some(&IntOrString::Int(0)), Some(&IntOrString::Int(0)), 5), (0, 1));
+        assert_eq!(
+            fenceposts(Some(&IntOrString::Int(0)), Some(&IntOrString::Int(0)), 5),
+            (0, 1)
+        );
         assert_eq!(fenceposts(Some(&pct("0%")), Some(&pct("50%")), 5), (0, 2));
         assert_eq!(scaled(Some(&pct("bogus")), 25, 10, true), 0);
     }
@@ -153,8 +181,14 @@ mod tests {
         // Mid-rollout 10 replicas (surge 3) at new 8 + old 5 = 13, scaled to
         // 20: allowed 23, 10 to add, split 8:5.
         let sets = [
-            Sized { replicas: 8, annotated_max: Some(13) },
-            Sized { replicas: 5, annotated_max: Some(13) },
+            Sized {
+                replicas: 8,
+                annotated_max: Some(13),
+            },
+            Sized {
+                replicas: 5,
+                annotated_max: Some(13),
+            },
         ];
         let out = proportional(&sets, 20, 3, 10);
         assert_eq!(out.iter().sum::<i32>(), 23);

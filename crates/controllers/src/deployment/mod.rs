@@ -31,7 +31,10 @@ pub fn queue_for_orphan(ctx: &Ctx, rs: &ReplicaSet) {
     let ns = rs.metadata.namespace.as_deref();
     for d in ctx.deployments.state() {
         if d.metadata.namespace.as_deref() == ns
-            && selector::matches(d.spec.as_ref().map(|s| &s.selector), rs.metadata.labels.as_ref())
+            && selector::matches(
+                d.spec.as_ref().map(|s| &s.selector),
+                rs.metadata.labels.as_ref(),
+            )
         {
             ctx.deploy.queue.add(key_of(&d.metadata));
         }
@@ -70,15 +73,28 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
 }
 
 /// Writes `status` (whole) if it differs from what the Deployment has.
-async fn write_status(ctx: &Ctx, d: &Deployment, status: &k8s_openapi::api::apps::v1::DeploymentStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Ctx,
+    d: &Deployment,
+    status: &k8s_openapi::api::apps::v1::DeploymentStatus,
+) -> Result<(), Error> {
     if d.status.as_ref() == Some(status) {
         return Ok(());
     }
-    let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
+    let api: Api<Deployment> =
+        Api::namespaced(ctx.client.clone(), &d.namespace().unwrap_or_default());
     let body = json!({"status": status});
-    match api.patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(body)).await {
+    match api
+        .patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(body))
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if crate::status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(Error::api_named("update status of", "deployments.apps", &d.name_any(), e)),
+        Err(e) => Err(Error::api_named(
+            "update status of",
+            "deployments.apps",
+            &d.name_any(),
+            e,
+        )),
     }
 }

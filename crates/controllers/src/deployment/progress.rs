@@ -38,7 +38,13 @@ pub fn set_condition(s: &mut DeploymentStatus, mut c: DeploymentCondition) {
     conds.push(c);
 }
 
-pub fn cond(type_: &str, status: &str, reason: &str, message: String, now: jiff::Timestamp) -> DeploymentCondition {
+pub fn cond(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: jiff::Timestamp,
+) -> DeploymentCondition {
     DeploymentCondition {
         type_: type_.into(),
         status: status.into(),
@@ -50,7 +56,13 @@ pub fn cond(type_: &str, status: &str, reason: &str, message: String, now: jiff:
 }
 
 /// Upstream's `calculateStatus`: counts and the `Available` condition.
-pub fn calculate(d: &Deployment, all: &[&ReplicaSet], new: Option<&ReplicaSet>, max_unavailable: i32, now: jiff::Timestamp) -> DeploymentStatus {
+pub fn calculate(
+    d: &Deployment,
+    all: &[&ReplicaSet],
+    new: Option<&ReplicaSet>,
+    max_unavailable: i32,
+    now: jiff::Timestamp,
+) -> DeploymentStatus {
     let mut s = d.status.clone().unwrap_or_default();
     let avail: i32 = all.iter().map(|r| available(r)).sum();
     let total_spec: i32 = all.iter().map(|r| spec_replicas(r)).sum();
@@ -62,15 +74,37 @@ pub fn calculate(d: &Deployment, all: &[&ReplicaSet], new: Option<&ReplicaSet>, 
     s.unavailable_replicas = Some((total_spec - avail).max(0));
     let want = desired(d);
     if avail >= want - max_unavailable {
-        set_condition(&mut s, cond("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.".into(), now));
+        set_condition(
+            &mut s,
+            cond(
+                "Available",
+                "True",
+                "MinimumReplicasAvailable",
+                "Deployment has minimum availability.".into(),
+                now,
+            ),
+        );
     } else {
-        set_condition(&mut s, cond("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".into(), now));
+        set_condition(
+            &mut s,
+            cond(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.".into(),
+                now,
+            ),
+        );
     }
     s
 }
 
 fn deadline(d: &Deployment) -> Option<i32> {
-    let v = d.spec.as_ref().and_then(|s| s.progress_deadline_seconds).unwrap_or(600);
+    let v = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.progress_deadline_seconds)
+        .unwrap_or(600);
     (v != i32::MAX).then_some(v)
 }
 
@@ -97,8 +131,12 @@ fn progressing(d: &Deployment, s: &DeploymentStatus) -> bool {
 }
 
 fn timed_out(d: &Deployment, s: &DeploymentStatus, now: jiff::Timestamp) -> bool {
-    let Some(secs) = deadline(d) else { return false };
-    let Some(c) = condition(s, "Progressing") else { return false };
+    let Some(secs) = deadline(d) else {
+        return false;
+    };
+    let Some(c) = condition(s, "Progressing") else {
+        return false;
+    };
     match c.reason.as_deref() {
         Some(NEW_RS_AVAILABLE) => false,
         Some(TIMED_OUT) => true,
@@ -111,7 +149,12 @@ fn timed_out(d: &Deployment, s: &DeploymentStatus, now: jiff::Timestamp) -> bool
 
 /// Upstream's `syncRolloutStatus` conditions on top of [`calculate`].
 /// Returns when to look again if the deadline may pass without events.
-pub fn rollout(d: &Deployment, s: &mut DeploymentStatus, new: Option<&ReplicaSet>, now: jiff::Timestamp) -> Option<Duration> {
+pub fn rollout(
+    d: &Deployment,
+    s: &mut DeploymentStatus,
+    new: Option<&ReplicaSet>,
+    now: jiff::Timestamp,
+) -> Option<Duration> {
     let Some(secs) = deadline(d) else {
         if let Some(c) = s.conditions.as_mut() {
             c.retain(|c| c.type_ != "Progressing");
@@ -202,13 +245,24 @@ mod tests {
         // Nothing moves for longer than the deadline.
         d.status = Some(s.clone());
         let mut later = s.clone();
-        rollout(&d, &mut later, None, t0 + jiff::SignedDuration::from_secs(11));
+        rollout(
+            &d,
+            &mut later,
+            None,
+            t0 + jiff::SignedDuration::from_secs(11),
+        );
         let c = condition(&later, "Progressing").unwrap();
-        assert_eq!((c.status.as_str(), c.reason.as_deref()), ("False", Some(TIMED_OUT)));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref()),
+            ("False", Some(TIMED_OUT))
+        );
         // A finished rollout is complete.
         let mut done = status(3, 3, 3);
         d.status = None;
         rollout(&d, &mut done, None, t0);
-        assert_eq!(condition(&done, "Progressing").unwrap().reason.as_deref(), Some(NEW_RS_AVAILABLE));
+        assert_eq!(
+            condition(&done, "Progressing").unwrap().reason.as_deref(),
+            Some(NEW_RS_AVAILABLE)
+        );
     }
 }

@@ -39,10 +39,16 @@ pub fn status_replicas(rs: &ReplicaSet) -> i32 {
     rs.status.as_ref().map(|s| s.replicas).unwrap_or(0)
 }
 pub fn available(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.available_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
 }
 pub fn ready(rs: &ReplicaSet) -> i32 {
-    rs.status.as_ref().and_then(|s| s.ready_replicas).unwrap_or(0)
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
 }
 pub fn revision(rs: &ReplicaSet) -> i64 {
     rs.annotations()
@@ -51,10 +57,14 @@ pub fn revision(rs: &ReplicaSet) -> i64 {
         .unwrap_or(0)
 }
 pub fn annotated_max(rs: &ReplicaSet) -> Option<i32> {
-    rs.annotations().get(MAX_REPLICAS).and_then(|v| v.parse().ok())
+    rs.annotations()
+        .get(MAX_REPLICAS)
+        .and_then(|v| v.parse().ok())
 }
 pub fn annotated_desired(rs: &ReplicaSet) -> Option<i32> {
-    rs.annotations().get(DESIRED_REPLICAS).and_then(|v| v.parse().ok())
+    rs.annotations()
+        .get(DESIRED_REPLICAS)
+        .and_then(|v| v.parse().ok())
 }
 
 /// The template as JSON without the `pod-template-hash` label (upstream's
@@ -118,7 +128,10 @@ fn copy_annotations(d: &Deployment, rs: &mut BTreeMap<String, String>) -> bool {
 /// and remembers its old ones in `revision-history`, as upstream.
 fn set_revision(annotations: &mut BTreeMap<String, String>, new_revision: i64) -> bool {
     let old = annotations.get(REVISION).cloned();
-    let old_n = old.as_deref().and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+    let old_n = old
+        .as_deref()
+        .and_then(|v| v.parse::<i64>().ok())
+        .unwrap_or(0);
     if old_n >= new_revision {
         return false;
     }
@@ -244,15 +257,25 @@ pub async fn ensure_new(
             if let Some(existing) = existing {
                 let ours = pods::controller_of(&existing.metadata)
                     .is_some_and(|r| Some(&r.uid) == d.metadata.uid.as_ref());
-                if ours && same_template(existing.spec.as_ref().and_then(|s| s.template.as_ref()), Some(&spec.template)) {
+                if ours
+                    && same_template(
+                        existing.spec.as_ref().and_then(|s| s.template.as_ref()),
+                        Some(&spec.template),
+                    )
+                {
                     return Ok(NewRs::Existing(existing));
                 }
             }
-            let dapi: Api<Deployment> = Api::namespaced(api.clone().into_client(), &d.namespace().unwrap_or_default());
+            let dapi: Api<Deployment> = Api::namespaced(
+                api.clone().into_client(),
+                &d.namespace().unwrap_or_default(),
+            );
             let body = json!({"status": {"collisionCount": collisions.unwrap_or(0) + 1}});
             dapi.patch_status(&d.name_any(), &PatchParams::default(), &Patch::Merge(body))
                 .await
-                .map_err(|e| Error::api_named("update status of", "deployments.apps", &d.name_any(), e))?;
+                .map_err(|e| {
+                    Error::api_named("update status of", "deployments.apps", &d.name_any(), e)
+                })?;
             Err(Error::api_named("create", "replicasets.apps", &name, e))
         }
         Err(e) => Err(Error::api_named("create", "replicasets.apps", &name, e)),
@@ -284,7 +307,11 @@ pub async fn scale(
 
 /// Upstream's `cleanupDeployment`: deletes the oldest empty old
 /// ReplicaSets beyond `revisionHistoryLimit` (default 10).
-pub async fn cleanup(api: &Api<ReplicaSet>, d: &Deployment, old: &[ReplicaSet]) -> Result<(), Error> {
+pub async fn cleanup(
+    api: &Api<ReplicaSet>,
+    d: &Deployment,
+    old: &[ReplicaSet],
+) -> Result<(), Error> {
     let limit = d
         .spec
         .as_ref()
@@ -297,7 +324,11 @@ pub async fn cleanup(api: &Api<ReplicaSet>, d: &Deployment, old: &[ReplicaSet]) 
             rs.metadata.deletion_timestamp.is_none()
                 && spec_replicas(rs) == 0
                 && status_replicas(rs) == 0
-                && rs.status.as_ref().and_then(|s| s.observed_generation).unwrap_or(0)
+                && rs
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.observed_generation)
+                    .unwrap_or(0)
                     >= rs.metadata.generation.unwrap_or(0)
         })
         .collect();
@@ -319,7 +350,14 @@ pub async fn cleanup(api: &Api<ReplicaSet>, d: &Deployment, old: &[ReplicaSet]) 
         match api.delete(&rs.name_any(), &dp).await {
             Ok(_) => {}
             Err(e) if crate::status_code(&e) == Some(404) => {}
-            Err(e) => return Err(Error::api_named("delete", "replicasets.apps", &rs.name_any(), e)),
+            Err(e) => {
+                return Err(Error::api_named(
+                    "delete",
+                    "replicasets.apps",
+                    &rs.name_any(),
+                    e,
+                ));
+            }
         }
     }
     Ok(())

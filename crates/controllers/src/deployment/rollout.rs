@@ -31,7 +31,12 @@ pub struct Rollout {
 }
 
 impl Rollout {
-    pub fn new(ctx: Arc<Ctx>, api: Api<ReplicaSet>, d: Deployment, rss: Vec<ReplicaSet>) -> Rollout {
+    pub fn new(
+        ctx: Arc<Ctx>,
+        api: Api<ReplicaSet>,
+        d: Deployment,
+        rss: Vec<ReplicaSet>,
+    ) -> Rollout {
         let (new, old) = sets::split(&d, rss);
         let strategy = d.spec.as_ref().and_then(|s| s.strategy.as_ref());
         let rolling = strategy.and_then(|s| s.type_.as_deref()) != Some("Recreate");
@@ -87,7 +92,17 @@ impl Rollout {
         } else {
             desired(&self.d)
         };
-        match sets::ensure_new(&self.api, &self.d, self.new.take(), &self.old, create, replicas, self.surge).await? {
+        match sets::ensure_new(
+            &self.api,
+            &self.d,
+            self.new.take(),
+            &self.old,
+            create,
+            replicas,
+            self.surge,
+        )
+        .await?
+        {
             NewRs::Existing(rs) => self.new = Some(rs),
             NewRs::Created(rs) => {
                 self.new = Some(rs);
@@ -105,19 +120,30 @@ impl Rollout {
         if let Some(rev) = rev.map(|r| r.to_string())
             && self.d.annotations().get(REVISION) != Some(&rev)
         {
-            let dapi: Api<Deployment> = Api::namespaced(self.ctx.client.clone(), &self.d.namespace().unwrap_or_default());
+            let dapi: Api<Deployment> = Api::namespaced(
+                self.ctx.client.clone(),
+                &self.d.namespace().unwrap_or_default(),
+            );
             let body = json!({"metadata": {"annotations": {REVISION: rev}}});
             let d = dapi
-                .patch(&self.d.name_any(), &PatchParams::default(), &Patch::Merge(body))
+                .patch(
+                    &self.d.name_any(),
+                    &PatchParams::default(),
+                    &Patch::Merge(body),
+                )
                 .await
-                .map_err(|e| Error::api_named("update", "deployments.apps", &self.d.name_any(), e))?;
+                .map_err(|e| {
+                    Error::api_named("update", "deployments.apps", &self.d.name_any(), e)
+                })?;
             self.d.metadata.annotations = d.metadata.annotations;
         }
         Ok(())
     }
 
     async fn scale_new(&mut self, n: i32) -> Result<bool, Error> {
-        let Some(rs) = self.new.as_ref() else { return Ok(false) };
+        let Some(rs) = self.new.as_ref() else {
+            return Ok(false);
+        };
         if spec_replicas(rs) == n {
             return Ok(false);
         }
@@ -135,16 +161,34 @@ impl Rollout {
 
     /// Upstream's `checkPausedConditions`.
     pub async fn paused_conditions(&mut self) -> Result<(), Error> {
-        if self.d.spec.as_ref().and_then(|s| s.progress_deadline_seconds) == Some(i32::MAX) {
+        if self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            == Some(i32::MAX)
+        {
             return Ok(());
         }
         let mut status = self.d.status.clone().unwrap_or_default();
         let reason = progress::condition(&status, "Progressing").and_then(|c| c.reason.clone());
         let now = jiff::Timestamp::now();
         let c = if self.paused() && reason.as_deref() != Some(progress::PAUSED) {
-            cond("Progressing", "Unknown", progress::PAUSED, "Deployment is paused".into(), now)
+            cond(
+                "Progressing",
+                "Unknown",
+                progress::PAUSED,
+                "Deployment is paused".into(),
+                now,
+            )
         } else if !self.paused() && reason.as_deref() == Some(progress::PAUSED) {
-            cond("Progressing", "Unknown", progress::RESUMED, "Deployment is resumed".into(), now)
+            cond(
+                "Progressing",
+                "Unknown",
+                progress::RESUMED,
+                "Deployment is resumed".into(),
+                now,
+            )
         } else {
             return Ok(());
         };
@@ -180,7 +224,11 @@ impl Rollout {
         if n_active <= 1 {
             // The one active set (or the newest) takes everything.
             let idx = active.iter().position(|a| *a).or_else(|| {
-                if self.new.is_some() { Some(n_old) } else { n_old.checked_sub(1) }
+                if self.new.is_some() {
+                    Some(n_old)
+                } else {
+                    n_old.checked_sub(1)
+                }
             });
             match idx {
                 Some(i) if i == n_old => {
@@ -206,17 +254,29 @@ impl Rollout {
             return Ok(());
         }
         // Indexes into old (n_old = the new set), in upstream's order.
-        let mut order: Vec<usize> = (0..=n_old).filter(|i| *i < n_old || self.new.is_some()).collect();
+        let mut order: Vec<usize> = (0..=n_old)
+            .filter(|i| *i < n_old || self.new.is_some())
+            .collect();
         fn get(s: &Rollout, i: usize, n_old: usize) -> Option<&ReplicaSet> {
-            if i == n_old { s.new.as_ref() } else { s.old.get(i) }
+            if i == n_old {
+                s.new.as_ref()
+            } else {
+                s.old.get(i)
+            }
         }
         let grow = want + self.surge > self.total_spec();
         order.sort_by(|a, b| {
             let (ra, rb) = (get(self, *a, n_old), get(self, *b, n_old));
             let size = |r: Option<&ReplicaSet>| r.map(spec_replicas).unwrap_or(0);
-            let created = |r: Option<&ReplicaSet>| r.and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0));
+            let created = |r: Option<&ReplicaSet>| {
+                r.and_then(|r| r.metadata.creation_timestamp.as_ref().map(|t| t.0))
+            };
             size(rb).cmp(&size(ra)).then_with(|| {
-                if grow { created(rb).cmp(&created(ra)) } else { created(ra).cmp(&created(rb)) }
+                if grow {
+                    created(rb).cmp(&created(ra))
+                } else {
+                    created(ra).cmp(&created(rb))
+                }
             })
         });
         let sized: Vec<arith::Sized> = order
@@ -261,7 +321,13 @@ impl Rollout {
         if self.reconcile_old().await? {
             return self.finish(true).await;
         }
-        let status_now = progress::calculate(&self.d, &self.all(), self.new.as_ref(), self.unavailable, jiff::Timestamp::now());
+        let status_now = progress::calculate(
+            &self.d,
+            &self.all(),
+            self.new.as_ref(),
+            self.unavailable,
+            jiff::Timestamp::now(),
+        );
         if progress::complete(&self.d, &status_now) {
             sets::cleanup(&self.api, &self.d, &self.old).await?;
         }
@@ -276,8 +342,18 @@ impl Rollout {
             return Ok(false);
         }
         let want = desired(&self.d);
-        let (new_spec, new_avail) = self.new.as_ref().map(|n| (spec_replicas(n), available(n))).unwrap_or((0, 0));
-        let max_down = arith::max_scaled_down(want, self.unavailable, self.total_spec(), new_spec, new_avail);
+        let (new_spec, new_avail) = self
+            .new
+            .as_ref()
+            .map(|n| (spec_replicas(n), available(n)))
+            .unwrap_or((0, 0));
+        let max_down = arith::max_scaled_down(
+            want,
+            self.unavailable,
+            self.total_spec(),
+            new_spec,
+            new_avail,
+        );
         if max_down <= 0 {
             return Ok(false);
         }
@@ -337,7 +413,13 @@ impl Rollout {
         if self.scale_new(desired(&self.d)).await? {
             return self.finish(true).await;
         }
-        let status_now = progress::calculate(&self.d, &self.all(), self.new.as_ref(), 0, jiff::Timestamp::now());
+        let status_now = progress::calculate(
+            &self.d,
+            &self.all(),
+            self.new.as_ref(),
+            0,
+            jiff::Timestamp::now(),
+        );
         if progress::complete(&self.d, &status_now) {
             sets::cleanup(&self.api, &self.d, &self.old).await?;
         }
@@ -348,16 +430,33 @@ impl Rollout {
     /// Progressing condition (upstream's `syncRolloutStatus`).
     async fn finish(self, progress: bool) -> Outcome {
         let now = jiff::Timestamp::now();
-        let mut status = progress::calculate(&self.d, &self.all(), self.new.as_ref(), self.unavailable, now);
+        let mut status = progress::calculate(
+            &self.d,
+            &self.all(),
+            self.new.as_ref(),
+            self.unavailable,
+            now,
+        );
         let mut again = None;
-        let has_deadline = self.d.spec.as_ref().and_then(|s| s.progress_deadline_seconds) != Some(i32::MAX);
+        let has_deadline = self
+            .d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            != Some(i32::MAX);
         if let Some(new) = self.new.as_ref().filter(|_| has_deadline) {
             if self.created {
                 let msg = format!("Created new replica set \"{}\"", new.name_any());
-                progress::set_condition(&mut status, cond("Progressing", "True", progress::NEW_RS_CREATED, msg, now));
+                progress::set_condition(
+                    &mut status,
+                    cond("Progressing", "True", progress::NEW_RS_CREATED, msg, now),
+                );
             } else if progress::condition(&status, "Progressing").is_none() {
                 let msg = format!("Found new replica set \"{}\"", new.name_any());
-                progress::set_condition(&mut status, cond("Progressing", "True", progress::FOUND_NEW_RS, msg, now));
+                progress::set_condition(
+                    &mut status,
+                    cond("Progressing", "True", progress::FOUND_NEW_RS, msg, now),
+                );
             }
         }
         if progress && !self.paused() {

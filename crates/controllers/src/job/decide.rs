@@ -232,9 +232,18 @@ mod tests {
             }),
             on_pod_conditions: None,
         };
-        assert_eq!(judge(&[rule("Ignore", "In", vec![1])], &pod), Verdict::Count);
         assert_eq!(
-            judge(&[rule("Ignore", "In", vec![42]), rule("FailJob", "NotIn", vec![])], &pod),
+            judge(&[rule("Ignore", "In", vec![1])], &pod),
+            Verdict::Count
+        );
+        assert_eq!(
+            judge(
+                &[
+                    rule("Ignore", "In", vec![42]),
+                    rule("FailJob", "NotIn", vec![])
+                ],
+                &pod
+            ),
             Verdict::Ignore
         );
         assert_eq!(

@@ -43,7 +43,14 @@ fn cond_of<'a>(s: &'a JobStatus, type_: &str) -> Option<&'a JobCondition> {
         .find(|c| c.type_ == type_ && c.status == "True")
 }
 
-fn set_cond(s: &mut JobStatus, type_: &str, status: &str, reason: &str, message: &str, now: jiff::Timestamp) {
+fn set_cond(
+    s: &mut JobStatus,
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: jiff::Timestamp,
+) {
     let conds = s.conditions.get_or_insert_with(Vec::new);
     if let Some(c) = conds.iter_mut().find(|c| c.type_ == type_) {
         if c.status != status {
@@ -80,12 +87,21 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         return Ok(None);
     };
     let job: Job = (*job).clone();
-    let Some(spec) = job.spec.clone() else { return Ok(None) };
+    let Some(spec) = job.spec.clone() else {
+        return Ok(None);
+    };
     let satisfied = lane.expectations.satisfied(&key);
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.0);
     let owner = pods::owner_ref(&job);
     let deleting = job.meta().deletion_timestamp.is_some();
-    let owned = control::claim(&pod_api, ctx.pods_in(&key.0), &owner, spec.selector.as_ref(), deleting).await?;
+    let owned = control::claim(
+        &pod_api,
+        ctx.pods_in(&key.0),
+        &owner,
+        spec.selector.as_ref(),
+        deleting,
+    )
+    .await?;
     let now = jiff::Timestamp::now();
     let old_status = job.status.clone().unwrap_or_default();
     let mut status = old_status.clone();
@@ -94,9 +110,23 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     // 1. Record finished pods (and pods deleted before finishing) that
     //    still hold our finalizer.
     let mut uncounted = status.uncounted_terminated_pods.clone().unwrap_or_default();
-    let mut un_s: BTreeSet<String> = uncounted.succeeded.clone().unwrap_or_default().into_iter().collect();
-    let mut un_f: BTreeSet<String> = uncounted.failed.clone().unwrap_or_default().into_iter().collect();
-    let rules = spec.pod_failure_policy.as_ref().map(|p| p.rules.clone()).unwrap_or_default();
+    let mut un_s: BTreeSet<String> = uncounted
+        .succeeded
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut un_f: BTreeSet<String> = uncounted
+        .failed
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let rules = spec
+        .pod_failure_policy
+        .as_ref()
+        .map(|p| p.rules.clone())
+        .unwrap_or_default();
     let mut fail_job: Option<String> = None;
     let mut ignored: HashSet<String> = HashSet::new();
     let mut to_release: Vec<&Pod> = Vec::new();
@@ -109,20 +139,18 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             "Succeeded" => {
                 un_s.insert(uid);
             }
-            "Failed" => {
-                match decide::judge(&rules, p) {
-                    Verdict::Ignore => {
-                        ignored.insert(uid.clone());
-                    }
-                    Verdict::FailJob(msg) => {
-                        fail_job.get_or_insert(msg);
-                        un_f.insert(uid);
-                    }
-                    Verdict::Count => {
-                        un_f.insert(uid);
-                    }
+            "Failed" => match decide::judge(&rules, p) {
+                Verdict::Ignore => {
+                    ignored.insert(uid.clone());
                 }
-            }
+                Verdict::FailJob(msg) => {
+                    fail_job.get_or_insert(msg);
+                    un_f.insert(uid);
+                }
+                Verdict::Count => {
+                    un_f.insert(uid);
+                }
+            },
             _ if p.metadata.deletion_timestamp.is_some() || finished => {
                 // Gone before finishing: a failure, as upstream counts it.
                 un_f.insert(uid);
@@ -145,10 +173,20 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         let mut fins = p.finalizers().to_vec();
         fins.retain(|f| f != TRACKING_FINALIZER);
         let body = json!({"metadata": {"finalizers": if fins.is_empty() { serde_json::Value::Null } else { json!(fins) }, "resourceVersion": p.resource_version()}});
-        match pod_api.patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(body)).await {
+        match pod_api
+            .patch(&p.name_any(), &PatchParams::default(), &Patch::Merge(body))
+            .await
+        {
             Ok(_) => {}
             Err(e) if crate::status_code(&e) == Some(404) => {}
-            Err(e) => return Err(Error::api_named("remove finalizer of", "pods", &p.name_any(), e)),
+            Err(e) => {
+                return Err(Error::api_named(
+                    "remove finalizer of",
+                    "pods",
+                    &p.name_any(),
+                    e,
+                ));
+            }
         }
     }
     // 3. Count what is released (or gone).
@@ -157,8 +195,12 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         .filter(|p| has_finalizer(p) && !to_release.iter().any(|r| r.uid() == p.uid()))
         .filter_map(|p| p.uid())
         .collect();
-    let mut completed: BTreeSet<i32> = decide::parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
-    let by_uid: BTreeMap<String, &Pod> = owned.iter().filter_map(|p| Some((p.uid()?, &**p))).collect();
+    let mut completed: BTreeSet<i32> =
+        decide::parse_indexes(status.completed_indexes.as_deref().unwrap_or(""));
+    let by_uid: BTreeMap<String, &Pod> = owned
+        .iter()
+        .filter_map(|p| Some((p.uid()?, &**p)))
+        .collect();
     let mut succeeded = status.succeeded.unwrap_or(0);
     let mut failed = status.failed.unwrap_or(0);
     let indexed = decide::indexed(&spec);
@@ -197,7 +239,11 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         failed: Some(recorded(&un_f)),
     });
 
-    let active: Vec<&Pod> = owned.iter().map(|p| &**p).filter(|p| pods::is_active(p)).collect();
+    let active: Vec<&Pod> = owned
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| pods::is_active(p))
+        .collect();
     status.active = Some(active.len() as i32);
     status.ready = Some(active.iter().filter(|p| pods::is_ready(p)).count() as i32);
     let mut again: Option<Duration> = None;
@@ -211,15 +257,21 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     let suspended = spec.suspend == Some(true);
     if !has_cond(&status, "FailureTarget") && !has_cond(&status, "SuccessCriteriaMet") {
         let backoff_limit = spec.backoff_limit.unwrap_or(6);
-        let deadline_passed = spec.active_deadline_seconds.zip(status.start_time.as_ref()).and_then(|(secs, start)| {
-            let at = start.0 + jiff::SignedDuration::from_secs(secs);
-            if at <= now {
-                Some(())
-            } else {
-                again = Some(Duration::try_from(at.duration_since(now)).unwrap_or_default() + Duration::from_millis(100));
-                None
-            }
-        });
+        let deadline_passed = spec
+            .active_deadline_seconds
+            .zip(status.start_time.as_ref())
+            .and_then(|(secs, start)| {
+                let at = start.0 + jiff::SignedDuration::from_secs(secs);
+                if at <= now {
+                    Some(())
+                } else {
+                    again = Some(
+                        Duration::try_from(at.duration_since(now)).unwrap_or_default()
+                            + Duration::from_millis(100),
+                    );
+                    None
+                }
+            });
         let done = if indexed {
             completed.len() as i32 >= spec.completions.unwrap_or(1)
         } else {
@@ -229,16 +281,46 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             }
         };
         if let Some(msg) = fail_job {
-            set_cond(&mut status, "FailureTarget", "True", "PodFailurePolicy", &msg, now);
+            set_cond(
+                &mut status,
+                "FailureTarget",
+                "True",
+                "PodFailurePolicy",
+                &msg,
+                now,
+            );
         } else if failed > backoff_limit {
-            set_cond(&mut status, "FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now);
+            set_cond(
+                &mut status,
+                "FailureTarget",
+                "True",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+                now,
+            );
         } else if deadline_passed.is_some() && !suspended {
-            set_cond(&mut status, "FailureTarget", "True", "DeadlineExceeded", "Job was active longer than specified deadline", now);
+            set_cond(
+                &mut status,
+                "FailureTarget",
+                "True",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+                now,
+            );
         } else if done {
-            set_cond(&mut status, "SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods", now);
+            set_cond(
+                &mut status,
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                now,
+            );
         }
     }
-    let terminal = cond_of(&status, "FailureTarget").or_else(|| cond_of(&status, "SuccessCriteriaMet")).cloned();
+    let terminal = cond_of(&status, "FailureTarget")
+        .or_else(|| cond_of(&status, "SuccessCriteriaMet"))
+        .cloned();
     if let Some(t) = terminal {
         // Finish: no pod may keep running, then the final condition.
         if !active.is_empty() {
@@ -251,9 +333,17 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             return Ok(Some(Duration::from_millis(500)));
         }
         let (final_type, reason, msg) = if t.type_ == "FailureTarget" {
-            ("Failed", t.reason.clone().unwrap_or_default(), t.message.clone().unwrap_or_default())
+            (
+                "Failed",
+                t.reason.clone().unwrap_or_default(),
+                t.message.clone().unwrap_or_default(),
+            )
         } else {
-            ("Complete", "CompletionsReached".to_string(), "Reached expected number of succeeded pods".to_string())
+            (
+                "Complete",
+                "CompletionsReached".to_string(),
+                "Reached expected number of succeeded pods".to_string(),
+            )
         };
         set_cond(&mut status, final_type, "True", &reason, &msg, now);
         if final_type == "Complete" {
@@ -269,13 +359,30 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         if !active.is_empty() {
             control::delete_pods(&ctx.client, &ctx.job, &key, &active).await?;
         }
-        set_cond(&mut status, "Suspended", "True", "JobSuspended", "Job suspended", now);
+        set_cond(
+            &mut status,
+            "Suspended",
+            "True",
+            "JobSuspended",
+            "Job suspended",
+            now,
+        );
         status.start_time = None;
         write_status(&ctx, &job, &status).await?;
         return Ok(None);
     }
-    if status.conditions.as_ref().is_some_and(|cs| cs.iter().any(|c| c.type_ == "Suspended" && c.status == "True")) {
-        set_cond(&mut status, "Suspended", "False", "JobResumed", "Job resumed", now);
+    if status.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "Suspended" && c.status == "True")
+    }) {
+        set_cond(
+            &mut status,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now,
+        );
     }
     if status.start_time.is_none() {
         status.start_time = Some(Time(now));
@@ -286,11 +393,20 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
 
     // 6. Pods: as many as wanted, after the failure backoff.
     if satisfied && !deleting {
-        let want = decide::want_active(&spec, if indexed { completed.len() as i32 } else { succeeded }, succeeded > 0) as usize;
+        let want = decide::want_active(
+            &spec,
+            if indexed {
+                completed.len() as i32
+            } else {
+                succeeded
+            },
+            succeeded > 0,
+        ) as usize;
         if active.len() > want {
             let mut ranked = active.clone();
             ranked.sort_by(|a, b| rank::delete_first(a, b));
-            control::delete_pods(&ctx.client, &ctx.job, &key, &ranked[..active.len() - want]).await?;
+            control::delete_pods(&ctx.client, &ctx.job, &key, &ranked[..active.len() - want])
+                .await?;
         } else if active.len() < want {
             let wait = recreate_wait(&owned, failed, now);
             if wait > Duration::ZERO {
@@ -323,11 +439,21 @@ fn recreate_wait(owned: &[Arc<Pod>], failed: i32, now: jiff::Timestamp) -> Durat
                 .container_statuses
                 .as_ref()?
                 .iter()
-                .filter_map(|c| c.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref().map(|t| t.0))
+                .filter_map(|c| {
+                    c.state
+                        .as_ref()?
+                        .terminated
+                        .as_ref()?
+                        .finished_at
+                        .as_ref()
+                        .map(|t| t.0)
+                })
                 .max()
         })
         .max();
-    let Some(last) = last else { return Duration::ZERO };
+    let Some(last) = last else {
+        return Duration::ZERO;
+    };
     let at = last + jiff::SignedDuration::try_from(decide::backoff(failed)).unwrap_or_default();
     if at <= now {
         Duration::ZERO
@@ -338,8 +464,16 @@ fn recreate_wait(owned: &[Arc<Pod>], failed: i32, now: jiff::Timestamp) -> Durat
 
 /// `n` new pods; Indexed Jobs get the lowest missing indexes, their
 /// index annotation and label, hostname and `JOB_COMPLETION_INDEX`.
-fn new_pods(job: &Job, key: &Key, active: &[&Pod], completed: &BTreeSet<i32>, n: usize) -> Vec<Pod> {
-    let Some(spec) = job.spec.as_ref() else { return Vec::new() };
+fn new_pods(
+    job: &Job,
+    key: &Key,
+    active: &[&Pod],
+    completed: &BTreeSet<i32>,
+    n: usize,
+) -> Vec<Pod> {
+    let Some(spec) = job.spec.as_ref() else {
+        return Vec::new();
+    };
     let owner = pods::owner_ref(job);
     let name = job.name_any();
     let make = |index: Option<i32>| {
@@ -348,15 +482,28 @@ fn new_pods(job: &Job, key: &Key, active: &[&Pod], completed: &BTreeSet<i32>, n:
             None => pods::generate_name_prefix(&name),
         };
         let mut p = pods::from_template(&spec.template, &key.0, owner.clone(), &prefix);
-        p.metadata.finalizers.get_or_insert_with(Vec::new).push(TRACKING_FINALIZER.into());
+        p.metadata
+            .finalizers
+            .get_or_insert_with(Vec::new)
+            .push(TRACKING_FINALIZER.into());
         if let Some(i) = index {
-            p.metadata.annotations.get_or_insert_with(Default::default).insert(COMPLETION_INDEX.into(), i.to_string());
-            p.metadata.labels.get_or_insert_with(Default::default).insert(COMPLETION_INDEX.into(), i.to_string());
+            p.metadata
+                .annotations
+                .get_or_insert_with(Default::default)
+                .insert(COMPLETION_INDEX.into(), i.to_string());
+            p.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert(COMPLETION_INDEX.into(), i.to_string());
             if let Some(ps) = p.spec.as_mut() {
                 if ps.hostname.is_none() {
                     ps.hostname = Some(format!("{name}-{i}"));
                 }
-                for c in ps.containers.iter_mut().chain(ps.init_containers.iter_mut().flatten()) {
+                for c in ps
+                    .containers
+                    .iter_mut()
+                    .chain(ps.init_containers.iter_mut().flatten())
+                {
                     c.env.get_or_insert_with(Vec::new).push(EnvVar {
                         name: "JOB_COMPLETION_INDEX".into(),
                         value: None,
@@ -397,17 +544,28 @@ async fn ttl(ctx: &Ctx, job: &Job, now: jiff::Timestamp) -> Outcome {
     let status = job.status.clone().unwrap_or_default();
     let finished_at = ["Complete", "Failed"]
         .iter()
-        .filter_map(|t| cond_of(&status, t)?.last_transition_time.as_ref().map(|t| t.0))
+        .filter_map(|t| {
+            cond_of(&status, t)?
+                .last_transition_time
+                .as_ref()
+                .map(|t| t.0)
+        })
         .max()
         .unwrap_or(now);
     let at = finished_at + jiff::SignedDuration::from_secs(secs as i64);
     if at > now {
-        return Ok(Some(Duration::try_from(at.duration_since(now)).unwrap_or_default() + Duration::from_millis(100)));
+        return Ok(Some(
+            Duration::try_from(at.duration_since(now)).unwrap_or_default()
+                + Duration::from_millis(100),
+        ));
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
-        preconditions: Some(kube::api::Preconditions { uid: job.uid(), resource_version: None }),
+        preconditions: Some(kube::api::Preconditions {
+            uid: job.uid(),
+            resource_version: None,
+        }),
         ..Default::default()
     };
     match api.delete(&job.name_any(), &dp).await {
@@ -423,9 +581,21 @@ async fn write_status(ctx: &Ctx, job: &Job, status: &JobStatus) -> Result<(), Er
     }
     let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
     let body = json!({"status": status});
-    match api.patch_status(&job.name_any(), &PatchParams::default(), &Patch::Merge(body)).await {
+    match api
+        .patch_status(
+            &job.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(body),
+        )
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if crate::status_code(&e) == Some(404) => Ok(()),
-        Err(e) => Err(Error::api_named("update status of", "jobs.batch", &job.name_any(), e)),
+        Err(e) => Err(Error::api_named(
+            "update status of",
+            "jobs.batch",
+            &job.name_any(),
+            e,
+        )),
     }
 }

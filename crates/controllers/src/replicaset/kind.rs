@@ -24,7 +24,13 @@ pub struct Counts {
 }
 
 pub trait SetKind:
-    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + DeserializeOwned + Debug + Send + Sync + 'static
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Debug
+    + Send
+    + Sync
+    + 'static
 {
     /// `replicasets.apps` or `replicationcontrollers`, for messages.
     const RESOURCE: &'static str;
@@ -88,14 +94,10 @@ impl SetKind for ReplicationController {
     fn selector(&self) -> Option<LabelSelector> {
         let spec = self.spec.as_ref()?;
         // Defaulting copies the template's labels when no selector is set.
-        let m = spec.selector.as_ref().or_else(|| {
-            spec.template
-                .as_ref()?
-                .metadata
-                .as_ref()?
-                .labels
-                .as_ref()
-        });
+        let m = spec
+            .selector
+            .as_ref()
+            .or_else(|| spec.template.as_ref()?.metadata.as_ref()?.labels.as_ref());
         selector::from_map(m)
     }
     fn template(&self) -> Option<&PodTemplateSpec> {

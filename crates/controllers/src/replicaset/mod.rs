@@ -28,12 +28,16 @@ pub fn queue_for_orphan(ctx: &Ctx, pod: &Pod) {
     let ns = pod.metadata.namespace.as_deref();
     let labels = pod.metadata.labels.as_ref();
     for rs in ctx.replicasets.state() {
-        if rs.metadata.namespace.as_deref() == ns && selector::matches(rs.selector().as_ref(), labels) {
+        if rs.metadata.namespace.as_deref() == ns
+            && selector::matches(rs.selector().as_ref(), labels)
+        {
             ctx.rs.queue.add(key_of(&rs.metadata));
         }
     }
     for rc in ctx.rcs.state() {
-        if rc.metadata.namespace.as_deref() == ns && selector::matches(rc.selector().as_ref(), labels) {
+        if rc.metadata.namespace.as_deref() == ns
+            && selector::matches(rc.selector().as_ref(), labels)
+        {
             ctx.rc.queue.add(key_of(&rc.metadata));
         }
     }
@@ -59,8 +63,19 @@ pub async fn reconcile<K: SetKind>(ctx: Arc<Ctx>, key: Key) -> Outcome {
     let sel = set.selector();
     let deleting = set.meta().deletion_timestamp.is_some();
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.0);
-    let owned = control::claim(&pod_api, ctx.pods_in(&key.0), &owner, sel.as_ref(), deleting).await?;
-    let active: Vec<&Pod> = owned.iter().map(|p| &**p).filter(|p| pods::is_active(p)).collect();
+    let owned = control::claim(
+        &pod_api,
+        ctx.pods_in(&key.0),
+        &owner,
+        sel.as_ref(),
+        deleting,
+    )
+    .await?;
+    let active: Vec<&Pod> = owned
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| pods::is_active(p))
+        .collect();
 
     let mut result = Ok(());
     if satisfied && !deleting {
@@ -121,7 +136,11 @@ async fn manage<K: SetKind>(
 
 /// The status counts, and when the next ready pod becomes available (the
 /// status changes then without any event).
-fn counts<K: SetKind>(set: &K, active: &[&Pod], now: jiff::Timestamp) -> (Counts, Option<Duration>) {
+fn counts<K: SetKind>(
+    set: &K,
+    active: &[&Pod],
+    now: jiff::Timestamp,
+) -> (Counts, Option<Duration>) {
     let template_labels = set
         .template()
         .and_then(|t| t.metadata.as_ref())

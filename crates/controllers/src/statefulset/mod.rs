@@ -34,7 +34,9 @@ fn ordinal_of(set: &str, pod: &str) -> Option<i32> {
 
 /// The template a ControllerRevision recorded.
 fn template_of(ctx: &Ctx, ns: &str, owner_uid: &str, name: &str) -> Option<PodTemplateSpec> {
-    let r = revision::owned(ctx, ns, owner_uid).into_iter().find(|r| r.name_any() == name)?;
+    let r = revision::owned(ctx, ns, owner_uid)
+        .into_iter()
+        .find(|r| r.name_any() == name)?;
     let mut t = r.data.as_ref()?.0.pointer("/spec/template")?.clone();
     if let Some(o) = t.as_object_mut() {
         o.remove("$patch");
@@ -49,32 +51,64 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         return Ok(None);
     };
     let set: StatefulSet = (*set).clone();
-    let Some(spec) = set.spec.clone() else { return Ok(None) };
+    let Some(spec) = set.spec.clone() else {
+        return Ok(None);
+    };
     let name = set.name_any();
     let uid = set.uid().unwrap_or_default();
     let satisfied = lane.expectations.satisfied(&key);
     let owner = pods::owner_ref(&set);
     let deleting = set.meta().deletion_timestamp.is_some();
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &key.0);
-    let owned = control::claim(&pod_api, ctx.pods_in(&key.0), &owner, Some(&spec.selector), deleting).await?;
+    let owned = control::claim(
+        &pod_api,
+        ctx.pods_in(&key.0),
+        &owner,
+        Some(&spec.selector),
+        deleting,
+    )
+    .await?;
     if deleting {
         return Ok(None);
     }
-    let labels = spec.template.metadata.as_ref().and_then(|m| m.labels.clone());
+    let labels = spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone());
     let collisions = set.status.as_ref().and_then(|s| s.collision_count);
-    let (update_rev, _) = revision::ensure(&ctx, &key.0, &name, owner.clone(), labels, &spec.template, collisions).await?;
+    let (update_rev, _) = revision::ensure(
+        &ctx,
+        &key.0,
+        &name,
+        owner.clone(),
+        labels,
+        &spec.template,
+        collisions,
+    )
+    .await?;
     let mut current_rev = set
         .status
         .as_ref()
         .and_then(|s| s.current_revision.clone())
         .filter(|r| template_of(&ctx, &key.0, &uid, r).is_some())
         .unwrap_or_else(|| update_rev.clone());
-    let current_template = template_of(&ctx, &key.0, &uid, &current_rev).unwrap_or_else(|| spec.template.clone());
+    let current_template =
+        template_of(&ctx, &key.0, &uid, &current_rev).unwrap_or_else(|| spec.template.clone());
 
     let replicas = spec.replicas.unwrap_or(1).max(0);
-    let start = spec.ordinals.as_ref().and_then(|o| o.start).unwrap_or(0).max(0);
+    let start = spec
+        .ordinals
+        .as_ref()
+        .and_then(|o| o.start)
+        .unwrap_or(0)
+        .max(0);
     let parallel = spec.pod_management_policy.as_deref() == Some("Parallel");
-    let rolling = spec.update_strategy.as_ref().and_then(|s| s.type_.as_deref()) != Some("OnDelete");
+    let rolling = spec
+        .update_strategy
+        .as_ref()
+        .and_then(|s| s.type_.as_deref())
+        != Some("OnDelete");
     let partition = spec
         .update_strategy
         .as_ref()
@@ -93,9 +127,12 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             _ => condemned.push(p),
         }
     }
-    condemned.sort_by_key(|p| std::cmp::Reverse(ordinal_of(&name, &p.name_any()).unwrap_or(i32::MAX)));
+    condemned
+        .sort_by_key(|p| std::cmp::Reverse(ordinal_of(&name, &p.name_any()).unwrap_or(i32::MAX)));
 
-    let healthy = |p: &Pod| p.metadata.deletion_timestamp.is_none() && pods::phase(p) == "Running" && pods::is_ready(p);
+    let healthy = |p: &Pod| {
+        p.metadata.deletion_timestamp.is_none() && pods::phase(p) == "Running" && pods::is_ready(p)
+    };
     let mut blocked = false;
     if satisfied {
         let mut create: Vec<Pod> = Vec::new();
@@ -115,7 +152,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
                         break;
                     }
                 }
-                Some(p) if matches!(pods::phase(p), "Failed" | "Succeeded") && p.metadata.deletion_timestamp.is_none() => {
+                Some(p)
+                    if matches!(pods::phase(p), "Failed" | "Succeeded")
+                        && p.metadata.deletion_timestamp.is_none() =>
+                {
                     delete.push(p);
                     if !parallel {
                         blocked = true;
@@ -132,10 +172,17 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         // Scale down: highest ordinal first; OrderedReady one at a time,
         // only while everything else is healthy.
         if !blocked {
-            let live: Vec<&Pod> = condemned.iter().copied().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+            let live: Vec<&Pod> = condemned
+                .iter()
+                .copied()
+                .filter(|p| p.metadata.deletion_timestamp.is_none())
+                .collect();
             if parallel {
                 delete.extend(live);
-            } else if condemned.iter().all(|p| p.metadata.deletion_timestamp.is_none()) {
+            } else if condemned
+                .iter()
+                .all(|p| p.metadata.deletion_timestamp.is_none())
+            {
                 if let Some(p) = live.first() {
                     delete.push(p);
                     blocked = true;
@@ -165,7 +212,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             .and_then(|p| p.when_scaled.as_deref())
             == Some("Delete");
         if retention_scaled {
-            for p in delete.iter().filter(|p| ordinal_of(&name, &p.name_any()).is_none_or(|o| o >= start + replicas)) {
+            for p in delete
+                .iter()
+                .filter(|p| ordinal_of(&name, &p.name_any()).is_none_or(|o| o >= start + replicas))
+            {
                 own_claims_by_pod(&ctx, &set, p).await?;
             }
         }
@@ -190,11 +240,18 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     }
 
     // Status.
-    let active: Vec<&Pod> = owned.iter().map(|p| &**p).filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+    let active: Vec<&Pod> = owned
+        .iter()
+        .map(|p| &**p)
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
     let now = jiff::Timestamp::now();
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let ready = active.iter().filter(|p| pods::is_ready(p)).count() as i32;
-    let available = active.iter().filter(|p| pods::available(p, min_ready, now).is_ok()).count() as i32;
+    let available = active
+        .iter()
+        .filter(|p| pods::available(p, min_ready, now).is_ok())
+        .count() as i32;
     let updated = active.iter().filter(|p| rev_of(p) == update_rev).count() as i32;
     let mut current = active.iter().filter(|p| rev_of(p) == current_rev).count() as i32;
     if updated == replicas && active.len() as i32 == replicas && ready == replicas {
@@ -213,13 +270,29 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         "collisionCount": collisions.unwrap_or(0),
     });
     let cur = serde_json::to_value(&set.status).unwrap_or_default();
-    let same = status.as_object().is_some_and(|o| o.iter().all(|(k, v)| cur.get(k).unwrap_or(&json!(0)) == v));
+    let same = status
+        .as_object()
+        .is_some_and(|o| o.iter().all(|(k, v)| cur.get(k).unwrap_or(&json!(0)) == v));
     if !same {
         let api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &key.0);
-        match api.patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status}))).await {
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+        {
             Ok(_) => {}
             Err(e) if crate::status_code(&e) == Some(404) => {}
-            Err(e) => return Err(Error::api_named("update status of", "statefulsets.apps", &name, e)),
+            Err(e) => {
+                return Err(Error::api_named(
+                    "update status of",
+                    "statefulsets.apps",
+                    &name,
+                    e,
+                ));
+            }
         }
     }
     Ok(None)
@@ -231,7 +304,13 @@ fn claim_name(claim: &str, set: &str, ord: i32) -> String {
 
 /// The pod for `ord`: stable name, identity labels, hostname/subdomain,
 /// and its claims mounted in place of the templates' volumes.
-fn new_pod(set: &StatefulSet, tmpl: &PodTemplateSpec, rev: &str, ord: i32, owner: &OwnerReference) -> Pod {
+fn new_pod(
+    set: &StatefulSet,
+    tmpl: &PodTemplateSpec,
+    rev: &str,
+    ord: i32,
+    owner: &OwnerReference,
+) -> Pod {
     let name = set.name_any();
     let pod_name = format!("{name}-{ord}");
     let ns = set.namespace().unwrap_or_default();
@@ -245,10 +324,16 @@ fn new_pod(set: &StatefulSet, tmpl: &PodTemplateSpec, rev: &str, ord: i32, owner
     let spec = set.spec.as_ref();
     if let Some(ps) = p.spec.as_mut() {
         ps.hostname = Some(pod_name.clone());
-        if let Some(svc) = spec.and_then(|s| s.service_name.clone()).filter(|s| !s.is_empty()) {
+        if let Some(svc) = spec
+            .and_then(|s| s.service_name.clone())
+            .filter(|s| !s.is_empty())
+        {
             ps.subdomain = Some(svc);
         }
-        for claim in spec.and_then(|s| s.volume_claim_templates.clone()).unwrap_or_default() {
+        for claim in spec
+            .and_then(|s| s.volume_claim_templates.clone())
+            .unwrap_or_default()
+        {
             let cname = claim.metadata.name.clone().unwrap_or_default();
             let vols = ps.volumes.get_or_insert_with(Vec::new);
             vols.retain(|v| v.name != cname);
@@ -269,7 +354,9 @@ fn new_pod(set: &StatefulSet, tmpl: &PodTemplateSpec, rev: &str, ord: i32, owner
 /// `whenDeleted: Delete` they are owned by the set (the garbage collector
 /// removes them with it); otherwise nobody owns them and they stay.
 async fn ensure_claims(ctx: &Ctx, set: &StatefulSet, ord: i32) -> Result<(), Error> {
-    let Some(spec) = set.spec.as_ref() else { return Ok(()) };
+    let Some(spec) = set.spec.as_ref() else {
+        return Ok(());
+    };
     let ns = set.namespace().unwrap_or_default();
     let name = set.name_any();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
@@ -279,7 +366,11 @@ async fn ensure_claims(ctx: &Ctx, set: &StatefulSet, ord: i32) -> Result<(), Err
         .and_then(|p| p.when_deleted.as_deref())
         == Some("Delete");
     for tmpl in spec.volume_claim_templates.clone().unwrap_or_default() {
-        let cname = claim_name(tmpl.metadata.name.as_deref().unwrap_or_default(), &name, ord);
+        let cname = claim_name(
+            tmpl.metadata.name.as_deref().unwrap_or_default(),
+            &name,
+            ord,
+        );
         if Ctx::get(&ctx.pvcs, &(ns.clone(), cname.clone())).is_some() {
             continue;
         }
@@ -305,7 +396,14 @@ async fn ensure_claims(ctx: &Ctx, set: &StatefulSet, ord: i32) -> Result<(), Err
         match api.create(&PostParams::default(), &pvc).await {
             Ok(_) => {}
             Err(e) if crate::status_code(&e) == Some(409) => {}
-            Err(e) => return Err(Error::api_named("create", "persistentvolumeclaims", &cname, e)),
+            Err(e) => {
+                return Err(Error::api_named(
+                    "create",
+                    "persistentvolumeclaims",
+                    &cname,
+                    e,
+                ));
+            }
         }
     }
     Ok(())
@@ -314,14 +412,28 @@ async fn ensure_claims(ctx: &Ctx, set: &StatefulSet, ord: i32) -> Result<(), Err
 /// `whenScaled: Delete`: a pod removed by scale-down takes its claims with
 /// it (the garbage collector deletes them once the pod is gone).
 async fn own_claims_by_pod(ctx: &Ctx, set: &StatefulSet, pod: &Pod) -> Result<(), Error> {
-    let Some(spec) = set.spec.as_ref() else { return Ok(()) };
-    let Some(ord) = ordinal_of(&set.name_any(), &pod.name_any()) else { return Ok(()) };
+    let Some(spec) = set.spec.as_ref() else {
+        return Ok(());
+    };
+    let Some(ord) = ordinal_of(&set.name_any(), &pod.name_any()) else {
+        return Ok(());
+    };
     let ns = set.namespace().unwrap_or_default();
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
     for tmpl in spec.volume_claim_templates.clone().unwrap_or_default() {
-        let cname = claim_name(tmpl.metadata.name.as_deref().unwrap_or_default(), &set.name_any(), ord);
-        let Some(pvc) = Ctx::get(&ctx.pvcs, &(ns.clone(), cname.clone())) else { continue };
-        if pvc.owner_references().iter().any(|r| Some(&r.uid) == pod.metadata.uid.as_ref()) {
+        let cname = claim_name(
+            tmpl.metadata.name.as_deref().unwrap_or_default(),
+            &set.name_any(),
+            ord,
+        );
+        let Some(pvc) = Ctx::get(&ctx.pvcs, &(ns.clone(), cname.clone())) else {
+            continue;
+        };
+        if pvc
+            .owner_references()
+            .iter()
+            .any(|r| Some(&r.uid) == pod.metadata.uid.as_ref())
+        {
             continue;
         }
         let mut refs = pvc.owner_references().to_vec();
@@ -334,10 +446,20 @@ async fn own_claims_by_pod(ctx: &Ctx, set: &StatefulSet, pod: &Pod) -> Result<()
             block_owner_deletion: Some(true),
         });
         let body = json!({"metadata": {"ownerReferences": refs}});
-        match api.patch(&cname, &PatchParams::default(), &Patch::Merge(body)).await {
+        match api
+            .patch(&cname, &PatchParams::default(), &Patch::Merge(body))
+            .await
+        {
             Ok(_) => {}
             Err(e) if crate::status_code(&e) == Some(404) => {}
-            Err(e) => return Err(Error::api_named("update", "persistentvolumeclaims", &cname, e)),
+            Err(e) => {
+                return Err(Error::api_named(
+                    "update",
+                    "persistentvolumeclaims",
+                    &cname,
+                    e,
+                ));
+            }
         }
     }
     Ok(())

@@ -137,14 +137,22 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     // None left: remove the field rather than leave an empty list.
-    let refs = if refs.is_empty() { serde_json::Value::Null } else { json!(refs) };
+    let refs = if refs.is_empty() {
+        serde_json::Value::Null
+    } else {
+        json!(refs)
+    };
     let body = json!({"metadata": {
         "ownerReferences": refs,
         "resourceVersion": obj.resource_version(),
         "uid": obj.uid(),
     }});
     match api
-        .patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(body))
+        .patch(
+            &obj.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(body),
+        )
         .await
     {
         Ok(_) => Ok(()),

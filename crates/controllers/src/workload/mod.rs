@@ -26,16 +26,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{
-    Node, PersistentVolumeClaim, Pod, ReplicationController,
+use k8s_openapi::api::apps::v1::{
+    ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet,
 };
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
-use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
@@ -241,10 +241,9 @@ pub async fn run(client: Client) {
         }
         tracing::debug!("workload controller caches synced");
         futures::join!(
-            workers(&ctx.rs.queue, 4, |k| crate::replicaset::reconcile::<ReplicaSet>(
-                ctx.clone(),
-                k
-            )),
+            workers(&ctx.rs.queue, 4, |k| crate::replicaset::reconcile::<
+                ReplicaSet,
+            >(ctx.clone(), k)),
             workers(&ctx.rc.queue, 2, |k| {
                 crate::replicaset::reconcile::<ReplicationController>(ctx.clone(), k)
             }),
@@ -253,9 +252,18 @@ pub async fn run(client: Client) {
                 k
             )),
             workers(&ctx.job.queue, 2, |k| crate::job::reconcile(ctx.clone(), k)),
-            workers(&ctx.cronjob.queue, 1, |k| crate::cronjob::reconcile(ctx.clone(), k)),
-            workers(&ctx.ds.queue, 2, |k| crate::daemonset::reconcile(ctx.clone(), k)),
-            workers(&ctx.ss.queue, 2, |k| crate::statefulset::reconcile(ctx.clone(), k)),
+            workers(&ctx.cronjob.queue, 1, |k| crate::cronjob::reconcile(
+                ctx.clone(),
+                k
+            )),
+            workers(&ctx.ds.queue, 2, |k| crate::daemonset::reconcile(
+                ctx.clone(),
+                k
+            )),
+            workers(&ctx.ss.queue, 2, |k| crate::statefulset::reconcile(
+                ctx.clone(),
+                k
+            )),
             resync(&ctx),
         );
     };

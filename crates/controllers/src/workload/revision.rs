@@ -53,12 +53,21 @@ pub async fn ensure(
     let max = existing.iter().map(|r| r.revision).max().unwrap_or(0);
     let want = data(template);
     let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
-    if let Some(r) = existing.iter().find(|r| r.data.as_ref().map(|d| &d.0) == Some(&want)) {
+    if let Some(r) = existing
+        .iter()
+        .find(|r| r.data.as_ref().map(|d| &d.0) == Some(&want))
+    {
         let h = r.labels().get(REVISION_HASH).cloned().unwrap_or_default();
         if r.revision < max {
-            api.patch(&r.name_any(), &PatchParams::default(), &Patch::Merge(json!({"revision": max + 1})))
-                .await
-                .map_err(|e| Error::api_named("update", "controllerrevisions.apps", &r.name_any(), e))?;
+            api.patch(
+                &r.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"revision": max + 1})),
+            )
+            .await
+            .map_err(|e| {
+                Error::api_named("update", "controllerrevisions.apps", &r.name_any(), e)
+            })?;
         }
         return Ok((r.name_any(), h));
     }
@@ -81,6 +90,11 @@ pub async fn ensure(
         Ok(_) => Ok((name, h)),
         // Made by a pass whose event has not arrived yet.
         Err(e) if crate::status_code(&e) == Some(409) => Ok((name, h)),
-        Err(e) => Err(Error::api_named("create", "controllerrevisions.apps", &name, e)),
+        Err(e) => Err(Error::api_named(
+            "create",
+            "controllerrevisions.apps",
+            &name,
+            e,
+        )),
     }
 }

@@ -51,7 +51,9 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -70,7 +72,10 @@ mod tests {
             Some(&labels(&[("app", "web"), ("tier", "db")]))
         ));
         assert!(!matches(Some(&sel), Some(&labels(&[("app", "api")]))));
-        assert!(!matches(Some(&LabelSelector::default()), Some(&labels(&[("a", "b")]))));
+        assert!(!matches(
+            Some(&LabelSelector::default()),
+            Some(&labels(&[("a", "b")]))
+        ));
         assert!(!matches(None, None));
     }
 }

@@ -27,7 +27,11 @@ fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
     ApiResource {
         group: group.into(),
         version: version.into(),
-        api_version: if group.is_empty() { version.into() } else { format!("{group}/{version}") },
+        api_version: if group.is_empty() {
+            version.into()
+        } else {
+            format!("{group}/{version}")
+        },
         kind: kind.into(),
         plural: plural.into(),
     }
@@ -69,21 +73,24 @@ mod parking_lot_free {
                 m.remove(k);
             }
         }
-        pub fn len(&self) -> usize {
-            self.0.lock().map(|m| m.len()).unwrap_or(0)
-        }
     }
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 impl HollowNodes {
     /// Registers `names` as Ready nodes (with Leases) and returns the set;
     /// call [`HollowNodes::run`] to serve their pods.
-    pub async fn register(client: kube::Client, names: Vec<String>) -> anyhow::Result<Arc<HollowNodes>> {
-        let nodes: Api<DynamicObject> = Api::all_with(client.clone(), &ar("", "v1", "Node", "nodes"));
+    pub async fn register(
+        client: kube::Client,
+        names: Vec<String>,
+    ) -> anyhow::Result<Arc<HollowNodes>> {
+        let nodes: Api<DynamicObject> =
+            Api::all_with(client.clone(), &ar("", "v1", "Node", "nodes"));
         for (i, name) in names.iter().enumerate() {
             let node: DynamicObject = serde_json::from_value(json!({
                 "apiVersion": "v1", "kind": "Node",
@@ -136,7 +143,9 @@ impl HollowNodes {
             "kube-node-lease",
             &ar("coordination.k8s.io", "v1", "Lease", "leases"),
         );
-        let t = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S.%6fZ").to_string();
+        let t = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+            .to_string();
         for name in &self.names {
             let body = json!({
                 "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
@@ -159,7 +168,8 @@ impl HollowNodes {
                 }
             }
         };
-        let pods: Api<DynamicObject> = Api::all_with(self.client.clone(), &ar("", "v1", "Pod", "pods"));
+        let pods: Api<DynamicObject> =
+            Api::all_with(self.client.clone(), &ar("", "v1", "Pod", "pods"));
         let watch = watcher::watcher(pods, watcher::Config::default())
             .default_backoff()
             .applied_objects()
@@ -177,21 +187,26 @@ impl HollowNodes {
         tokio::join!(leases, watch);
     }
 
-    /// Pods this set has placed (bound or not).
-    pub fn placed(&self) -> usize {
-        self.placed.len()
-    }
-
     /// The node of `pod` if it is ours (placing it now if it has none).
     fn node_for(&self, pod: &Value, uid: &str) -> Option<String> {
-        let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+        let bound = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if !bound.is_empty() {
-            return self.names.iter().any(|n| n == bound).then(|| bound.to_string());
+            return self
+                .names
+                .iter()
+                .any(|n| n == bound)
+                .then(|| bound.to_string());
         }
         if let Some(n) = self.placed.get(uid) {
             return Some(n);
         }
-        let scheduler = pod.pointer("/spec/schedulerName").and_then(Value::as_str).unwrap_or("default-scheduler");
+        let scheduler = pod
+            .pointer("/spec/schedulerName")
+            .and_then(Value::as_str)
+            .unwrap_or("default-scheduler");
         if scheduler != "default-scheduler" {
             return None;
         }
@@ -214,17 +229,25 @@ impl HollowNodes {
         let Some(node) = self.node_for(&v, &uid) else {
             return Ok(());
         };
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &ns, &ar("", "v1", "Pod", "pods"));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &ns, &ar("", "v1", "Pod", "pods"));
         if pod.metadata.deletion_timestamp.is_some() {
             self.placed.remove(&uid);
-            let dp = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
             return match api.delete(&name, &dp).await {
                 Ok(_) => Ok(()),
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
                 Err(e) => Err(e),
             };
         }
-        let bound = !v.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("").is_empty();
+        let bound = !v
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .is_empty();
         if !bound && self.binding_served.load(Ordering::Relaxed) {
             let binding = json!({
                 "apiVersion": "v1", "kind": "Binding",
@@ -247,17 +270,27 @@ impl HollowNodes {
                 }
             }
         }
-        let phase = v.pointer("/status/phase").and_then(Value::as_str).unwrap_or("");
+        let phase = v
+            .pointer("/status/phase")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         if matches!(phase, "Succeeded" | "Failed") {
             return Ok(());
         }
         let exit = exit_code(&v);
-        let restart = v.pointer("/spec/restartPolicy").and_then(Value::as_str).unwrap_or("Always");
+        let restart = v
+            .pointer("/spec/restartPolicy")
+            .and_then(Value::as_str)
+            .unwrap_or("Always");
         let Some(status) = status_for(&v, exit, restart, phase) else {
             return Ok(());
         };
         match api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(json!({"status": status})))
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
             .await
         {
             Ok(_) => Ok(()),
@@ -274,9 +307,17 @@ fn affinity_node(pod: &Value) -> Option<String> {
         .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
         .as_array()?;
     for t in terms {
-        for f in t.get("matchFields").and_then(Value::as_array).into_iter().flatten() {
+        for f in t
+            .get("matchFields")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if f.get("key").and_then(Value::as_str) == Some("metadata.name") {
-                return f.pointer("/values/0").and_then(Value::as_str).map(String::from);
+                return f
+                    .pointer("/values/0")
+                    .and_then(Value::as_str)
+                    .map(String::from);
             }
         }
     }
@@ -295,7 +336,9 @@ pub fn exit_code(pod: &Value) -> Option<i32> {
         .flat_map(|s| s.split_whitespace())
         .collect();
     if let Some(i) = words.iter().position(|w| *w == "exit") {
-        return words.get(i + 1).and_then(|n| n.trim_end_matches(';').parse().ok());
+        return words
+            .get(i + 1)
+            .and_then(|n| n.trim_end_matches(';').parse().ok());
     }
     match words.last() {
         Some(&"true") => Some(0),
@@ -317,8 +360,15 @@ fn status_for(pod: &Value, exit: Option<i32>, restart: &str, phase: &str) -> Opt
         .and_then(Value::as_i64)
         .unwrap_or(0);
     let cond = |ty: &str, st: &str| json!({"type": ty, "status": st, "lastTransitionTime": t, "lastProbeTime": null});
-    let started = pod.pointer("/status/startTime").cloned().unwrap_or(Value::String(t.clone()));
-    let ip = format!("10.244.{}.{}", (restarts % 250) as u8, (pod_hash(pod) % 250) + 1);
+    let started = pod
+        .pointer("/status/startTime")
+        .cloned()
+        .unwrap_or(Value::String(t.clone()));
+    let ip = format!(
+        "10.244.{}.{}",
+        (restarts % 250) as u8,
+        (pod_hash(pod) % 250) + 1
+    );
     let host_ip = "127.0.0.1";
     match exit {
         None => {
@@ -327,11 +377,13 @@ fn status_for(pod: &Value, exit: Option<i32>, restart: &str, phase: &str) -> Opt
             }
             let statuses: Vec<Value> = containers
                 .iter()
-                .map(|c| json!({
-                    "name": c.get("name"), "image": c.get("image"), "imageID": "",
-                    "ready": true, "started": true, "restartCount": restarts,
-                    "state": {"running": {"startedAt": t}},
-                }))
+                .map(|c| {
+                    json!({
+                        "name": c.get("name"), "image": c.get("image"), "imageID": "",
+                        "ready": true, "started": true, "restartCount": restarts,
+                        "state": {"running": {"startedAt": t}},
+                    })
+                })
                 .collect();
             Some(json!({
                 "phase": "Running", "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
@@ -390,17 +442,24 @@ fn status_for(pod: &Value, exit: Option<i32>, restart: &str, phase: &str) -> Opt
 }
 
 fn pod_hash(pod: &Value) -> u64 {
-    let uid = pod.pointer("/metadata/uid").and_then(Value::as_str).unwrap_or("");
-    uid.bytes().fold(1469598103934665603u64, |h, b| (h ^ b as u64).wrapping_mul(1099511628211))
+    let uid = pod
+        .pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    uid.bytes().fold(1469598103934665603u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(1099511628211)
+    })
 }
 
 /// Runs hollow nodes on their own thread and runtime (for synchronous
 /// callers such as the integration tests); stopped on drop.
+#[allow(dead_code)] // used by the integration tests
 pub struct HollowThread {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
+#[allow(dead_code)] // used by the integration tests
 impl HollowThread {
     pub fn start(kubeconfig: &std::path::Path, names: &[&str]) -> anyhow::Result<HollowThread> {
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -409,7 +468,11 @@ impl HollowThread {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let thread = std::thread::spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = ready_tx.send(Err(e.to_string()));
@@ -439,7 +502,10 @@ impl HollowThread {
             });
         });
         match ready_rx.recv() {
-            Ok(Ok(())) => Ok(HollowThread { stop: Some(stop), thread: Some(thread) }),
+            Ok(Ok(())) => Ok(HollowThread {
+                stop: Some(stop),
+                thread: Some(thread),
+            }),
             Ok(Err(e)) => Err(anyhow::anyhow!("hollow nodes failed to start: {e}")),
             Err(_) => Err(anyhow::anyhow!("hollow nodes thread died")),
         }
@@ -458,8 +524,11 @@ impl Drop for HollowThread {
 }
 
 /// A plain kube client for a kubeconfig's current context.
+#[allow(dead_code)] // used by the integration tests
 pub async fn client(kubeconfig: &std::path::Path) -> anyhow::Result<kube::Client> {
     let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default()).await?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await?;
     Ok(kube::Client::try_from(config)?)
 }
