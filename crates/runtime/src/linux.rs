@@ -13,8 +13,8 @@
 
 use crate::cgroups::{self, Cgroups};
 use crate::spec::{CONTROL_FD, INIT_ARG, InitSpec, Mode, SPEC_ENV, STATUS_FD, Status};
-use crate::types::*;
 use crate::state::{self, ContainerRecord, MonitorRecord, SandboxRecord};
+use crate::types::*;
 use crate::{Error, Result, RuntimeService, caps_set, sandbox, user};
 use std::collections::HashMap;
 use std::io::Write;
@@ -185,7 +185,10 @@ impl LinuxRuntime {
             adopted += 1;
         }
         if adopted > 0 {
-            tracing::info!(adopted, "adopted containers from an earlier runtime process");
+            tracing::info!(
+                adopted,
+                "adopted containers from an earlier runtime process"
+            );
         }
         adopted
     }
@@ -760,8 +763,7 @@ impl RuntimeService for LinuxRuntime {
             log_path: config.log_path.clone(),
             created_at,
         };
-        if let Err(e) = state::write_json(&state::container_file(&self.cfg.state_dir, &id), &rec)
-        {
+        if let Err(e) = state::write_json(&state::container_file(&self.cfg.state_dir, &id), &rec) {
             // Dropping the control pipe aborts the waiting container.
             drop(control);
             let mut child = child;

@@ -105,7 +105,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         .ok_or_else(|| Error::Invalid(format!("{} has no parent", path.display())))?;
     std::fs::create_dir_all(dir).map_err(io(format!("mkdir {}", dir.display())))?;
     let data = serde_json::to_vec_pretty(value).map_err(|e| Error::Invalid(e.to_string()))?;
-    let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;

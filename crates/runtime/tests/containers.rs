@@ -519,7 +519,10 @@ async fn adopt_after_restart(fx: Arc<Fx>) -> R {
         );
         later.remove_container(&id).await.map_err(e)?;
         check!(
-            !fx.cfg.state_dir.join(format!("containers/{id}.json")).exists(),
+            !fx.cfg
+                .state_dir
+                .join(format!("containers/{id}.json"))
+                .exists(),
             "record left behind"
         );
         Ok(())
@@ -528,7 +531,10 @@ async fn adopt_after_restart(fx: Arc<Fx>) -> R {
     // Removing through the second runtime must leave nothing for the first.
     later.remove_pod_sandbox(&sb).await.map_err(e)?;
     check!(
-        !fx.cfg.state_dir.join(format!("sandboxes/{sb}.json")).exists(),
+        !fx.cfg
+            .state_dir
+            .join(format!("sandboxes/{sb}.json"))
+            .exists(),
         "sandbox record left behind"
     );
     r

@@ -23,7 +23,9 @@ pub fn publish(spec: &str) -> anyhow::Result<Publish> {
     let bad = || format!("invalid port publication {spec:?}: want [IP:]HOSTPORT:PORT");
     let body = match spec.rsplit_once('/') {
         Some((b, "tcp")) => b,
-        Some((_, proto)) => bail!("invalid port publication {spec:?}: only tcp is supported, not {proto:?}"),
+        Some((_, proto)) => {
+            bail!("invalid port publication {spec:?}: only tcp is supported, not {proto:?}")
+        }
         None => spec,
     };
     let (rest, port) = body.rsplit_once(':').with_context(bad)?;
@@ -108,9 +110,7 @@ pub fn env(items: &[String]) -> anyhow::Result<Vec<String>> {
 pub fn name(s: &str) -> anyhow::Result<()> {
     let mut chars = s.chars();
     let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    if !first_ok
-        || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-        || s.len() > 128
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) || s.len() > 128
     {
         bail!("invalid container name {s:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
     }
@@ -130,7 +130,15 @@ mod tests {
         assert_eq!(p.host, "0.0.0.0:9000".parse().unwrap());
         assert_eq!(p.to_string(), "0.0.0.0:9000->8080/tcp");
         assert!(publish("[::1]:9000:80").is_ok());
-        for bad in ["80", "a:80", "70000:80", "1.2.3:80:80", "80:80/udp", "0:80", ""] {
+        for bad in [
+            "80",
+            "a:80",
+            "70000:80",
+            "1.2.3:80:80",
+            "80:80/udp",
+            "0:80",
+            "",
+        ] {
             assert!(publish(bad).is_err(), "{bad}");
         }
     }
