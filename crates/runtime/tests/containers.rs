@@ -493,7 +493,7 @@ async fn adopt_after_restart(fx: Arc<Fx>) -> R {
         );
         let sbs = later.pod_sandbox_status(&sb).await.map_err(e)?;
         check!(
-            sbs.containers.contains(&id) && sbs.labels.get("pod").is_some(),
+            sbs.containers.contains(&id) && sbs.labels.contains_key("pod"),
             "sandbox {sbs:?}"
         );
         let out = later

@@ -192,7 +192,7 @@ fn build_push_pull_run_publish() {
         })
         .expect("push to the embedded registry");
     let digest = pushed
-        .split(|c: char| c == '(' || c == ')')
+        .split(['(', ')'])
         .find(|w| w.starts_with("sha256:"))
         .unwrap_or_else(|| panic!("no digest in {pushed:?}"))
         .to_string();
