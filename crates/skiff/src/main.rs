@@ -4,6 +4,7 @@
 //! installs tracing, picks a store backend and calls `exit`.
 
 mod bench;
+mod build_run;
 mod certs;
 mod client;
 mod container;

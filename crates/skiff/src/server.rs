@@ -78,15 +78,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         }));
     }
-    let registry = registry_embed(&args).await?;
+    // On the ready line itself: callers read one line, then may close the pipe.
+    let registry = registry_embed(&args)
+        .await?
+        .map(|addr| format!("; registry: http://{addr}"))
+        .unwrap_or_default();
     println!(
-        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",
+        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}{registry}",
         started.elapsed().as_millis(),
         kubeconfig.display()
     );
-    if let Some(addr) = registry {
-        println!("skiff: registry ready at http://{addr}");
-    }
     tokio::select! {
         _ = serve => {}
         _ = shutdown_signal() => {}
