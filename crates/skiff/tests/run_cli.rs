@@ -400,6 +400,28 @@ fn foreground_run_streams_output_and_returns_the_exit_code() {
     assert!(env.ok(&["ps", "-a", "-q"]).is_empty(), "--rm removed it");
     assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
 
+    // Ctrl-C on a foreground run reaches the container (sig-proxy), and
+    // the run returns the container's exit code.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["run", "--rm", "--data-dir"])
+        .arg(&env.data)
+        .args(["--cgroup-parent", &env.cgroup, "busybox", "sh", "-c"])
+        .arg("trap 'echo got-int; exit 9' INT; echo ready; while :; do sleep 0.1; done")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!((status.code(), rest.as_str()), (Some(9), "got-int\n"));
+    assert!(env.leftovers().is_empty(), "{:?}", env.leftovers());
+
     // A memory limit of 64m: a process allocating 200 MiB is OOM-killed,
     // and ps says so.
     env.skiff(&[

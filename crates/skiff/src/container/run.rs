@@ -227,6 +227,10 @@ async fn start(
         println!("{}", st.id);
         return Ok(ExitCode::SUCCESS);
     }
+    // Signal handlers before start: from then on Ctrl-C is the container's.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     // Attach before start, so no output is missed.
     let mut att = rt.attach(&st.id).await?;
     rt.start_container(&st.id).await?;
@@ -241,7 +245,21 @@ async fn start(
             };
         }
     });
-    let done = rt.wait_container(&st.id).await?;
+    // Like `docker run`'s sig-proxy: SIGINT/SIGTERM to us go to the
+    // container (its monitor is in a session of its own and does not get
+    // the terminal's Ctrl-C); we keep waiting for it to exit.
+    let done = {
+        let wait = rt.wait_container(&st.id);
+        tokio::pin!(wait);
+        loop {
+            let sig = tokio::select! {
+                done = &mut wait => break done?,
+                _ = int.recv() => libc::SIGINT,
+                _ = term.recv() => libc::SIGTERM,
+            };
+            let _ = rt.kill_container(&st.id, sig).await;
+        }
+    };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pump).await;
     let code = done.exit_code.unwrap_or(255);
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(255)))
