@@ -368,7 +368,7 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
 /// Writes the monitor's record (see [`crate::state`]), if it keeps one.
 fn write_record(spec: &InitSpec, record: &MonitorRecord) {
     if let Some(path) = &spec.monitor_file
-        && let Err(e) = state::write_json(path, record)
+        && let Err(e) = state::write_json(path, record, spec.sync_state)
     {
         eprintln!("skiff runtime-init: {e}");
     }

@@ -37,6 +37,9 @@ pub struct RuntimeConfig {
     /// The helper binary and its arguments: `skiff runtime-init` by default.
     pub init_program: PathBuf,
     pub init_args: Vec<String>,
+    /// fsync the state records (see [`crate::state::write_json`]): off by
+    /// default, as the records describe processes no power loss spares.
+    pub sync_state: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -47,6 +50,7 @@ impl Default for RuntimeConfig {
             cgroup_parent: "/skiff".into(),
             init_program: "/proc/self/exe".into(),
             init_args: vec![INIT_ARG.into()],
+            sync_state: false,
         }
     }
 }
@@ -243,7 +247,11 @@ impl LinuxRuntime {
     }
 
     fn save_sandbox(&self, rec: &SandboxRecord) -> Result<()> {
-        state::write_json(&state::sandbox_file(&self.cfg.state_dir, &rec.id), rec)
+        state::write_json(
+            &state::sandbox_file(&self.cfg.state_dir, &rec.id),
+            rec,
+            self.cfg.sync_state,
+        )
     }
 
     pub fn cgroups(&self) -> &dyn Cgroups {
@@ -687,6 +695,7 @@ impl RuntimeService for LinuxRuntime {
             monitor_file: Some(state::monitor_file(&self.cfg.state_dir, &id)),
             cgroup: Some(cgroup.clone()),
             cgroup_root: Some(self.cfg.cgroup_root.clone()),
+            sync_state: self.cfg.sync_state,
         };
         if spec.args.is_empty() {
             return Err(Error::Invalid(
@@ -763,7 +772,11 @@ impl RuntimeService for LinuxRuntime {
             log_path: config.log_path.clone(),
             created_at,
         };
-        if let Err(e) = state::write_json(&state::container_file(&self.cfg.state_dir, &id), &rec) {
+        if let Err(e) = state::write_json(
+            &state::container_file(&self.cfg.state_dir, &id),
+            &rec,
+            self.cfg.sync_state,
+        ) {
             // Dropping the control pipe aborts the waiting container.
             drop(control);
             let mut child = child;

@@ -67,6 +67,9 @@ pub struct InitSpec {
     pub cgroup: Option<PathBuf>,
     #[serde(default)]
     pub cgroup_root: Option<PathBuf>,
+    /// fsync the monitor's record (see `RuntimeConfig::sync_state`).
+    #[serde(default)]
+    pub sync_state: bool,
     /// A new user namespace with this mapping (uids and gids alike).
     pub userns: Option<crate::types::IdMapping>,
 }
