@@ -9,6 +9,7 @@ mod certs;
 mod client;
 mod container;
 mod controller_manager;
+mod hollow;
 mod image;
 mod kubectl;
 mod registry;
