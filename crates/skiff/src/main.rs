@@ -4,8 +4,10 @@
 //! installs tracing, picks a store backend and calls `exit`.
 
 mod bench;
+mod build_run;
 mod certs;
 mod client;
+mod container;
 mod controller_manager;
 mod hollow;
 mod image;
@@ -41,6 +43,21 @@ enum Command {
     Image(image::ImageArgs),
     /// Serve an OCI distribution registry.
     Registry(registry::RegistryArgs),
+    /// Run a container from an image (`-d` to leave it in the background).
+    Run(container::RunArgs),
+    /// List containers.
+    Ps(container::PsArgs),
+    /// Print a container's output.
+    Logs(container::LogsArgs),
+    /// Run a command in a running container.
+    Exec(container::ExecArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the grace period.
+    Stop(container::StopArgs),
+    /// Remove containers.
+    Rm(container::RmArgs),
+    /// Forward a published port into a container (started by `skiff run`).
+    #[command(hide = true)]
+    PortProxy(container::proxy::ProxyArgs),
 }
 
 fn init_tracing() {
@@ -76,6 +93,31 @@ fn main() -> std::process::ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(registry::run(args)))
         }
+        Command::Run(args) => {
+            init_tracing();
+            container::run(args)
+        }
+        Command::Ps(args) => {
+            init_tracing();
+            container::ps(args)
+        }
+        Command::Logs(args) => {
+            init_tracing();
+            container::logs(args)
+        }
+        Command::Exec(args) => {
+            init_tracing();
+            container::exec(args)
+        }
+        Command::Stop(args) => {
+            init_tracing();
+            container::stop(args)
+        }
+        Command::Rm(args) => {
+            init_tracing();
+            container::rm(args)
+        }
+        Command::PortProxy(args) => container::proxy::run(args),
         Command::Bench(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             bench::run(args)

@@ -26,6 +26,11 @@ pub struct ServerArgs {
     /// Components not to run (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
     pub disable: Vec<String>,
+    /// Serve the node's image store as an OCI registry (plain HTTP) on this
+    /// port of the bind address (0 picks a free one); off when not given or
+    /// with `--disable registry`. See `registry_embed` below.
+    #[arg(long)]
+    pub registry_port: Option<u16>,
     /// First address of the service CIDR, the `kubernetes` Service's IP.
     #[arg(long, default_value = "10.43.0.1", hide = true)]
     pub kubernetes_service_ip: String,
@@ -79,8 +84,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         }));
     }
+    // On the ready line itself: callers read one line, then may close the pipe.
+    let registry = registry_embed(&args)
+        .await?
+        .map(|addr| format!("; registry: http://{addr}"))
+        .unwrap_or_default();
     println!(
-        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",
+        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}{registry}",
         started.elapsed().as_millis(),
         kubeconfig.display()
     );
@@ -90,6 +100,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_tx.send(());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The embedded registry (issue 3): the same blobs as `skiff image` and the
+/// node's pods under `--data-dir`, so `skiff image push HOST:PORT/x` lands
+/// where this node's containers can use it. Returns where it listens.
+async fn registry_embed(args: &ServerArgs) -> anyhow::Result<Option<SocketAddr>> {
+    let Some(port) = args.registry_port else {
+        return Ok(None);
+    };
+    if disabled(&args.disable, "registry") {
+        return Ok(None);
+    }
+    let registry = skiff_registry::Registry::open(&args.data_dir)
+        .with_context(|| format!("opening the registry in {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.bind_address, port))
+        .await
+        .with_context(|| format!("registry: cannot listen on {}:{port}", args.bind_address))?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        if let Err(e) = skiff_registry::serve(listener, std::sync::Arc::new(registry)).await {
+            tracing::error!(%e, "registry stopped");
+        }
+    });
+    Ok(Some(addr))
 }
 
 fn disabled(list: &[String], component: &str) -> bool {
