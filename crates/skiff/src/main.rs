@@ -3,6 +3,7 @@
 //! This is the only place that parses argv, reads the environment,
 //! installs tracing, picks a store backend and calls `exit`.
 
+mod agent;
 mod bench;
 mod certs;
 mod client;

@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// First address of the service CIDR, the `kubernetes` Service's IP.
     #[arg(long, default_value = "10.43.0.1", hide = true)]
     pub kubernetes_service_ip: String,
+    /// The in-process node agent (`--disable agent` turns it off).
+    #[command(flatten)]
+    pub node: crate::agent::NodeFlags,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -73,6 +76,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         }));
     }
+    let (agent_stop, agent_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = if !disabled(&args.disable, "agent") {
+        // The node agent: this machine is a node of its own cluster.
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        let cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
+        Some(tokio::spawn(crate::agent::run_with(
+            client,
+            cfg,
+            async move {
+                let _ = agent_stop_rx.await;
+            },
+        )))
+    } else {
+        None
+    };
     println!(
         "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",
         started.elapsed().as_millis(),
@@ -81,8 +99,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     tokio::select! {
         _ = serve => {}
         _ = shutdown_signal() => {}
+        Some(Ok(Err(e))) = async { match agent { Some(a) => Some(a.await), None => None } } => {
+            return Err(e.context("node agent"));
+        }
     }
     let _ = stop_tx.send(());
+    let _ = agent_stop.send(());
     Ok(ExitCode::SUCCESS)
 }
 
