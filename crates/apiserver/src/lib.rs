@@ -11,6 +11,7 @@ pub mod cache;
 mod crd;
 pub mod discovery;
 pub mod error;
+pub mod join;
 mod managed;
 mod object;
 mod openapi;
@@ -43,6 +44,8 @@ pub struct App {
     pub openapi: openapi::Documents,
     /// `host:port` clients reach this server at.
     pub server_address: String,
+    /// Node join (`/skiff/v1/join`), set by the binary that holds the CA.
+    pub join: join::JoinHook,
 }
 
 impl App {
@@ -55,6 +58,7 @@ impl App {
             registry,
             openapi,
             server_address,
+            join: join::JoinHook::new(),
         });
         crd::reconcile_all(&app).await;
         tokio::spawn(crd::run(app.clone()));
@@ -110,6 +114,7 @@ async fn route(
             return Ok(crate::wire::respond(200, "text/plain; charset=utf-8", "ok"));
         }
         "/version" => return Ok(crate::wire::json(200, &version())),
+        join::CA_PATH | join::JOIN_PATH => return join::serve(app.join.get(), req).await,
         _ => {}
     }
     if !user.is_authenticated() {

@@ -34,6 +34,37 @@ pub struct AgentArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub node: NodeFlags,
+    /// Use this kubeconfig instead of joining (benchmarks, debugging).
+    #[arg(long, hide = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
+pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let cfg = config(&args.node, &args.data_dir, false)?;
+    let kubeconfig = match &args.kubeconfig {
+        Some(k) => k.clone(),
+        None => {
+            let addresses: Vec<String> = args.node.node_ip.iter().map(|i| i.to_string()).collect();
+            crate::join::join(
+                &args.server,
+                &args.token,
+                &args.data_dir,
+                &cfg.node_name,
+                &addresses,
+            )
+            .await?
+        }
+    };
+    let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+    println!(
+        "skiff: agent {} running against {}",
+        cfg.node_name, args.server
+    );
+    run_with(client, cfg, crate::server::shutdown_signal()).await?;
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 fn hostname() -> String {

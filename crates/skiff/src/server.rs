@@ -67,6 +67,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         cert_pem: pki.server_cert.clone(),
         key_pem: pki.server_key.clone(),
     })?;
+    // Node join: the token printed below lets `skiff agent` get credentials.
+    let token = crate::join::ensure_token(&args.data_dir, &pki.ca_cert)?;
+    let issuing = crate::join::Issuing::new(&args.data_dir.join("tls"), &token)?;
+    let _ = app.join.set(std::sync::Arc::new(issuing));
     let serve = tokio::spawn(skiff_apiserver::server::serve(listener, tls, app));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     if !disabled(&args.disable, "controllers") {
@@ -92,7 +96,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         None
     };
     println!(
-        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",
+        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}; join token: {token}",
         started.elapsed().as_millis(),
         kubeconfig.display()
     );

@@ -375,3 +375,78 @@ spec:
     );
     assert!(c.fails(K, &["get", "pod", "stopper"]).contains("NotFound"));
 }
+
+/// Kills a process started by the test.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn agent_joins_with_the_token_and_runs_pods() {
+    if !fixtures::available() {
+        eprintln!("skipping: no {}", fixtures::BUSYBOX);
+        return;
+    }
+    // The server without its own agent; `skiff agent` joins it.
+    let c = Cluster::start_node(&["--disable", "agent"], |_| {});
+    let node = c.node().unwrap();
+    let token = std::fs::read_to_string(c.data_dir().join("token")).unwrap();
+    let agent_dir = c.data_dir().join("agent-node");
+    std::fs::create_dir_all(&agent_dir).unwrap();
+    build_image(&agent_dir);
+    let agent = |token: &str| {
+        node.command(env!("CARGO_BIN_EXE_skiff"))
+            .args(["agent", "--server", &c.url, "--token", token.trim()])
+            .args([
+                "--node-name",
+                &node.node_name,
+                "--kubelet-port",
+                "0",
+                "--data-dir",
+            ])
+            .arg(&agent_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A wrong secret is refused.
+    let (hash, _) = token.trim().split_once("::").unwrap();
+    let out = agent(&format!("{hash}::{}", "0".repeat(32)))
+        .wait_with_output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("401"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let _agent = Killed(agent(&token));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let n: Value = loop {
+        let out = c.kubectl(K, &["get", "node", &node.node_name, "-o", "json"]);
+        if out.status.success() {
+            break serde_json::from_slice(&out.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "node never registered");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"].is_null());
+    let kc = std::fs::read_to_string(agent_dir.join("agent-kubeconfig.yaml")).unwrap();
+    assert!(kc.contains("client-certificate-data"));
+    c.apply_stdin(
+        K,
+        &["apply", "-f", "-"],
+        &format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: p}}\nspec:\n  nodeName: {}\n  terminationGracePeriodSeconds: 0\n  containers:\n  - {{name: c, image: \"{IMAGE}\"}}\n", node.node_name),
+    );
+    wait_pod(&c, "p", 30, "Running", |p| {
+        p["status"]["phase"] == "Running"
+    });
+    c.ok(K, &["delete", "pod", "p", "--timeout=60s"]);
+}
