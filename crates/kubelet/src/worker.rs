@@ -372,7 +372,10 @@ impl Worker {
             };
             std::fs::write(self.pod_dir.join("ip"), ip.to_string())
                 .map_err(crate::error::io("pod ip file"))?;
-            if let Err(e) = self.ctx.net.attach(&netns, &self.uid, ip).await {
+            tracing::debug!(pod = %self.name, "sandbox made");
+            let attached = self.ctx.net.attach(&netns, &self.uid, ip).await;
+            tracing::debug!(pod = %self.name, "network attached");
+            if let Err(e) = attached {
                 let _ = self.ctx.runtime.remove_pod_sandbox(&id).await;
                 return Err(e);
             }
@@ -442,6 +445,7 @@ impl Worker {
 
     /// One pass; returns how long until the next timer-driven pass.
     async fn sync(&mut self, pod: &Pod) -> crate::Result<Duration> {
+        tracing::debug!(pod = %self.name, "sync");
         let mut next = VOLUME_REFRESH;
         let spec = pod.spec.clone().unwrap_or_default();
         let terminal = self
@@ -453,6 +457,7 @@ impl Worker {
             return Ok(Duration::from_secs(3600));
         }
         if let Err(e) = self.ensure_sandbox(pod).await {
+            tracing::warn!(pod = %self.name, error = %e, "sandbox");
             self.event(
                 pod,
                 "",
@@ -740,6 +745,7 @@ impl Worker {
                 r
             }
             Err(e) => {
+                tracing::warn!(pod = %self.name, container = %c.name, error = ?e, "image");
                 let (reason, msg) = match e {
                     ImageError::NeverPull(m) => ("ErrImageNeverPull", m),
                     ImageError::Pull(m) => ("ErrImagePull", m),
@@ -820,6 +826,7 @@ impl Worker {
         let id = match self.ctx.runtime.create_container(&sb, cfg).await {
             Ok(id) => id,
             Err(e) => {
+                tracing::warn!(pod = %self.name, container = %c.name, error = %e, "create container");
                 crate::images::remove_rootfs(dir).await;
                 self.event(pod, &fp, true, "Failed", format!("Error: {e}"));
                 let t = self.tracks.entry(c.name.clone()).or_default();
@@ -828,6 +835,7 @@ impl Worker {
                 return Some(d);
             }
         };
+        tracing::debug!(pod = %self.name, container = %c.name, "created");
         self.event(
             pod,
             &fp,
@@ -1173,7 +1181,10 @@ impl Worker {
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
         {
-            Ok(_) => self.last_status = Some(status),
+            Ok(_) => {
+                tracing::debug!(pod = %self.name, phase = %status["phase"], "status written");
+                self.last_status = Some(status);
+            }
             Err(e) => tracing::debug!(pod = %self.name, error = %e, "status update failed"),
         }
     }

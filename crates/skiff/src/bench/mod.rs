@@ -4,6 +4,7 @@
 
 mod api;
 mod client;
+mod podstart;
 mod runtime;
 
 #[derive(clap::Args)]
@@ -20,15 +21,24 @@ enum What {
     /// Container runtime: create -> start -> exit of `true`, against runc
     /// and crun in the same run.
     Runtime(runtime::RuntimeArgs),
+    /// Node agent: pods created at a steady rate and as a burst, time from
+    /// create to Running; the agent's RSS idle and with the burst running.
+    Podstart(podstart::PodstartArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let What::Podstart(a) = &args.what {
+        // Enters a network namespace of its own before any thread exists.
+        podstart::run(a.clone())?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
+        What::Podstart(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -179,11 +179,19 @@ impl NodeNs {
 }
 
 fn kill_cgroup_tree(dir: &Path) {
-    for _ in 0..50 {
+    // Quiet for a few rounds in a row: a helper may still be moving a
+    // process in when we first look.
+    let mut quiet = 0;
+    for _ in 0..100 {
         let mut pids = Vec::new();
         collect_procs(dir, &mut pids);
         if pids.is_empty() {
-            break;
+            quiet += 1;
+            if quiet >= 3 {
+                break;
+            }
+        } else {
+            quiet = 0;
         }
         for p in pids {
             let _ = Command::new("kill").args(["-9", &p]).status();
@@ -194,6 +202,11 @@ fn kill_cgroup_tree(dir: &Path) {
 }
 
 fn collect_procs(dir: &Path, out: &mut Vec<String>) {
+    // A frozen process (the runtime freezes before killing) cannot die.
+    let freezer = dir.join("freezer.state");
+    if freezer.exists() {
+        let _ = std::fs::write(&freezer, "THAWED");
+    }
     if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
         out.extend(s.lines().map(str::to_string));
     }
