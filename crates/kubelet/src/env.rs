@@ -216,10 +216,6 @@ pub async fn build(
             }
         }
     }
-    let (cpus, mem) = {
-        let m = crate::sysinfo::measure(std::path::Path::new("/"));
-        (m.cpus, m.memory_total)
-    };
     for e in container.env.iter().flatten() {
         let value = if let Some(v) = &e.value {
             let snapshot = out.clone();
@@ -274,6 +270,9 @@ pub async fn build(
                         .unwrap_or(container),
                     None => container,
                 };
+                // Node capacity is the default for unset limits.
+                let m = crate::sysinfo::measure(std::path::Path::new("/"));
+                let (cpus, mem) = (m.cpus, m.memory_total);
                 resource_value(
                     target,
                     &r.resource,

@@ -54,13 +54,16 @@ impl Recorder {
     }
 }
 
+/// (namespace, pod uid, field path, reason, message).
+type EventKey = (String, String, String, String, String);
+
 async fn write_events(
     client: kube::Client,
     node: String,
     mut rx: mpsc::UnboundedReceiver<PodEvent>,
 ) {
     // (namespace, uid, field path, reason, message) → (event name, count)
-    let mut seen: HashMap<(String, String, String, String, String), (String, i32)> = HashMap::new();
+    let mut seen: HashMap<EventKey, (String, i32)> = HashMap::new();
     while let Some(e) = rx.recv().await {
         let api: Api<Event> = Api::namespaced(client.clone(), &e.namespace);
         let now = jiff::Timestamp::now()

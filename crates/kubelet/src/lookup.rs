@@ -18,11 +18,14 @@ pub struct ContainerRef {
     pub netns: PathBuf,
 }
 
+/// (container id, log path).
+type Instance = (String, PathBuf);
+
 #[derive(Debug, Clone, Default)]
 struct PodEntry {
     netns: PathBuf,
     /// container name → (current, previous)
-    containers: HashMap<String, (Option<(String, PathBuf)>, Option<(String, PathBuf)>)>,
+    containers: HashMap<String, (Option<Instance>, Option<Instance>)>,
 }
 
 /// Shared by the pod workers (writers) and the streaming server (reader).

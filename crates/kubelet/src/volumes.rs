@@ -367,13 +367,11 @@ pub async fn setup(
             "DirectoryOrCreate" => {
                 std::fs::create_dir_all(&p).map_err(|e| format!("{}: {e}", p.display()))?
             }
-            "FileOrCreate" => {
-                if !p.exists() {
-                    if let Some(parent) = p.parent() {
-                        let _ = std::fs::create_dir_all(parent);
-                    }
-                    std::fs::write(&p, b"").map_err(|e| format!("{}: {e}", p.display()))?;
+            "FileOrCreate" if !p.exists() => {
+                if let Some(parent) = p.parent() {
+                    let _ = std::fs::create_dir_all(parent);
                 }
+                std::fs::write(&p, b"").map_err(|e| format!("{}: {e}", p.display()))?;
             }
             "Directory" if !p.is_dir() => {
                 return Err(format!(

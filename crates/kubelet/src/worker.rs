@@ -617,6 +617,9 @@ impl Worker {
                 _ => false,
             };
             let track = self.tracks.entry(c.name.clone()).or_default();
+            if let Some(p) = track.current.as_ref().and_then(|i| i.probes.as_ref()) {
+                p.abort();
+            }
             if !restart {
                 track.done = true;
                 return None;
@@ -689,6 +692,15 @@ impl Worker {
             let failed = track.image_failed_at.unwrap_or(at);
             let shown_until = failed + Duration::from_secs(2);
             if Instant::now() >= shown_until {
+                if track.waiting.as_ref().map(|w| w.0.as_str()) != Some("ImagePullBackOff") {
+                    self.ctx.events.pod(
+                        pod,
+                        &fp,
+                        false,
+                        "BackOff",
+                        format!("Back-off pulling image \"{image_name}\""),
+                    );
+                }
                 track.waiting = Some((
                     "ImagePullBackOff".into(),
                     format!("Back-off pulling image \"{image_name}\""),
