@@ -8,6 +8,7 @@ mod bench;
 mod certs;
 mod client;
 mod controller_manager;
+mod hollow;
 mod image;
 mod join;
 mod kubectl;

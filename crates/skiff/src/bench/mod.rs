@@ -4,6 +4,7 @@
 
 mod api;
 mod client;
+mod deployment;
 mod podstart;
 mod runtime;
 
@@ -21,6 +22,9 @@ enum What {
     /// Container runtime: create -> start -> exit of `true`, against runc
     /// and crun in the same run.
     Runtime(runtime::RuntimeArgs),
+    /// Workload controllers: time for a Deployment to become fully
+    /// available on hollow nodes, and the controllers' RSS.
+    Deployment(deployment::DeploymentArgs),
     /// Node agent: pods created at a steady rate and as a burst, time from
     /// create to Running; the agent's RSS idle and with the burst running.
     Podstart(podstart::PodstartArgs),
@@ -38,6 +42,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
+        What::Deployment(a) => rt.block_on(deployment::run(a))?,
         What::Podstart(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)

@@ -161,8 +161,14 @@ fn cleanup(dir: &Path, node: &str) {
                 }
                 let _ = std::fs::remove_dir(d);
             }
-            walk(&top);
-            walk(&top);
+            // Processes die and cgroups empty asynchronously: a few rounds.
+            for _ in 0..10 {
+                walk(&top);
+                if !top.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         }
     }
     let prefix = dir.to_string_lossy().to_string();
