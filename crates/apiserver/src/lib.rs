@@ -11,6 +11,7 @@ pub mod cache;
 mod crd;
 pub mod discovery;
 pub mod error;
+pub mod join;
 mod managed;
 pub mod node_proxy;
 mod object;
@@ -47,6 +48,8 @@ pub struct App {
     /// Credentials for proxying `pods/log|exec|attach|portforward` to
     /// nodes; set once at start-up (`skiff server` issues them).
     pub kubelet: std::sync::OnceLock<node_proxy::KubeletClient>,
+    /// Node join (`/skiff/v1/join`), set by the binary that holds the CA.
+    pub join: join::JoinHook,
 }
 
 impl App {
@@ -60,6 +63,7 @@ impl App {
             openapi,
             server_address,
             kubelet: std::sync::OnceLock::new(),
+            join: join::JoinHook::new(),
         });
         crd::reconcile_all(&app).await;
         tokio::spawn(crd::run(app.clone()));
@@ -115,6 +119,7 @@ async fn route(
             return Ok(crate::wire::respond(200, "text/plain; charset=utf-8", "ok"));
         }
         "/version" => return Ok(crate::wire::json(200, &version())),
+        join::CA_PATH | join::JOIN_PATH => return join::serve(app.join.get(), req).await,
         _ => {}
     }
     if !user.is_authenticated() {

@@ -3,6 +3,7 @@
 //! This is the only place that parses argv, reads the environment,
 //! installs tracing, picks a store backend and calls `exit`.
 
+mod agent;
 mod bench;
 mod build_run;
 mod certs;
@@ -11,6 +12,7 @@ mod container;
 mod controller_manager;
 mod hollow;
 mod image;
+mod join;
 mod kubectl;
 mod registry;
 mod server;
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server and the components not disabled).
     Server(server::ServerArgs),
+    /// Run a node agent that joins a Skiff cluster.
+    Agent(agent::AgentArgs),
     /// Run the controllers alone against a Skiff API server.
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the real kubectl against this machine's cluster.
@@ -130,6 +134,15 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(server::run(args)))
+        }
+        Command::Agent(args) => {
+            init_tracing();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(agent::run(args)))
         }
         Command::ControllerManager(args) => {
             init_tracing();

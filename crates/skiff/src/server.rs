@@ -34,6 +34,9 @@ pub struct ServerArgs {
     /// First address of the service CIDR, the `kubernetes` Service's IP.
     #[arg(long, default_value = "10.43.0.1", hide = true)]
     pub kubernetes_service_ip: String,
+    /// The in-process node agent (`--disable agent` turns it off).
+    #[command(flatten)]
+    pub node: crate::agent::NodeFlags,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -75,6 +78,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         cert_pem: pki.server_cert.clone(),
         key_pem: pki.server_key.clone(),
     })?;
+    // Node join: the token printed below lets `skiff agent` get credentials.
+    let token = crate::join::ensure_token(&args.data_dir, &pki.ca_cert)?;
+    let issuing = crate::join::Issuing::new(&args.data_dir.join("tls"), &token)?;
+    let _ = app.join.set(std::sync::Arc::new(issuing));
     let serve = tokio::spawn(skiff_apiserver::server::serve(listener, tls, app));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     if !disabled(&args.disable, "controllers") {
@@ -84,21 +91,40 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         }));
     }
+    let (agent_stop, agent_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = if !disabled(&args.disable, "agent") {
+        // The node agent: this machine is a node of its own cluster.
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        let cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
+        Some(tokio::spawn(crate::agent::run_with(
+            client,
+            cfg,
+            async move {
+                let _ = agent_stop_rx.await;
+            },
+        )))
+    } else {
+        None
+    };
     // On the ready line itself: callers read one line, then may close the pipe.
     let registry = registry_embed(&args)
         .await?
         .map(|addr| format!("; registry: http://{addr}"))
         .unwrap_or_default();
     println!(
-        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}{registry}",
+        "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}; join token: {token}{registry}",
         started.elapsed().as_millis(),
         kubeconfig.display()
     );
     tokio::select! {
         _ = serve => {}
         _ = shutdown_signal() => {}
+        Some(Ok(Err(e))) = async { match agent { Some(a) => Some(a.await), None => None } } => {
+            return Err(e.context("node agent"));
+        }
     }
     let _ = stop_tx.send(());
+    let _ = agent_stop.send(());
     Ok(ExitCode::SUCCESS)
 }
 

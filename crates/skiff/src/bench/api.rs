@@ -171,6 +171,7 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .arg("server")
+        .args(["--disable", "agent"])
         .arg("--data-dir")
         .arg(dir.path())
         .args([

@@ -54,6 +54,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let mut server = Command::new(&exe)
         .arg("server")
+        .args(["--disable", "agent"])
         .arg("--data-dir")
         .arg(dir.path())
         .args([

@@ -5,6 +5,7 @@
 mod api;
 mod client;
 mod deployment;
+mod podstart;
 mod runtime;
 
 #[derive(clap::Args)]
@@ -24,9 +25,17 @@ enum What {
     /// Workload controllers: time for a Deployment to become fully
     /// available on hollow nodes, and the controllers' RSS.
     Deployment(deployment::DeploymentArgs),
+    /// Node agent: pods created at a steady rate and as a burst, time from
+    /// create to Running; the agent's RSS idle and with the burst running.
+    Podstart(podstart::PodstartArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let What::Podstart(a) = &args.what {
+        // Enters a network namespace of its own before any thread exists.
+        podstart::run(a.clone())?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -34,6 +43,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
         What::Deployment(a) => rt.block_on(deployment::run(a))?,
+        What::Podstart(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
