@@ -6,6 +6,7 @@
 //!
 //! Architecture invariant: this is the only crate that touches the store.
 
+pub mod alloc;
 pub mod bootstrap;
 pub mod cache;
 mod crd;
@@ -43,10 +44,25 @@ pub struct App {
     pub openapi: openapi::Documents,
     /// `host:port` clients reach this server at.
     pub server_address: String,
+    /// Cluster IPs and node ports of Services.
+    pub alloc: Arc<alloc::Allocator>,
 }
 
 impl App {
     pub async fn new(store: Arc<dyn Store>, server_address: String) -> anyhow::Result<Arc<App>> {
+        Self::with_network(store, server_address, alloc::ServiceNetwork::default()).await
+    }
+
+    /// An API server allocating Service addresses and node ports from
+    /// `net`.
+    pub async fn with_network(
+        store: Arc<dyn Store>,
+        server_address: String,
+        net: alloc::ServiceNetwork,
+    ) -> anyhow::Result<Arc<App>> {
+        let alloc = Arc::new(alloc::Allocator::new(store.clone(), net));
+        alloc.repair().await?;
+        alloc.spawn_repair();
         let cache = cache::WatchCache::start(store).await?;
         let registry = registry::Registry::new();
         let openapi = openapi::Documents::new(&registry.snapshot());
@@ -55,6 +71,7 @@ impl App {
             registry,
             openapi,
             server_address,
+            alloc,
         });
         crd::reconcile_all(&app).await;
         tokio::spawn(crd::run(app.clone()));
