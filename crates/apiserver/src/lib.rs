@@ -16,6 +16,7 @@ mod managed;
 mod object;
 mod openapi;
 mod patch;
+mod quota;
 pub mod registry;
 pub mod request;
 mod rest;

@@ -26,6 +26,7 @@ mod namespace;
 mod nodeipam;
 mod nodelifecycle;
 mod queue;
+mod resourcequota;
 mod serviceaccount;
 
 use std::future::Future;
@@ -109,6 +110,7 @@ async fn infra(client: Client, config: Config) {
         nodelifecycle::run(client.clone(), config.node_monitor_grace_period),
         serviceaccount::run(client.clone()),
         disruption::run(client.clone()),
+        resourcequota::run(client.clone()),
     );
 }
 

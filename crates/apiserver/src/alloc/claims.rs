@@ -1,6 +1,7 @@
 //! Uniqueness keys in the store: who holds a cluster IP or a node port.
 //!
-//! A value is held by creating the key `/skiff/allocations/<kind>/<value>`
+//! A value is held by creating the key
+//! `/registry/skiff.io/allocations/<kind>/<value>`
 //! (create-if-absent, so of two concurrent claimers exactly one wins, on
 //! every backend and across API servers). The key names its owner (the
 //! Service's namespace, name and uid) and whether the owner has been
@@ -19,7 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 use skiff_store::{KeyValue, Store};
 
-pub const PREFIX: &str = "/skiff/allocations/";
+/// Under `/registry/` so the watch cache, which follows that prefix, sees
+/// every revision (a write elsewhere would leave its revision behind the
+/// store's and stall reads that wait for it); no kind is served from here.
+pub const PREFIX: &str = "/registry/skiff.io/allocations/";
 
 /// How long a claim whose Service was never written blocks others.
 pub const PENDING_TTL_SECS: u64 = 30;

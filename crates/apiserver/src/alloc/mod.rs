@@ -46,8 +46,9 @@ impl Default for ServiceNetwork {
 
 /// How often the repair pass runs after the first.
 const REPAIR_EVERY: Duration = Duration::from_secs(180);
-/// Store round trips one random allocation may spend on collisions.
-const MAX_TRIES: usize = 64;
+/// Store round trips one random allocation may spend per pass (two
+/// passes) before calling the range full.
+const MAX_TRIES: usize = 1024;
 
 pub struct Allocator {
     store: Arc<dyn Store>,
@@ -204,10 +205,17 @@ impl Allocator {
             .flatten()
             .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
             .collect();
-        let mut mine: HashSet<i64> = HashSet::new();
         let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else {
             return Ok(());
         };
+        // Ports this Service already names: a random pick must not land on
+        // them (our own claims are ours to take again).
+        let mut exclude: HashSet<u64> = ports
+            .iter()
+            .filter_map(|p| p.get("nodePort").and_then(Value::as_i64))
+            .filter_map(|n| self.net.node_ports.offset(n))
+            .collect();
+        let mut mine: HashSet<i64> = HashSet::new();
         for (i, p) in ports.iter_mut().enumerate() {
             let Some(p) = p.as_object_mut() else { continue };
             match p
@@ -226,8 +234,11 @@ impl Allocator {
                     }
                 }
                 None if wants_ports => {
-                    let n = self.allocate_port(owner, dry_run, claimed).await?;
+                    let n = self
+                        .allocate_port(owner, dry_run, claimed, &exclude)
+                        .await?;
                     mine.insert(n);
+                    exclude.extend(self.net.node_ports.offset(n));
                     p.insert("nodePort".into(), json!(n));
                 }
                 None => {}
@@ -316,6 +327,7 @@ impl Allocator {
             .allocate_random(
                 &range,
                 &self.ips_taken,
+                &HashSet::new(),
                 |o| range.at(o).to_string(),
                 Kind::ClusterIp,
                 owner,
@@ -331,12 +343,14 @@ impl Allocator {
         owner: &Owner,
         dry_run: bool,
         claimed: &mut Claimed,
+        exclude: &HashSet<u64>,
     ) -> ApiResult<i64> {
         let range = self.net.node_ports.clone();
         let n = self
             .allocate_random(
                 &range,
                 &self.ports_taken,
+                exclude,
                 |o| range.at(o).to_string(),
                 Kind::NodePort,
                 owner,
@@ -353,17 +367,23 @@ impl Allocator {
         &self,
         space: &impl Space,
         taken: &Mutex<HashSet<u64>>,
+        exclude: &HashSet<u64>,
         render: impl Fn(u64) -> String,
         kind: Kind,
         owner: &Owner,
         dry_run: bool,
         claimed: &mut Claimed,
     ) -> ApiResult<Option<String>> {
+        // First the values not known to be taken, then the known ones (the
+        // hint may be stale: values are released without telling us).
         for round in 0..2 {
             let start: u64 = rand::random();
             let picks: Vec<u64> = {
                 let known = taken.lock();
-                range::candidates(space, start, &known)
+                let none = HashSet::new();
+                range::candidates(space, start, if round == 0 { &known } else { &none })
+                    .filter(|o| !exclude.contains(o))
+                    .filter(|o| round == 0 || known.contains(o))
                     .take(MAX_TRIES)
                     .collect()
             };
@@ -376,10 +396,6 @@ impl Allocator {
                     return Ok(Some(value));
                 }
                 taken.lock().insert(offset);
-            }
-            if round == 0 {
-                // The hint may be stale (values released since): forget it.
-                taken.lock().clear();
             }
         }
         Ok(None)

@@ -257,6 +257,12 @@ async fn create_allocated(
     if req.dry_run() {
         return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
     }
+    if req.kind.custom.is_none()
+        && let Some(ns) = req.namespace()
+    {
+        let (group, _) = stored_kind(req);
+        crate::quota::admit_create(app, ns, group, &req.kind.plural, &obj).await?;
+    }
     for attempt in 0..3 {
         let name = object::name(&obj).unwrap_or_default().to_string();
         let key = req.key(&name);
