@@ -546,27 +546,8 @@ fn taints(c: &Cluster, node: &str) -> String {
 fn nodes_get_pod_cidrs_go_unknown_and_cordon() {
     let c = Cluster::start_with(
         Backend::Sqlite,
-        &["--disable", "agent", "--node-monitor-grace-period", "2s"],
+        &["--disable", "agent", "--node-monitor-grace-period", "5s"],
     );
-    create_node(&c, "n1");
-    create_node(&c, "n2");
-    let cidr = |n: &str| c.ok(K, &["get", "node", n, "-o", "jsonpath={.spec.podCIDR}"]);
-    eventually("both nodes have a pod CIDR", || {
-        !cidr("n1").is_empty() && !cidr("n2").is_empty()
-    });
-    let (a, b) = (cidr("n1"), cidr("n2"));
-    assert_ne!(a, b);
-    for x in [&a, &b] {
-        assert!(x.starts_with("10.42.") && x.ends_with(".0/24"), "{x}");
-    }
-    assert_eq!(
-        c.ok(
-            K,
-            &["get", "node", "n1", "-o", "jsonpath={.spec.podCIDRs[0]}"]
-        ),
-        a
-    );
-
     // n2 keeps renewing its Lease; n1 never posts anything.
     let lease = |t: &str| {
         format!(
@@ -580,48 +561,16 @@ fn nodes_get_pod_cidrs_go_unknown_and_cordon() {
             .expect("date");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    c.apply_stdin(K, &["apply", "-f", "-"], &lease(&now()));
-    // Pods on n1: one tolerating unreachable for 1 s, one with defaults.
-    c.apply_stdin(
-        K,
-        &["create", "-f", "-"],
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: short\nspec:\n  nodeName: n1\n  tolerations:\n  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 1}\n  containers:\n  - {name: c, image: busybox:1}\n",
-    );
-    c.apply_stdin(
-        K,
-        &["create", "-f", "-"],
-        &pod_yaml("patient", "app: x", "p", 80, "n1"),
-    );
-    let tolerations = c.ok(
-        K,
-        &[
-            "get",
-            "pod",
-            "patient",
-            "-o",
-            "jsonpath={range .spec.tolerations[*]}{.key}={.tolerationSeconds} {end}",
-        ],
-    );
-    assert_eq!(
-        tolerations.trim(),
-        "node.kubernetes.io/not-ready=300 node.kubernetes.io/unreachable=300",
-        "DefaultTolerationSeconds"
-    );
-
-    let ready = |n: &str| {
-        c.ok(
-            K,
-            &[
-                "get",
-                "node",
-                n,
-                "-o",
-                r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
-            ],
-        )
-    };
-    // Renew n2's Lease in the background while n1 goes stale.
+    // n2's Lease is renewed in the background from the start (as its
+    // kubelet would); the renewer stops even when an assertion fails, or
+    // the scope would wait for it forever.
     let stop = std::sync::atomic::AtomicBool::new(false);
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|scope| {
         scope.spawn(|| {
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -629,43 +578,101 @@ fn nodes_get_pod_cidrs_go_unknown_and_cordon() {
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
-        eventually("n1 is Unknown", || ready("n1") == "Unknown");
-        std::thread::sleep(Duration::from_secs(3));
-        assert_ne!(ready("n2"), "Unknown", "n2 renews its Lease");
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    let message = c.ok(
-        K,
-        &[
-            "get",
-            "node",
-            "n1",
-            "-o",
-            r#"jsonpath={.status.conditions[?(@.type=="Ready")].message}"#,
-        ],
-    );
-    assert_eq!(message, "Kubelet never posted node status.");
-    eventually("n1 is tainted unreachable", || {
-        taints(&c, "n1").contains("node.kubernetes.io/unreachable:NoExecute")
-    });
-    eventually("the pod tolerating 1 s is evicted", || {
-        get_json(&c, &["pod", "short"])
-            .is_none_or(|p| p.pointer("/metadata/deletionTimestamp").is_some())
-    });
-    let patient = get_json(&c, &["pod", "patient"]).expect("still there");
-    assert!(patient.pointer("/metadata/deletionTimestamp").is_none());
+        let _stop = StopOnDrop(&stop);
+        create_node(&c, "n1");
+        create_node(&c, "n2");
+        let cidr = |n: &str| c.ok(K, &["get", "node", n, "-o", "jsonpath={.spec.podCIDR}"]);
+        eventually("both nodes have a pod CIDR", || {
+            !cidr("n1").is_empty() && !cidr("n2").is_empty()
+        });
+        let (a, b) = (cidr("n1"), cidr("n2"));
+        assert_ne!(a, b);
+        for x in [&a, &b] {
+            assert!(x.starts_with("10.42.") && x.ends_with(".0/24"), "{x}");
+        }
+        assert_eq!(
+            c.ok(
+                K,
+                &["get", "node", "n1", "-o", "jsonpath={.spec.podCIDRs[0]}"]
+            ),
+            a
+        );
 
-    // Cordon: unschedulable and tainted; uncordon undoes both.
-    let out = c.ok(K, &["cordon", "n2"]);
-    assert!(out.contains("node/n2 cordoned"), "{out}");
-    eventually("n2 has the unschedulable taint", || {
-        taints(&c, "n2").contains("node.kubernetes.io/unschedulable:NoSchedule")
-    });
-    let out = c.ok(K, &["get", "node", "n2"]);
-    assert!(out.contains("SchedulingDisabled"), "{out}");
-    c.ok(K, &["uncordon", "n2"]);
-    eventually("the taint goes", || {
-        !taints(&c, "n2").contains("node.kubernetes.io/unschedulable")
+        // Pods on n1: one tolerating unreachable for 1 s, one with defaults.
+        c.apply_stdin(
+            K,
+            &["create", "-f", "-"],
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: short\nspec:\n  nodeName: n1\n  tolerations:\n  - {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 1}\n  containers:\n  - {name: c, image: busybox:1}\n",
+        );
+        c.apply_stdin(
+            K,
+            &["create", "-f", "-"],
+            &pod_yaml("patient", "app: x", "p", 80, "n1"),
+        );
+        let tolerations = c.ok(
+            K,
+            &[
+                "get",
+                "pod",
+                "patient",
+                "-o",
+                "jsonpath={range .spec.tolerations[*]}{.key}={.tolerationSeconds} {end}",
+            ],
+        );
+        assert_eq!(
+            tolerations.trim(),
+            "node.kubernetes.io/not-ready=300 node.kubernetes.io/unreachable=300",
+            "DefaultTolerationSeconds"
+        );
+
+        let ready = |n: &str| {
+            c.ok(
+                K,
+                &[
+                    "get",
+                    "node",
+                    n,
+                    "-o",
+                    r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+                ],
+            )
+        };
+        eventually("n1 is Unknown", || ready("n1") == "Unknown");
+        std::thread::sleep(Duration::from_secs(6));
+        assert_ne!(ready("n2"), "Unknown", "n2 renews its Lease");
+        let message = c.ok(
+            K,
+            &[
+                "get",
+                "node",
+                "n1",
+                "-o",
+                r#"jsonpath={.status.conditions[?(@.type=="Ready")].message}"#,
+            ],
+        );
+        assert_eq!(message, "Kubelet never posted node status.");
+        eventually("n1 is tainted unreachable", || {
+            taints(&c, "n1").contains("node.kubernetes.io/unreachable:NoExecute")
+        });
+        eventually("the pod tolerating 1 s is evicted", || {
+            get_json(&c, &["pod", "short"])
+                .is_none_or(|p| p.pointer("/metadata/deletionTimestamp").is_some())
+        });
+        let patient = get_json(&c, &["pod", "patient"]).expect("still there");
+        assert!(patient.pointer("/metadata/deletionTimestamp").is_none());
+
+        // Cordon: unschedulable and tainted; uncordon undoes both.
+        let out = c.ok(K, &["cordon", "n2"]);
+        assert!(out.contains("node/n2 cordoned"), "{out}");
+        eventually("n2 has the unschedulable taint", || {
+            taints(&c, "n2").contains("node.kubernetes.io/unschedulable:NoSchedule")
+        });
+        let out = c.ok(K, &["get", "node", "n2"]);
+        assert!(out.contains("SchedulingDisabled"), "{out}");
+        c.ok(K, &["uncordon", "n2"]);
+        eventually("the taint goes", || {
+            !taints(&c, "n2").contains("node.kubernetes.io/unschedulable")
+        });
     });
 }
 
