@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 
 /// A space of `len` values indexed by offset.
 pub trait Space {
-    fn len(&self) -> u64;
+    fn size(&self) -> u64;
     /// Offsets `0..static_band()` are left to explicit requests while
     /// anything above is free.
     fn static_band(&self) -> u64;
@@ -63,7 +63,7 @@ impl IpRange {
     pub fn offset(&self, ip: Ipv4Addr) -> Option<u64> {
         let v = u32::from(ip);
         let rel = v.checked_sub(self.network)? as u64;
-        (rel >= 1 && rel <= self.len()).then(|| rel - 1)
+        (rel >= 1 && rel <= self.size()).then(|| rel - 1)
     }
 
     pub fn at(&self, offset: u64) -> Ipv4Addr {
@@ -72,11 +72,11 @@ impl IpRange {
 }
 
 impl Space for IpRange {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         (1u64 << (32 - self.prefix)) - 2
     }
     fn static_band(&self) -> u64 {
-        (self.len() / 16).clamp(16, 256).min(self.len())
+        (self.size() / 16).clamp(16, 256).min(self.size())
     }
 }
 
@@ -117,11 +117,11 @@ impl std::fmt::Display for PortRange {
 }
 
 impl Space for PortRange {
-    fn len(&self) -> u64 {
+    fn size(&self) -> u64 {
         (self.last - self.first) as u64 + 1
     }
     fn static_band(&self) -> u64 {
-        (self.len() / 32).clamp(16, 128).min(self.len())
+        (self.size() / 32).clamp(16, 128).min(self.size())
     }
 }
 
@@ -134,7 +134,7 @@ pub fn candidates<'a>(
     start: u64,
     known: &'a HashSet<u64>,
 ) -> impl Iterator<Item = u64> + 'a {
-    let len = space.len();
+    let len = space.size();
     let band = space.static_band().min(len);
     let dynamic = len - band;
     let (d_start, s_start) = (
@@ -154,7 +154,7 @@ mod tests {
     fn cidr_parsing_and_offsets() {
         let r = IpRange::parse("10.43.7.9/16").expect("valid");
         assert_eq!(r.cidr(), "10.43.0.0/16");
-        assert_eq!(r.len(), 65534);
+        assert_eq!(r.size(), 65534);
         assert_eq!(r.nth(1), Ipv4Addr::new(10, 43, 0, 1));
         assert_eq!(r.nth(10), Ipv4Addr::new(10, 43, 0, 10));
         assert_eq!(r.offset(Ipv4Addr::new(10, 43, 0, 1)), Some(0));
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn port_range() {
         let p = PortRange::parse("30000-32767").expect("valid");
-        assert_eq!(p.len(), 2768);
+        assert_eq!(p.size(), 2768);
         assert_eq!(p.static_band(), 86);
         assert_eq!(p.offset(30000), Some(0));
         assert_eq!(p.offset(29999), None);
@@ -193,14 +193,14 @@ mod tests {
         let dns = r.offset(r.nth(10)).expect("in range");
         let none = HashSet::new();
         let order: Vec<u64> = candidates(&r, 12345, &none).collect();
-        assert_eq!(order.len() as u64, r.len(), "every offset once");
+        assert_eq!(order.len() as u64, r.size(), "every offset once");
         let first_static = order
             .iter()
             .position(|o| *o < band)
             .expect("static band last");
-        assert_eq!(first_static as u64, r.len() - band);
+        assert_eq!(first_static as u64, r.size() - band);
         assert!(order.iter().position(|o| *o == dns).expect("dns") >= first_static);
-        let taken: HashSet<u64> = (band..r.len()).collect();
+        let taken: HashSet<u64> = (band..r.size()).collect();
         assert!(
             candidates(&r, 7, &taken).all(|o| o < band),
             "falls back when full"
