@@ -9,6 +9,9 @@
 //!   infrastructure controllers (see ARCHITECTURE.md).
 //! - [`leader`]: Lease-based leader election; [`run_with`] works only
 //!   while holding `kube-system/kube-controller-manager`.
+//! - Workloads ([`workload`] holds what they share): [`replicaset`]
+//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`], [`daemonset`],
+//!   [`statefulset`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -17,17 +20,24 @@
 //! so stopping at any point and starting again is safe.
 
 mod catalog;
+mod cronjob;
+mod daemonset;
+mod deployment;
 mod disruption;
 mod endpoints;
 mod gc;
 mod informer;
+mod job;
 pub mod leader;
 mod namespace;
 mod nodeipam;
 mod nodelifecycle;
 mod queue;
+mod replicaset;
 mod resourcequota;
 mod serviceaccount;
+mod statefulset;
+mod workload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -98,6 +108,7 @@ async fn controllers(client: Client, config: Config) {
         _ = catalog::maintain(client.clone(), tx) => {}
         _ = gc::run(client.clone(), rx) => {}
         _ = namespace::run(client.clone()) => {}
+        _ = workload::run(client.clone()) => {}
         _ = infra(client.clone(), config) => {}
     }
 }

@@ -4,6 +4,7 @@
 
 mod api;
 mod client;
+mod deployment;
 mod runtime;
 
 #[derive(clap::Args)]
@@ -20,6 +21,9 @@ enum What {
     /// Container runtime: create -> start -> exit of `true`, against runc
     /// and crun in the same run.
     Runtime(runtime::RuntimeArgs),
+    /// Workload controllers: time for a Deployment to become fully
+    /// available on hollow nodes, and the controllers' RSS.
+    Deployment(deployment::DeploymentArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -29,6 +33,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
+        What::Deployment(a) => rt.block_on(deployment::run(a))?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
