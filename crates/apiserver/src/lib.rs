@@ -6,6 +6,7 @@
 //!
 //! Architecture invariant: this is the only crate that touches the store.
 
+pub mod alloc;
 pub mod bootstrap;
 pub mod cache;
 mod crd;
@@ -17,6 +18,7 @@ pub mod node_proxy;
 mod object;
 mod openapi;
 mod patch;
+mod quota;
 pub mod registry;
 pub mod request;
 mod rest;
@@ -50,10 +52,25 @@ pub struct App {
     pub kubelet: std::sync::OnceLock<node_proxy::KubeletClient>,
     /// Node join (`/skiff/v1/join`), set by the binary that holds the CA.
     pub join: join::JoinHook,
+    /// Cluster IPs and node ports of Services.
+    pub alloc: Arc<alloc::Allocator>,
 }
 
 impl App {
     pub async fn new(store: Arc<dyn Store>, server_address: String) -> anyhow::Result<Arc<App>> {
+        Self::with_network(store, server_address, alloc::ServiceNetwork::default()).await
+    }
+
+    /// An API server allocating Service addresses and node ports from
+    /// `net`.
+    pub async fn with_network(
+        store: Arc<dyn Store>,
+        server_address: String,
+        net: alloc::ServiceNetwork,
+    ) -> anyhow::Result<Arc<App>> {
+        let alloc = Arc::new(alloc::Allocator::new(store.clone(), net));
+        alloc.repair().await?;
+        alloc.spawn_repair();
         let cache = cache::WatchCache::start(store).await?;
         let registry = registry::Registry::new();
         let openapi = openapi::Documents::new(&registry.snapshot());
@@ -64,6 +81,7 @@ impl App {
             server_address,
             kubelet: std::sync::OnceLock::new(),
             join: join::JoinHook::new(),
+            alloc,
         });
         crd::reconcile_all(&app).await;
         tokio::spawn(crd::run(app.clone()));
