@@ -9,6 +9,7 @@ mod client;
 mod controller_manager;
 mod image;
 mod kubectl;
+mod netsvc;
 mod registry;
 mod server;
 mod store;

@@ -29,6 +29,9 @@ pub struct ServerArgs {
     /// First address of the service CIDR, the `kubernetes` Service's IP.
     #[arg(long, default_value = "10.43.0.1", hide = true)]
     pub kubernetes_service_ip: String,
+    /// Node networking: proxy and cluster DNS.
+    #[command(flatten)]
+    pub net: crate::netsvc::NetArgs,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -72,6 +75,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(skiff_controllers::run(client, async move {
             let _ = stop_rx.await;
         }));
+    }
+    if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        crate::netsvc::start(&args.net, &client, |c| disabled(&args.disable, c)).await?;
     }
     println!(
         "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod netns;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -112,6 +114,9 @@ pub struct Cluster {
     port: u16,
     backend: Backend,
     extra_args: Vec<String>,
+    /// Network namespace the server (and kubectl) run in; the proxy and DNS
+    /// only run there, never in the host's own namespace.
+    netns: Option<String>,
 }
 
 impl Cluster {
@@ -121,6 +126,12 @@ impl Cluster {
 
     /// Starts a server with extra `skiff server` flags.
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
+        Cluster::start_in(backend, None, extra_args)
+    }
+
+    /// Starts a server inside network namespace `netns` (made by the test),
+    /// with the proxy and DNS on.
+    pub fn start_in(backend: Backend, netns: Option<&str>, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cluster {
             child: None,
@@ -129,14 +140,33 @@ impl Cluster {
             port: free_port(),
             backend,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            netns: netns.map(str::to_string),
         };
         c.launch();
         c
     }
 
+    /// `cmd`, run inside the cluster's network namespace if it has one
+    /// (`ip netns exec` execs, so the pid is the command's own).
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            None => Command::new(program),
+        }
+    }
+
     fn launch(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .arg("server")
+        let mut cmd = self.command(env!("CARGO_BIN_EXE_skiff"));
+        cmd.arg("server");
+        if self.netns.is_none() {
+            // Never program the host's own network from a test.
+            cmd.args(["--disable", "proxy,dns"]);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(["--https-port", &self.port.to_string()])
@@ -193,7 +223,7 @@ impl Cluster {
         stdin: Option<&str>,
         env: &[(&str, &str)],
     ) -> Output {
-        let mut cmd = Command::new(kubectl_path(minor));
+        let mut cmd = self.command(kubectl_path(minor));
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
