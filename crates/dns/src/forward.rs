@@ -42,7 +42,9 @@ pub async fn forward(upstreams: &[SocketAddr], query: &[u8], id: u16) -> Option<
 }
 
 async fn udp(up: SocketAddr, query: &[u8], id: u16) -> Option<Message> {
-    let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+    let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .ok()?;
     let sock = tokio::net::UdpSocket::bind(bind).await.ok()?;
     sock.connect(up).await.ok()?;
     sock.send(query).await.ok()?;
@@ -72,7 +74,9 @@ async fn tcp(up: SocketAddr, query: &[u8]) -> Option<Message> {
 mod tests {
     #[test]
     fn parses_resolv_conf() {
-        let u = super::resolv_conf_upstreams("# x\nsearch a\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\n");
+        let u = super::resolv_conf_upstreams(
+            "# x\nsearch a\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\n",
+        );
         assert_eq!(u.len(), 2);
         assert_eq!(u[0].to_string(), "10.0.0.1:53");
     }

@@ -28,20 +28,28 @@ impl Handler {
         let zone = index.read().zone().to_string();
         let origin = Name::from_ascii(&zone).unwrap_or_else(|_| Name::root());
         let mname = Name::from_ascii(format!("ns.dns.{zone}")).unwrap_or_else(|_| origin.clone());
-        let rname = Name::from_ascii(format!("hostmaster.{zone}")).unwrap_or_else(|_| origin.clone());
+        let rname =
+            Name::from_ascii(format!("hostmaster.{zone}")).unwrap_or_else(|_| origin.clone());
         let soa = Record::from_rdata(
             origin,
             TTL,
             RData::SOA(SOA::new(mname, rname, 1, 7200, 1800, 86400, TTL)),
         );
-        Handler { index, upstreams, soa }
+        Handler {
+            index,
+            upstreams,
+            soa,
+        }
     }
 }
 
 fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
     let mut metadata = Metadata::response_from_request(&request.metadata);
     metadata.response_code = code;
-    ResponseInfo::from(Header { metadata, counts: HeaderCounts::default() })
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
 }
 
 #[async_trait::async_trait]
@@ -55,7 +63,11 @@ impl RequestHandler for Handler {
             return failed(request, ResponseCode::FormErr);
         };
         let qname = query.name().to_string().to_ascii_lowercase();
-        let qname = if qname.ends_with('.') { qname } else { format!("{qname}.") };
+        let qname = if qname.ends_with('.') {
+            qname
+        } else {
+            format!("{qname}.")
+        };
         let qtype = query.query_type();
         let edns = request.edns.as_ref().map(|_| {
             let mut e = Edns::new();
@@ -91,9 +103,17 @@ impl RequestHandler for Handler {
                         (Vec::new(), vec![self.soa.clone()])
                     }
                 };
-                let soa = if qtype == RecordType::SOA && answers.is_empty() && qname == self.index.read().zone() {
+                let soa = if qtype == RecordType::SOA
+                    && answers.is_empty()
+                    && qname == self.index.read().zone()
+                {
                     // The apex's own SOA.
-                    return send(&mut response, builder.build(metadata, [&self.soa], [], [], []), request).await;
+                    return send(
+                        &mut response,
+                        builder.build(metadata, [&self.soa], [], [], []),
+                        request,
+                    )
+                    .await;
                 } else {
                     soa
                 };
@@ -105,7 +125,13 @@ impl RequestHandler for Handler {
                 .await
             }
             None => {
-                let Some(up) = crate::forward::forward(&self.upstreams, request.as_slice(), request.metadata.id).await else {
+                let Some(up) = crate::forward::forward(
+                    &self.upstreams,
+                    request.as_slice(),
+                    request.metadata.id,
+                )
+                .await
+                else {
                     let resp = builder.error_msg(&request.metadata, ResponseCode::ServFail);
                     return send(&mut response, resp, request).await;
                 };
@@ -113,7 +139,13 @@ impl RequestHandler for Handler {
                 metadata.authoritative = up.metadata.authoritative;
                 send(
                     &mut response,
-                    builder.build(metadata, up.answers.iter(), up.authorities.iter(), [], up.additionals.iter()),
+                    builder.build(
+                        metadata,
+                        up.answers.iter(),
+                        up.authorities.iter(),
+                        [],
+                        up.additionals.iter(),
+                    ),
                     request,
                 )
                 .await

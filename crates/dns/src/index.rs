@@ -167,19 +167,46 @@ mod tests {
     #[test]
     fn incremental_updates_and_empty_non_terminals() {
         let mut ix = Index::new("cluster.local.");
-        ix.set("svc/default/web", vec![("web.default.svc.cluster.local.".into(), a("10.43.0.5"))]);
-        ix.set("svc/other/web", vec![("web.other.svc.cluster.local.".into(), a("10.43.0.6"))]);
+        ix.set(
+            "svc/default/web",
+            vec![("web.default.svc.cluster.local.".into(), a("10.43.0.5"))],
+        );
+        ix.set(
+            "svc/other/web",
+            vec![("web.other.svc.cluster.local.".into(), a("10.43.0.6"))],
+        );
         assert_eq!(
             ix.lookup("web.default.svc.cluster.local.", RecordType::A),
             Answer::Records(vec![a("10.43.0.5")])
         );
-        assert_eq!(ix.lookup("web.default.svc.cluster.local.", RecordType::AAAA), Answer::NoData);
-        assert_eq!(ix.lookup("default.svc.cluster.local.", RecordType::A), Answer::NoData);
-        assert_eq!(ix.lookup("svc.cluster.local.", RecordType::A), Answer::NoData);
-        assert_eq!(ix.lookup("nope.default.svc.cluster.local.", RecordType::A), Answer::NxDomain);
+        assert_eq!(
+            ix.lookup("web.default.svc.cluster.local.", RecordType::AAAA),
+            Answer::NoData
+        );
+        assert_eq!(
+            ix.lookup("default.svc.cluster.local.", RecordType::A),
+            Answer::NoData
+        );
+        assert_eq!(
+            ix.lookup("svc.cluster.local.", RecordType::A),
+            Answer::NoData
+        );
+        assert_eq!(
+            ix.lookup("nope.default.svc.cluster.local.", RecordType::A),
+            Answer::NxDomain
+        );
         ix.set("svc/default/web", vec![]);
-        assert_eq!(ix.lookup("web.default.svc.cluster.local.", RecordType::A), Answer::NxDomain);
-        assert_eq!(ix.lookup("default.svc.cluster.local.", RecordType::A), Answer::NxDomain);
-        assert_eq!(ix.lookup("svc.cluster.local.", RecordType::A), Answer::NoData);
+        assert_eq!(
+            ix.lookup("web.default.svc.cluster.local.", RecordType::A),
+            Answer::NxDomain
+        );
+        assert_eq!(
+            ix.lookup("default.svc.cluster.local.", RecordType::A),
+            Answer::NxDomain
+        );
+        assert_eq!(
+            ix.lookup("svc.cluster.local.", RecordType::A),
+            Answer::NoData
+        );
     }
 }

@@ -29,7 +29,10 @@ pub use index::Index;
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("dns server stopped: {0}")]
     Server(String),
 }
@@ -48,7 +51,10 @@ pub struct DnsConfig {
 impl DnsConfig {
     /// The zone name, lower case and absolute.
     pub fn zone(&self) -> String {
-        let z = self.cluster_domain.trim_end_matches('.').to_ascii_lowercase();
+        let z = self
+            .cluster_domain
+            .trim_end_matches('.')
+            .to_ascii_lowercase();
         format!("{z}.")
     }
 }
@@ -73,10 +79,18 @@ pub async fn run(client: kube::Client, cfg: DnsConfig) -> Result<(), DnsError> {
 
 /// Serves an index (however it is filled) on `cfg.listen`.
 pub async fn serve(index: Arc<RwLock<Index>>, cfg: &DnsConfig) -> Result<(), DnsError> {
-    let listen_err = |source| DnsError::Listen { addr: cfg.listen, source };
-    let udp = tokio::net::UdpSocket::bind(cfg.listen).await.map_err(listen_err)?;
-    let tcp = tokio::net::TcpListener::bind(cfg.listen).await.map_err(listen_err)?;
-    let mut server = hickory_server::Server::new(handler::Handler::new(index, cfg.upstreams.clone()));
+    let listen_err = |source| DnsError::Listen {
+        addr: cfg.listen,
+        source,
+    };
+    let udp = tokio::net::UdpSocket::bind(cfg.listen)
+        .await
+        .map_err(listen_err)?;
+    let tcp = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(listen_err)?;
+    let mut server =
+        hickory_server::Server::new(handler::Handler::new(index, cfg.upstreams.clone()));
     server.register_socket(udp);
     server.register_listener(tcp, Duration::from_secs(10), 65535);
     server

@@ -69,7 +69,11 @@ pub fn service(zone: &str, svc: &Service, slices: &[&EndpointSlice]) -> Vec<Entr
     let fqdn = format!("{svc_name}.{ns}.svc.{zone}").to_ascii_lowercase();
     if spec.type_.as_deref() == Some("ExternalName") {
         if let Some(target) = spec.external_name.as_deref().and_then(|t| {
-            let t = if t.ends_with('.') { t.to_string() } else { format!("{t}.") };
+            let t = if t.ends_with('.') {
+                t.to_string()
+            } else {
+                format!("{t}.")
+            };
             name(&t)
         }) {
             out.push((fqdn, RData::CNAME(CNAME(target))));
@@ -93,7 +97,11 @@ pub fn service(zone: &str, svc: &Service, slices: &[&EndpointSlice]) -> Vec<Entr
         .flatten()
         .filter_map(|p| {
             let n = p.name.clone().filter(|n| !n.is_empty())?;
-            Some((n, p.protocol.clone().unwrap_or_else(|| "TCP".into()), p.port))
+            Some((
+                n,
+                p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                p.port,
+            ))
         })
         .collect();
     if !headless {
@@ -115,8 +123,8 @@ pub fn service(zone: &str, svc: &Service, slices: &[&EndpointSlice]) -> Vec<Entr
     let mut srv: Vec<(String, String, u16, String)> = Vec::new();
     for slice in slices {
         for ep in &slice.endpoints {
-            let ready = publish_not_ready
-                || ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            let ready =
+                publish_not_ready || ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             if !ready {
                 continue;
             }
@@ -150,7 +158,10 @@ pub fn service(zone: &str, svc: &Service, slices: &[&EndpointSlice]) -> Vec<Entr
         if let Some(t) = name(&target) {
             // Equal weights summing to about 100, as CoreDNS does.
             let weight = (100 / n).max(1) as u16;
-            out.push((srv_owner(&pn, &proto, &fqdn), RData::SRV(SRV::new(0, weight, port, t))));
+            out.push((
+                srv_owner(&pn, &proto, &fqdn),
+                RData::SRV(SRV::new(0, weight, port, t)),
+            ));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -194,13 +205,18 @@ mod tests {
     const ZONE: &str = "cluster.local.";
 
     fn find<'a>(recs: &'a [Entry], owner: &str) -> Vec<&'a RData> {
-        recs.iter().filter(|(o, _)| o == owner).map(|(_, r)| r).collect()
+        recs.iter()
+            .filter(|(o, _)| o == owner)
+            .map(|(_, r)| r)
+            .collect()
     }
 
     #[test]
     fn cluster_ip_service() {
-        let s: Service = serde_json::from_value(json!({"metadata":{"namespace":"default","name":"web"},
-            "spec":{"clusterIP":"10.43.0.20","ports":[{"name":"http","port":80},{"port":81}]}})).unwrap();
+        let s: Service =
+            serde_json::from_value(json!({"metadata":{"namespace":"default","name":"web"},
+            "spec":{"clusterIP":"10.43.0.20","ports":[{"name":"http","port":80},{"port":81}]}}))
+            .unwrap();
         let r = service(ZONE, &s, &[]);
         assert_eq!(find(&r, "web.default.svc.cluster.local.").len(), 1);
         assert_eq!(find(&r, "20.0.43.10.in-addr.arpa.").len(), 1);
@@ -211,12 +227,15 @@ mod tests {
     #[test]
     fn headless_with_hostnames() {
         let s: Service = serde_json::from_value(json!({"metadata":{"namespace":"db","name":"pg"},
-            "spec":{"clusterIP":"None","ports":[{"name":"sql","port":5432}]}})).unwrap();
-        let sl: EndpointSlice = serde_json::from_value(json!({"metadata":{"namespace":"db","name":"pg-1"},
+            "spec":{"clusterIP":"None","ports":[{"name":"sql","port":5432}]}}))
+        .unwrap();
+        let sl: EndpointSlice =
+            serde_json::from_value(json!({"metadata":{"namespace":"db","name":"pg-1"},
             "addressType":"IPv4","ports":[{"name":"sql","port":5432,"protocol":"TCP"}],
             "endpoints":[{"addresses":["10.244.0.7"],"hostname":"pg-0"},
                          {"addresses":["10.244.0.8"]},
-                         {"addresses":["10.244.0.9"],"conditions":{"ready":false}}]})).unwrap();
+                         {"addresses":["10.244.0.9"],"conditions":{"ready":false}}]}))
+            .unwrap();
         let r = service(ZONE, &s, &[&sl]);
         assert_eq!(find(&r, "pg.db.svc.cluster.local.").len(), 2);
         assert_eq!(find(&r, "pg-0.pg.db.svc.cluster.local.").len(), 1);
@@ -228,8 +247,11 @@ mod tests {
     #[test]
     fn external_name_is_a_cname() {
         let s: Service = serde_json::from_value(json!({"metadata":{"namespace":"a","name":"ext"},
-            "spec":{"type":"ExternalName","externalName":"db.example.com"}})).unwrap();
+            "spec":{"type":"ExternalName","externalName":"db.example.com"}}))
+        .unwrap();
         let r = service(ZONE, &s, &[]);
-        assert!(matches!(find(&r, "ext.a.svc.cluster.local.")[0], RData::CNAME(c) if c.0.to_ascii() == "db.example.com."));
+        assert!(
+            matches!(find(&r, "ext.a.svc.cluster.local.")[0], RData::CNAME(c) if c.0.to_ascii() == "db.example.com.")
+        );
     }
 }

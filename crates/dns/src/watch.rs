@@ -42,7 +42,10 @@ fn ns_name(m: &kube::core::ObjectMeta) -> (String, String) {
 
 fn slice_service(s: &EndpointSlice) -> Option<(String, String)> {
     let svc = s.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    Some((s.metadata.namespace.clone().unwrap_or_default(), svc.clone()))
+    Some((
+        s.metadata.namespace.clone().unwrap_or_default(),
+        svc.clone(),
+    ))
 }
 
 impl Ctx {
@@ -83,7 +86,10 @@ impl Ctx {
             Event::InitDone => {
                 let old: Vec<_> = cache.services.keys().cloned().collect();
                 cache.services = fresh.drain(..).map(|s| (ns_name(&s.metadata), s)).collect();
-                let keys: BTreeSet<_> = old.into_iter().chain(cache.services.keys().cloned()).collect();
+                let keys: BTreeSet<_> = old
+                    .into_iter()
+                    .chain(cache.services.keys().cloned())
+                    .collect();
                 for k in keys {
                     self.refresh_service(&cache, &k);
                 }
@@ -107,7 +113,11 @@ impl Ctx {
         let insert = |cache: &mut Cache, touched: &mut BTreeSet<_>, s: EndpointSlice| {
             let k = ns_name(&s.metadata);
             if let Some(svc) = slice_service(&s) {
-                cache.by_service.entry(svc.clone()).or_default().insert(k.1.clone());
+                cache
+                    .by_service
+                    .entry(svc.clone())
+                    .or_default()
+                    .insert(k.1.clone());
                 touched.insert(svc);
             }
             cache.slices.insert(k, s);
@@ -136,10 +146,17 @@ impl Ctx {
         }
     }
 
-    fn pod_event(&self, ev: Event<Pod>, fresh: &mut Vec<Pod>, known: &mut BTreeSet<(String, String)>) {
+    fn pod_event(
+        &self,
+        ev: Event<Pod>,
+        fresh: &mut Vec<Pod>,
+        known: &mut BTreeSet<(String, String)>,
+    ) {
         let set = |p: &Pod| {
             let (ns, name) = ns_name(&p.metadata);
-            self.index.write().set(&format!("pod/{ns}/{name}"), records::pod(&self.zone, p));
+            self.index
+                .write()
+                .set(&format!("pod/{ns}/{name}"), records::pod(&self.zone, p));
         };
         match ev {
             Event::Apply(p) => {
@@ -149,14 +166,18 @@ impl Ctx {
             Event::Delete(p) => {
                 let (ns, name) = ns_name(&p.metadata);
                 known.remove(&(ns.clone(), name.clone()));
-                self.index.write().set(&format!("pod/{ns}/{name}"), Vec::new());
+                self.index
+                    .write()
+                    .set(&format!("pod/{ns}/{name}"), Vec::new());
             }
             Event::Init => fresh.clear(),
             Event::InitApply(p) => fresh.push(p),
             Event::InitDone => {
                 let now: BTreeSet<_> = fresh.iter().map(|p| ns_name(&p.metadata)).collect();
                 for (ns, name) in known.difference(&now) {
-                    self.index.write().set(&format!("pod/{ns}/{name}"), Vec::new());
+                    self.index
+                        .write()
+                        .set(&format!("pod/{ns}/{name}"), Vec::new());
                 }
                 for p in fresh.drain(..) {
                     set(&p);
@@ -167,50 +188,67 @@ impl Ctx {
     }
 }
 
-pub fn spawn(client: kube::Client, index: Arc<RwLock<Index>>, zone: String) -> Vec<tokio::task::AbortHandle> {
-    let ctx = Arc::new(Ctx { index, cache: Mutex::new(Cache::default()), zone });
+pub fn spawn(
+    client: kube::Client,
+    index: Arc<RwLock<Index>>,
+    zone: String,
+) -> Vec<tokio::task::AbortHandle> {
+    let ctx = Arc::new(Ctx {
+        index,
+        cache: Mutex::new(Cache::default()),
+        zone,
+    });
     let mut out = Vec::new();
     {
         let ctx = ctx.clone();
         let api: Api<Service> = Api::all(client.clone());
-        out.push(tokio::spawn(async move {
-            let mut fresh = Vec::new();
-            let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
-            while let Some(ev) = s.next().await {
-                match ev {
-                    Ok(ev) => ctx.service_event(ev, &mut fresh),
-                    Err(e) => backoff(e).await,
+        out.push(
+            tokio::spawn(async move {
+                let mut fresh = Vec::new();
+                let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Some(ev) = s.next().await {
+                    match ev {
+                        Ok(ev) => ctx.service_event(ev, &mut fresh),
+                        Err(e) => backoff(e).await,
+                    }
                 }
-            }
-        }).abort_handle());
+            })
+            .abort_handle(),
+        );
     }
     {
         let ctx = ctx.clone();
         let api: Api<EndpointSlice> = Api::all(client.clone());
-        out.push(tokio::spawn(async move {
-            let mut fresh = Vec::new();
-            let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
-            while let Some(ev) = s.next().await {
-                match ev {
-                    Ok(ev) => ctx.slice_event(ev, &mut fresh),
-                    Err(e) => backoff(e).await,
+        out.push(
+            tokio::spawn(async move {
+                let mut fresh = Vec::new();
+                let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Some(ev) = s.next().await {
+                    match ev {
+                        Ok(ev) => ctx.slice_event(ev, &mut fresh),
+                        Err(e) => backoff(e).await,
+                    }
                 }
-            }
-        }).abort_handle());
+            })
+            .abort_handle(),
+        );
     }
     {
         let api: Api<Pod> = Api::all(client);
-        out.push(tokio::spawn(async move {
-            let mut fresh = Vec::new();
-            let mut known = BTreeSet::new();
-            let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
-            while let Some(ev) = s.next().await {
-                match ev {
-                    Ok(ev) => ctx.pod_event(ev, &mut fresh, &mut known),
-                    Err(e) => backoff(e).await,
+        out.push(
+            tokio::spawn(async move {
+                let mut fresh = Vec::new();
+                let mut known = BTreeSet::new();
+                let mut s = watcher::watcher(api, watcher::Config::default()).boxed();
+                while let Some(ev) = s.next().await {
+                    match ev {
+                        Ok(ev) => ctx.pod_event(ev, &mut fresh, &mut known),
+                        Err(e) => backoff(e).await,
+                    }
                 }
-            }
-        }).abort_handle());
+            })
+            .abort_handle(),
+        );
     }
     out
 }

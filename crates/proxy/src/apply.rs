@@ -8,7 +8,10 @@ use tokio::io::AsyncWriteExt;
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("cannot run {path}: {source}")]
-    Spawn { path: String, source: std::io::Error },
+    Spawn {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("nft rejected the transaction: {0}")]
     Rejected(String),
 }

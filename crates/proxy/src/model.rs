@@ -90,7 +90,11 @@ const DEFAULT_AFFINITY_SECONDS: i32 = 10800;
 
 /// The service ports of one Service with the endpoints of its slices.
 /// Headless and ExternalName Services program nothing.
-pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) -> Vec<ServicePort> {
+pub fn service_ports(
+    svc: &Service,
+    slices: &[&EndpointSlice],
+    node_name: &str,
+) -> Vec<ServicePort> {
     let (Some(ns), Some(name), Some(spec)) = (
         svc.metadata.namespace.as_deref(),
         svc.metadata.name.as_deref(),
@@ -191,7 +195,10 @@ pub fn service_ports(svc: &Service, slices: &[&EndpointSlice], node_name: &str) 
             proto,
             port,
             cluster_ips: cluster_ips.clone(),
-            node_port: p.node_port.and_then(|n| u16::try_from(n).ok()).filter(|n| *n != 0),
+            node_port: p
+                .node_port
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n != 0),
             external_ips: external_ips.clone(),
             affinity_timeout,
             external_local: spec.external_traffic_policy.as_deref() == Some("Local"),
@@ -218,7 +225,12 @@ impl State {
         let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
         for s in self.slices.values() {
             let ns = s.metadata.namespace.clone().unwrap_or_default();
-            if let Some(svc) = s.metadata.labels.as_ref().and_then(|l| l.get(SERVICE_NAME_LABEL)) {
+            if let Some(svc) = s
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL))
+            {
                 by_service.entry((ns, svc.clone())).or_default().push(s);
             }
         }
@@ -252,18 +264,24 @@ mod tests {
         let s = svc(json!({"metadata":{"namespace":"d","name":"web"},
             "spec":{"clusterIP":"10.43.0.5","ports":[{"name":"http","port":80}],
             "sessionAffinity":"ClientIP"}}));
-        let sl = slice(json!({"metadata":{"namespace":"d","name":"web-1","labels":{"kubernetes.io/service-name":"web"}},
+        let sl = slice(
+            json!({"metadata":{"namespace":"d","name":"web-1","labels":{"kubernetes.io/service-name":"web"}},
             "addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],
             "endpoints":[
               {"addresses":["10.244.0.2"],"nodeName":"n1"},
-              {"addresses":["10.244.0.3"],"conditions":{"ready":false,"serving":true,"terminating":true}}]}));
+              {"addresses":["10.244.0.3"],"conditions":{"ready":false,"serving":true,"terminating":true}}]}),
+        );
         let ports = service_ports(&s, &[&sl], "n1");
         assert_eq!(ports.len(), 1);
         let p = &ports[0];
         assert_eq!(p.key, "d/web/http/tcp");
         assert_eq!(p.affinity_timeout, Some(10800));
         assert_eq!(p.endpoints.len(), 2);
-        let usable: Vec<_> = p.usable(false).iter().map(|e| (e.ip.to_string(), e.port)).collect();
+        let usable: Vec<_> = p
+            .usable(false)
+            .iter()
+            .map(|e| (e.ip.to_string(), e.port))
+            .collect();
         assert_eq!(usable, vec![("10.244.0.2".to_string(), 8080)]);
         // Only the terminating one left: it still serves.
         let mut only_term = p.clone();

@@ -56,12 +56,30 @@ pub struct Ruleset {
 
 /// Fixed chains, created by every transaction.
 const BASE_CHAINS: &[(&str, &str)] = &[
-    ("nat-prerouting", "type nat hook prerouting priority -100; policy accept;"),
-    ("nat-output", "type nat hook output priority -100; policy accept;"),
-    ("nat-postrouting", "type nat hook postrouting priority 100; policy accept;"),
-    ("filter-input", "type filter hook input priority -10; policy accept;"),
-    ("filter-forward", "type filter hook forward priority -10; policy accept;"),
-    ("filter-output", "type filter hook output priority -10; policy accept;"),
+    (
+        "nat-prerouting",
+        "type nat hook prerouting priority -100; policy accept;",
+    ),
+    (
+        "nat-output",
+        "type nat hook output priority -100; policy accept;",
+    ),
+    (
+        "nat-postrouting",
+        "type nat hook postrouting priority 100; policy accept;",
+    ),
+    (
+        "filter-input",
+        "type filter hook input priority -10; policy accept;",
+    ),
+    (
+        "filter-forward",
+        "type filter hook forward priority -10; policy accept;",
+    ),
+    (
+        "filter-output",
+        "type filter hook output priority -10; policy accept;",
+    ),
     ("services", ""),
     ("no-endpoints", ""),
 ];
@@ -81,7 +99,13 @@ fn hash(s: &str) -> String {
 fn ident(prefix: &str, key: &str) -> String {
     let readable: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || "/-_.".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "/-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(180)
         .collect();
     format!("{prefix}-{}-{readable}", hash(key))
@@ -114,15 +138,24 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
         rs.chains.insert(name.to_string());
     }
     let maps = [
-        ("service-ips", "type ipv4_addr . inet_proto . inet_service : verdict;"),
-        ("service-nodeports", "type inet_proto . inet_service : verdict;"),
+        (
+            "service-ips",
+            "type ipv4_addr . inet_proto . inet_service : verdict;",
+        ),
+        (
+            "service-nodeports",
+            "type inet_proto . inet_service : verdict;",
+        ),
     ];
     for (name, spec) in maps {
         let _ = writeln!(out, "add map ip {t} {name} {{ {spec} }}");
         let _ = writeln!(out, "flush map ip {t} {name}");
     }
     let sets = [
-        ("no-endpoint-services", "type ipv4_addr . inet_proto . inet_service;"),
+        (
+            "no-endpoint-services",
+            "type ipv4_addr . inet_proto . inet_service;",
+        ),
         ("no-endpoint-nodeports", "type inet_proto . inet_service;"),
     ];
     for (name, spec) in sets {
@@ -133,27 +166,48 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
     // Dispatch.
     let _ = writeln!(out, "add rule ip {t} nat-prerouting jump services");
     let _ = writeln!(out, "add rule ip {t} nat-output jump services");
-    let _ = writeln!(out, "add rule ip {t} services ip daddr . meta l4proto . th dport vmap @service-ips");
+    let _ = writeln!(
+        out,
+        "add rule ip {t} services ip daddr . meta l4proto . th dport vmap @service-ips"
+    );
     let node_match = if cfg.node_ips.is_empty() {
         "fib daddr type local".to_string()
     } else {
         format!("ip daddr {{ {} }}", join(cfg.node_ips.iter()))
     };
-    let _ = writeln!(out, "add rule ip {t} services {node_match} meta l4proto . th dport vmap @service-nodeports");
+    let _ = writeln!(
+        out,
+        "add rule ip {t} services {node_match} meta l4proto . th dport vmap @service-nodeports"
+    );
     // Services without endpoints: reject new connections.
-    let _ = writeln!(out, "add rule ip {t} no-endpoints meta l4proto tcp reject with tcp reset");
+    let _ = writeln!(
+        out,
+        "add rule ip {t} no-endpoints meta l4proto tcp reject with tcp reset"
+    );
     let _ = writeln!(out, "add rule ip {t} no-endpoints reject");
     for hook in ["filter-input", "filter-forward", "filter-output"] {
-        let _ = writeln!(out, "add rule ip {t} {hook} ct state new ip daddr . meta l4proto . th dport @no-endpoint-services goto no-endpoints");
+        let _ = writeln!(
+            out,
+            "add rule ip {t} {hook} ct state new ip daddr . meta l4proto . th dport @no-endpoint-services goto no-endpoints"
+        );
         if hook != "filter-forward" {
-            let _ = writeln!(out, "add rule ip {t} {hook} ct state new {node_match} meta l4proto . th dport @no-endpoint-nodeports goto no-endpoints");
+            let _ = writeln!(
+                out,
+                "add rule ip {t} {hook} ct state new {node_match} meta l4proto . th dport @no-endpoint-nodeports goto no-endpoints"
+            );
         }
     }
     // Masquerade.
-    let _ = writeln!(out, "add rule ip {t} nat-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random");
+    let _ = writeln!(
+        out,
+        "add rule ip {t} nat-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"
+    );
     if let Some(c) = cfg.cluster_cidr {
         let c = cidr(c);
-        let _ = writeln!(out, "add rule ip {t} nat-postrouting ip saddr {c} ip daddr != {c} masquerade");
+        let _ = writeln!(
+            out,
+            "add rule ip {t} nat-postrouting ip saddr {c} ip daddr != {c} masquerade"
+        );
     }
 
     let mut ip_elems: Vec<String> = Vec::new();
@@ -177,7 +231,11 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
         }
         // Cluster entry.
         if !sp.cluster_ips.is_empty() {
-            let target = if sp.internal_local { (need_local, &lb_local) } else { (need_all, &lb_all) };
+            let target = if sp.internal_local {
+                (need_local, &lb_local)
+            } else {
+                (need_all, &lb_all)
+            };
             if all.is_empty() {
                 for ip in &sp.cluster_ips {
                     ip_noep.push(format!("{ip} . {proto} . {}", sp.port));
@@ -186,7 +244,11 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
                 let chain = ident("svc", &sp.key);
                 let _ = writeln!(out, "add chain ip {t} {chain}");
                 if let Some(c) = cfg.cluster_cidr {
-                    let _ = writeln!(out, "add rule ip {t} {chain} ip saddr != {} meta mark set meta mark | {MASQ_MARK:#x}", cidr(c));
+                    let _ = writeln!(
+                        out,
+                        "add rule ip {t} {chain} ip saddr != {} meta mark set meta mark | {MASQ_MARK:#x}",
+                        cidr(c)
+                    );
                 }
                 if target.0 {
                     let _ = writeln!(out, "add rule ip {t} {chain} goto {}", target.1);
@@ -219,7 +281,10 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
                         let _ = writeln!(out, "add rule ip {t} {chain} drop");
                     }
                 } else {
-                    let _ = writeln!(out, "add rule ip {t} {chain} meta mark set meta mark | {MASQ_MARK:#x}");
+                    let _ = writeln!(
+                        out,
+                        "add rule ip {t} {chain} meta mark set meta mark | {MASQ_MARK:#x}"
+                    );
                     let _ = writeln!(out, "add rule ip {t} {chain} goto {lb_all}");
                 }
                 rs.chains.insert(chain.clone());
@@ -268,22 +333,36 @@ fn lb_chain(out: &mut String, rs: &mut Ruleset, sp: &ServicePort, name: &str, ep
         if rs.chains.insert(chain.clone()) {
             let _ = writeln!(out, "add chain ip {t} {chain}");
             // Hairpin: a pod reaching itself must see another source.
-            let _ = writeln!(out, "add rule ip {t} {chain} ip saddr {} meta mark set meta mark | {MASQ_MARK:#x}", ep.ip);
+            let _ = writeln!(
+                out,
+                "add rule ip {t} {chain} ip saddr {} meta mark set meta mark | {MASQ_MARK:#x}",
+                ep.ip
+            );
             if let Some(timeout) = sp.affinity_timeout {
                 let set = ident("aff", &format!("{ep_key}/{timeout}"));
                 if rs.sets.insert(set.clone()) {
-                    let _ = writeln!(out, "add set ip {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}");
+                    let _ = writeln!(
+                        out,
+                        "add set ip {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+                    );
                 }
                 let _ = writeln!(out, "add rule ip {t} {chain} update @{set} {{ ip saddr }}");
             }
-            let _ = writeln!(out, "add rule ip {t} {chain} meta l4proto {proto} dnat to {}:{}", ep.ip, ep.port);
+            let _ = writeln!(
+                out,
+                "add rule ip {t} {chain} meta l4proto {proto} dnat to {}:{}",
+                ep.ip, ep.port
+            );
             rs.endpoints += 1;
         }
         targets.push(chain);
     }
     if let Some(timeout) = sp.affinity_timeout {
         for (ep, chain) in eps.iter().zip(&targets) {
-            let set = ident("aff", &format!("{}/{}:{}/{timeout}", sp.key, ep.ip, ep.port));
+            let set = ident(
+                "aff",
+                &format!("{}/{}:{}/{timeout}", sp.key, ep.ip, ep.port),
+            );
             let _ = writeln!(out, "add rule ip {t} {name} ip saddr @{set} goto {chain}");
         }
     }
@@ -314,7 +393,14 @@ mod tests {
     use crate::model::Proto;
 
     fn ep(ip: &str, local: bool) -> Endpoint {
-        Endpoint { ip: ip.parse().unwrap(), port: 8080, local, ready: true, serving: true, terminating: false }
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 8080,
+            local,
+            ready: true,
+            serving: true,
+            terminating: false,
+        }
     }
 
     fn port(eps: Vec<Endpoint>) -> ServicePort {
@@ -334,14 +420,24 @@ mod tests {
 
     #[test]
     fn balances_over_ready_endpoints() {
-        let cfg = RenderConfig { node_ips: vec!["192.168.1.1".parse().unwrap()], cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)) };
-        let rs = render(&[port(vec![ep("10.244.0.2", true), ep("10.244.0.3", false)])], &cfg, None);
+        let cfg = RenderConfig {
+            node_ips: vec!["192.168.1.1".parse().unwrap()],
+            cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
+        };
+        let rs = render(
+            &[port(vec![ep("10.244.0.2", true), ep("10.244.0.3", false)])],
+            &cfg,
+            None,
+        );
         assert!(rs.text.contains("numgen random mod 2 vmap"), "{}", rs.text);
         assert!(rs.text.contains("meta l4proto tcp dnat to 10.244.0.3:8080"));
         assert!(rs.text.contains("10.43.0.5 . tcp . 80 : goto svc-"));
         assert!(rs.text.contains("tcp . 30080 : goto ext-"));
         assert!(rs.text.contains("ip daddr { 192.168.1.1 }"));
-        assert!(rs.text.starts_with("add table ip skiff\ndelete table ip skiff\n"));
+        assert!(
+            rs.text
+                .starts_with("add table ip skiff\ndelete table ip skiff\n")
+        );
         assert_eq!(rs.endpoints, 2);
     }
 
@@ -350,10 +446,22 @@ mod tests {
         let cfg = RenderConfig::default();
         let first = render(&[port(vec![ep("10.244.0.2", true)])], &cfg, None);
         let second = render(&[port(vec![])], &cfg, Some(&first));
-        assert!(second.text.contains("add element ip skiff no-endpoint-services { 10.43.0.5 . tcp . 80 }"));
-        assert!(second.text.contains("add element ip skiff no-endpoint-nodeports { tcp . 30080 }"));
+        assert!(
+            second
+                .text
+                .contains("add element ip skiff no-endpoint-services { 10.43.0.5 . tcp . 80 }")
+        );
+        assert!(
+            second
+                .text
+                .contains("add element ip skiff no-endpoint-nodeports { tcp . 30080 }")
+        );
         assert!(second.text.contains("flush table ip skiff"));
-        let deleted = second.text.lines().filter(|l| l.starts_with("delete chain")).count();
+        let deleted = second
+            .text
+            .lines()
+            .filter(|l| l.starts_with("delete chain"))
+            .count();
         // lb, ep, svc and ext chains of the old endpoint.
         assert_eq!(deleted, 4, "{}", second.text);
     }
@@ -365,7 +473,11 @@ mod tests {
         p.affinity_timeout = Some(60);
         let rs = render(&[p], &RenderConfig::default(), None);
         // No local endpoint: the external entry drops, no masquerade mark.
-        let ext: Vec<&str> = rs.text.lines().filter(|l| l.contains(" ext-") && l.starts_with("add rule")).collect();
+        let ext: Vec<&str> = rs
+            .text
+            .lines()
+            .filter(|l| l.contains(" ext-") && l.starts_with("add rule"))
+            .collect();
         assert_eq!(ext.len(), 1);
         assert!(ext[0].ends_with(" drop"));
         assert!(rs.text.contains("flags dynamic,timeout; timeout 60s;"));

@@ -44,7 +44,11 @@ pub struct NetArgs {
 
 /// Starts the proxy and DNS unless disabled. Failures of one component are
 /// logged, not fatal to the control plane.
-pub async fn start(args: &NetArgs, client: &kube::Client, disabled: impl Fn(&str) -> bool) -> anyhow::Result<()> {
+pub async fn start(
+    args: &NetArgs,
+    client: &kube::Client,
+    disabled: impl Fn(&str) -> bool,
+) -> anyhow::Result<()> {
     let node_ip = args.node_ip.or_else(first_ipv4);
     let node_name = args.node_name.clone().unwrap_or_else(hostname);
     if !disabled("proxy") {
@@ -104,7 +108,10 @@ async fn ensure_dns_service(
             {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}
     }))?;
     let services: Api<Service> = Api::namespaced(client.clone(), "kube-system");
-    services.patch("kube-dns", &pp, &Patch::Apply(&svc)).await.context("kube-dns Service")?;
+    services
+        .patch("kube-dns", &pp, &Patch::Apply(&svc))
+        .await
+        .context("kube-dns Service")?;
     let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": "kube-dns-skiff", "namespace": "kube-system",
@@ -118,7 +125,10 @@ async fn ensure_dns_service(
             {"name": "dns-tcp", "port": listen.port(), "protocol": "TCP"}]
     }))?;
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "kube-system");
-    slices.patch("kube-dns-skiff", &pp, &Patch::Apply(&slice)).await.context("kube-dns EndpointSlice")?;
+    slices
+        .patch("kube-dns-skiff", &pp, &Patch::Apply(&slice))
+        .await
+        .context("kube-dns EndpointSlice")?;
     Ok(())
 }
 

@@ -28,12 +28,24 @@ fn start(t: &Topology, extra: &[&str]) -> Cluster {
 
 /// A selector-less Service plus its EndpointSlice (as the EndpointSlice
 /// controller would write them).
-fn service_yaml(name: &str, spec_extra: &str, cluster_ip: &str, eps: &[(&str, &str)], port_name: &str) -> String {
+fn service_yaml(
+    name: &str,
+    spec_extra: &str,
+    cluster_ip: &str,
+    eps: &[(&str, &str)],
+    port_name: &str,
+) -> String {
     let endpoints: String = eps
         .iter()
-        .map(|(ip, node)| format!("- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  nodeName: {node}\n"))
+        .map(|(ip, node)| {
+            format!("- addresses: [\"{ip}\"]\n  conditions: {{ready: true}}\n  nodeName: {node}\n")
+        })
         .collect();
-    let endpoints = if eps.is_empty() { "[]\n".to_string() } else { format!("\n{endpoints}") };
+    let endpoints = if eps.is_empty() {
+        "[]\n".to_string()
+    } else {
+        format!("\n{endpoints}")
+    };
     format!(
         "apiVersion: v1
 kind: Service
@@ -83,47 +95,91 @@ fn proxy_cluster_ip_nodeport_hairpin_affinity() {
     t.httpd(0, 8080);
     t.httpd(1, 8080);
     let c = start(&t, &["--disable", "dns"]);
-    let (p0, p1, client) = (t.pods[0].ip.clone(), t.pods[1].ip.clone(), t.pods[2].ns.clone());
+    let (p0, p1, client) = (
+        t.pods[0].ip.clone(),
+        t.pods[1].ip.clone(),
+        t.pods[2].ns.clone(),
+    );
     let eps = [(p0.as_str(), "node-a"), (p1.as_str(), "node-b")];
     c.apply_stdin(33, &["apply", "-f", "-"], &service_yaml("web", "  type: NodePort\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]", "10.43.0.50", &eps, "http"));
 
     // ClusterIP from a client pod: both backends answer.
-    eventually(10, "the ClusterIP to answer", || wget(&client, "http://10.43.0.50:80/"));
+    eventually(10, "the ClusterIP to answer", || {
+        wget(&client, "http://10.43.0.50:80/")
+    });
     let spread = hits(&client, "http://10.43.0.50:80/", 30);
-    assert_eq!(spread.keys().cloned().collect::<Vec<_>>(), vec!["pod-0", "pod-1"], "{spread:?}");
+    assert_eq!(
+        spread.keys().cloned().collect::<Vec<_>>(),
+        vec!["pod-0", "pod-1"],
+        "{spread:?}"
+    );
 
     // NodePort on the node's address, from outside the node.
     let from_outside = hits(&t.outside, "http://192.168.200.1:30080/", 10);
-    assert!(from_outside.keys().all(|k| k.starts_with("pod-")), "{from_outside:?}");
+    assert!(
+        from_outside.keys().all(|k| k.starts_with("pod-")),
+        "{from_outside:?}"
+    );
 
     // Hairpin: pod 0 reaches itself through its Service.
     let hairpin = hits(&t.pods[0].ns.clone(), "http://10.43.0.50:80/", 12);
-    assert!(hairpin.get("pod-0").copied().unwrap_or(0) > 0, "no hairpin answer: {hairpin:?}");
+    assert!(
+        hairpin.get("pod-0").copied().unwrap_or(0) > 0,
+        "no hairpin answer: {hairpin:?}"
+    );
     assert!(!hairpin.contains_key("<failed>"), "{hairpin:?}");
 
     // Removing an endpoint takes it out of rotation.
     c.apply_stdin(33, &["apply", "-f", "-"], &service_yaml("web", "  type: NodePort\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]", "10.43.0.50", &eps[..1], "http"));
     eventually(10, "pod-1 to leave rotation", || {
-        (hits(&client, "http://10.43.0.50:80/", 10).keys().collect::<Vec<_>>() == vec!["pod-0"]).then_some(())
+        (hits(&client, "http://10.43.0.50:80/", 10)
+            .keys()
+            .collect::<Vec<_>>()
+            == vec!["pod-0"])
+        .then_some(())
     });
 
     // externalTrafficPolicy Local: only node-a's endpoints, over the NodePort.
     c.apply_stdin(33, &["apply", "-f", "-"], &service_yaml("local", "  type: NodePort\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30081}]", "10.43.0.51", &eps, "http"));
-    eventually(10, "the Local NodePort", || wget(&t.outside, "http://192.168.200.1:30081/"));
+    eventually(10, "the Local NodePort", || {
+        wget(&t.outside, "http://192.168.200.1:30081/")
+    });
     let local = hits(&t.outside, "http://192.168.200.1:30081/", 12);
-    assert_eq!(local.keys().cloned().collect::<Vec<_>>(), vec!["pod-0"], "{local:?}");
+    assert_eq!(
+        local.keys().cloned().collect::<Vec<_>>(),
+        vec!["pod-0"],
+        "{local:?}"
+    );
 
     // ClientIP affinity: every request from one client lands on one pod.
     c.apply_stdin(33, &["apply", "-f", "-"], &service_yaml("sticky", "  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}", "10.43.0.52", &eps, "http"));
-    eventually(10, "the affinity Service", || wget(&client, "http://10.43.0.52:80/"));
+    eventually(10, "the affinity Service", || {
+        wget(&client, "http://10.43.0.52:80/")
+    });
     let sticky = hits(&client, "http://10.43.0.52:80/", 15);
     assert_eq!(sticky.len(), 1, "affinity did not stick: {sticky:?}");
 
     // No endpoints: rejected at once (TCP reset), not a timeout.
-    c.apply_stdin(33, &["apply", "-f", "-"], &service_yaml("empty", "", "10.43.0.53", &[], "http"));
+    c.apply_stdin(
+        33,
+        &["apply", "-f", "-"],
+        &service_yaml("empty", "", "10.43.0.53", &[], "http"),
+    );
     eventually(10, "the empty Service to reject", || {
         let started = Instant::now();
-        let (ok, out) = exec(&client, &["timeout", "3", "busybox", "wget", "-q", "-O", "-", "http://10.43.0.53:80/"]);
+        let (ok, out) = exec(
+            &client,
+            &[
+                "timeout",
+                "3",
+                "busybox",
+                "wget",
+                "-q",
+                "-O",
+                "-",
+                "http://10.43.0.53:80/",
+            ],
+        );
         (!ok && started.elapsed() < Duration::from_secs(2) && out.contains("refused")).then_some(())
     });
 
@@ -142,7 +198,11 @@ fn stub_resolver(node_ns: &str) -> (u16, std::thread::JoinHandle<()>) {
         use std::os::fd::AsRawFd;
         let f = std::fs::File::open(&path).expect("netns file");
         // SAFETY: setns on this thread only; it never returns to the host's namespace.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0, "setns");
+        assert_eq!(
+            unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) },
+            0,
+            "setns"
+        );
         let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind stub");
         sock.set_read_timeout(Some(Duration::from_secs(60))).ok();
         tx.send(sock.local_addr().expect("addr").port()).ok();
@@ -166,7 +226,10 @@ fn stub_resolver(node_ns: &str) -> (u16, std::thread::JoinHandle<()>) {
             let _ = sock.send_to(&r, from);
         }
     });
-    (rx.recv_timeout(Duration::from_secs(5)).expect("stub port"), h)
+    (
+        rx.recv_timeout(Duration::from_secs(5)).expect("stub port"),
+        h,
+    )
 }
 
 fn nslookup(ns: &str, args: &[&str]) -> String {
@@ -183,9 +246,16 @@ fn cluster_dns_records_and_forwarding() {
     let c = start(&t, &["--dns-upstream", &upstream]);
     let client = t.pods[2].ns.clone();
     let (p0, p1) = (t.pods[0].ip.clone(), t.pods[1].ip.clone());
-    c.apply_stdin(33, &["apply", "-f", "-"], &service_yaml("web", "", "10.43.0.60", &[(&p0, "node-a")], "http"));
+    c.apply_stdin(
+        33,
+        &["apply", "-f", "-"],
+        &service_yaml("web", "", "10.43.0.60", &[(&p0, "node-a")], "http"),
+    );
     let headless = service_yaml("db", "", "None", &[(&p0, "node-a"), (&p1, "node-a")], "sql")
-        .replace(&format!("- addresses: [\"{p0}\"]"), &format!("- addresses: [\"{p0}\"]\n  hostname: db-0"));
+        .replace(
+            &format!("- addresses: [\"{p0}\"]"),
+            &format!("- addresses: [\"{p0}\"]\n  hostname: db-0"),
+        );
     c.apply_stdin(33, &["apply", "-f", "-"], &headless);
     c.apply_stdin(33, &["apply", "-f", "-"], "apiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: default}\nspec: {type: ExternalName, externalName: upstream.example.}\n");
 
@@ -200,21 +270,43 @@ fn cluster_dns_records_and_forwarding() {
         let out = nslookup(&client, &["db.default.svc.cluster.local", "10.43.0.10"]);
         (out.contains(&p0) && out.contains(&p1)).then_some(out)
     });
-    assert!(!out.contains("Address: 10.43."), "headless must not answer a ClusterIP: {out}");
-    let out = nslookup(&client, &["db-0.db.default.svc.cluster.local", "10.43.0.10"]);
+    assert!(
+        !out.contains("Address: 10.43."),
+        "headless must not answer a ClusterIP: {out}"
+    );
+    let out = nslookup(
+        &client,
+        &["db-0.db.default.svc.cluster.local", "10.43.0.10"],
+    );
     assert!(out.contains(&p0) && !out.contains(&p1), "{out}");
 
-    let out = nslookup(&client, &["-type=SRV", "_http._tcp.web.default.svc.cluster.local", "10.43.0.10"]);
-    assert!(out.contains("web.default.svc.cluster.local") && out.contains(" 80 "), "{out}");
+    let out = nslookup(
+        &client,
+        &[
+            "-type=SRV",
+            "_http._tcp.web.default.svc.cluster.local",
+            "10.43.0.10",
+        ],
+    );
+    assert!(
+        out.contains("web.default.svc.cluster.local") && out.contains(" 80 "),
+        "{out}"
+    );
 
     let out = nslookup(&client, &["nope.default.svc.cluster.local", "10.43.0.10"]);
     assert!(out.contains("NXDOMAIN"), "{out}");
 
-    let out = nslookup(&client, &["-type=PTR", "60.0.43.10.in-addr.arpa", "10.43.0.10"]);
+    let out = nslookup(
+        &client,
+        &["-type=PTR", "60.0.43.10.in-addr.arpa", "10.43.0.10"],
+    );
     assert!(out.contains("web.default.svc.cluster.local"), "{out}");
 
     // ExternalName: a CNAME, whose target the client then resolves upstream.
-    let out = nslookup(&client, &["-type=CNAME", "ext.default.svc.cluster.local", "10.43.0.10"]);
+    let out = nslookup(
+        &client,
+        &["-type=CNAME", "ext.default.svc.cluster.local", "10.43.0.10"],
+    );
     assert!(out.contains("upstream.example"), "{out}");
 
     // Names outside the zone go to the upstream (the stub).
@@ -222,6 +314,16 @@ fn cluster_dns_records_and_forwarding() {
     assert!(out.contains("192.0.2.77"), "{out}");
 
     // The listener on the node address answers directly as well.
-    let (ok, out) = exec(&t.node, &["timeout", "5", "busybox", "nslookup", "web.default.svc.cluster.local", "192.168.200.1"]);
+    let (ok, out) = exec(
+        &t.node,
+        &[
+            "timeout",
+            "5",
+            "busybox",
+            "nslookup",
+            "web.default.svc.cluster.local",
+            "192.168.200.1",
+        ],
+    );
     assert!(ok && out.contains("10.43.0.60"), "{out}");
 }

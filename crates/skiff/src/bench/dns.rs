@@ -38,13 +38,29 @@ fn index(zone: &str, services: usize, domain: &str) -> Arc<RwLock<skiff_dns::Ind
                      "ports": [{"name": "http", "port": 80}]}
         }))
         .unwrap_or_default();
-        ix.set(&format!("svc/{i}"), skiff_dns::records::service(zone, &svc, &[]));
+        ix.set(
+            &format!("svc/{i}"),
+            skiff_dns::records::service(zone, &svc, &[]),
+        );
     }
     Arc::new(RwLock::new(ix))
 }
 
 fn query(id: u16, name: &str) -> Vec<u8> {
-    let mut q = vec![(id >> 8) as u8, id as u8, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    let mut q = vec![
+        (id >> 8) as u8,
+        id as u8,
+        0x01,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ];
     for label in name.trim_end_matches('.').split('.') {
         q.push(label.len() as u8);
         q.extend_from_slice(label.as_bytes());
@@ -54,7 +70,11 @@ fn query(id: u16, name: &str) -> Vec<u8> {
 }
 
 async fn start(listen: SocketAddr, domain: &str, services: usize, upstreams: Vec<SocketAddr>) {
-    let cfg = skiff_dns::DnsConfig { listen, cluster_domain: domain.into(), upstreams };
+    let cfg = skiff_dns::DnsConfig {
+        listen,
+        cluster_domain: domain.into(),
+        upstreams,
+    };
     let ix = index(&cfg.zone(), services, "default");
     tokio::spawn(async move {
         if let Err(e) = skiff_dns::serve(ix, &cfg).await {
@@ -65,7 +85,12 @@ async fn start(listen: SocketAddr, domain: &str, services: usize, upstreams: Vec
 }
 
 /// C clients, each sending one query at a time for `seconds`.
-async fn load(server: SocketAddr, names: Arc<Vec<String>>, clients: usize, seconds: u64) -> anyhow::Result<(Vec<Duration>, usize, f64)> {
+async fn load(
+    server: SocketAddr,
+    names: Arc<Vec<String>>,
+    clients: usize,
+    seconds: u64,
+) -> anyhow::Result<(Vec<Duration>, usize, f64)> {
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -82,7 +107,11 @@ async fn load(server: SocketAddr, names: Arc<Vec<String>>, clients: usize, secon
                 let t0 = Instant::now();
                 sock.send(&q).await?;
                 match tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await {
-                    Ok(Ok(n)) if n >= 12 && buf[0..2] == q[0..2] && buf[3] & 0x0f == 0 && buf[7] > 0 => lat.push(t0.elapsed()),
+                    Ok(Ok(n))
+                        if n >= 12 && buf[0..2] == q[0..2] && buf[3] & 0x0f == 0 && buf[7] > 0 =>
+                    {
+                        lat.push(t0.elapsed())
+                    }
                     _ => errors += 1,
                 }
                 i += clients;
@@ -102,21 +131,40 @@ async fn load(server: SocketAddr, names: Arc<Vec<String>>, clients: usize, secon
 }
 
 pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
-    let free = || -> anyhow::Result<SocketAddr> { Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?) };
+    let free = || -> anyhow::Result<SocketAddr> {
+        Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
+    };
     let (cluster, upstream) = (free()?, free()?);
     start(upstream, "example", args.services, vec![]).await;
     start(cluster, "cluster.local", args.services, vec![upstream]).await;
-    println!("cluster DNS: {} Services, {} concurrent UDP clients, {} s each", args.services, args.clients, args.seconds);
-    println!("{:<44} {:>10} {:>9} {:>9} {:>8}", "what", "queries/s", "p50 ms", "p99 ms", "errors");
+    println!(
+        "cluster DNS: {} Services, {} concurrent UDP clients, {} s each",
+        args.services, args.clients, args.seconds
+    );
+    println!(
+        "{:<44} {:>10} {:>9} {:>9} {:>8}",
+        "what", "queries/s", "p50 ms", "p99 ms", "errors"
+    );
     let cases = [
-        ("svc A, answered from the index", "default.svc.cluster.local"),
-        ("other name, forwarded to a local upstream", "default.svc.example"),
+        (
+            "svc A, answered from the index",
+            "default.svc.cluster.local",
+        ),
+        (
+            "other name, forwarded to a local upstream",
+            "default.svc.example",
+        ),
     ];
     for (what, suffix) in cases {
-        let names: Vec<String> = (0..args.services).map(|i| format!("svc-{i}.{suffix}.")).collect();
+        let names: Vec<String> = (0..args.services)
+            .map(|i| format!("svc-{i}.{suffix}."))
+            .collect();
         let (lat, errors, qps) = load(cluster, Arc::new(names), args.clients, args.seconds).await?;
         let s = summarize(lat);
-        println!("{what:<44} {qps:>10.0} {:>9.3} {:>9.3} {errors:>8}", s.p50_ms, s.p99_ms);
+        println!(
+            "{what:<44} {qps:>10.0} {:>9.3} {:>9.3} {errors:>8}",
+            s.p50_ms, s.p99_ms
+        );
     }
     Ok(())
 }

@@ -59,7 +59,11 @@ impl Drop for Netns {
 
 fn sh(args: &[&str]) -> anyhow::Result<()> {
     let out = Command::new(args[0]).args(&args[1..]).output()?;
-    anyhow::ensure!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     Ok(())
 }
 
@@ -69,12 +73,19 @@ pub fn enter() -> anyhow::Result<Netns> {
     use std::os::fd::AsRawFd;
     let name = format!("skiff-bench-{}", std::process::id());
     let pod = format!("{name}-pod");
-    let ns = Netns { name: name.clone(), pod: pod.clone(), children: Vec::new() };
+    let ns = Netns {
+        name: name.clone(),
+        pod: pod.clone(),
+        children: Vec::new(),
+    };
     sh(&["ip", "netns", "add", &name])?;
     sh(&["ip", "netns", "add", &pod])?;
     let f = std::fs::File::open(format!("/run/netns/{name}"))?;
     // SAFETY: plain syscall on a valid fd; only this thread exists yet.
-    anyhow::ensure!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0, "setns failed");
+    anyhow::ensure!(
+        unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } == 0,
+        "setns failed"
+    );
     for cmd in [
         "ip link set lo up",
         "ip link add br0 type bridge",
@@ -84,13 +95,33 @@ pub fn enter() -> anyhow::Result<Netns> {
     ] {
         sh(&cmd.split(' ').collect::<Vec<_>>())?;
     }
-    sh(&["ip", "link", "add", "vp0", "type", "veth", "peer", "name", "eth0", "netns", &pod])?;
+    sh(&[
+        "ip", "link", "add", "vp0", "type", "veth", "peer", "name", "eth0", "netns", &pod,
+    ])?;
     sh(&["ip", "link", "set", "vp0", "master", "br0"])?;
     sh(&["ip", "link", "set", "vp0", "up"])?;
-    sh(&["ip", "-n", &pod, "addr", "add", "10.244.0.2/16", "dev", "eth0"])?;
+    sh(&[
+        "ip",
+        "-n",
+        &pod,
+        "addr",
+        "add",
+        "10.244.0.2/16",
+        "dev",
+        "eth0",
+    ])?;
     sh(&["ip", "-n", &pod, "link", "set", "eth0", "up"])?;
     sh(&["ip", "-n", &pod, "link", "set", "lo", "up"])?;
-    sh(&["ip", "-n", &pod, "route", "add", "default", "via", "10.244.0.1"])?;
+    sh(&[
+        "ip",
+        "-n",
+        &pod,
+        "route",
+        "add",
+        "default",
+        "via",
+        "10.244.0.1",
+    ])?;
     Ok(ns)
 }
 
@@ -137,7 +168,9 @@ fn children_maxrss_mib() -> f64 {
 
 pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     // --- Full sync, directly.
-    let ports: Vec<_> = (0..args.services).map(|i| synthetic(i, args.endpoints)).collect();
+    let ports: Vec<_> = (0..args.services)
+        .map(|i| synthetic(i, args.endpoints))
+        .collect();
     let cfg = skiff_proxy::nft::RenderConfig {
         node_ips: vec![],
         cluster_cidr: Some((Ipv4Addr::new(10, 244, 0, 0), 16)),
@@ -165,7 +198,9 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     std::fs::write(httpd_dir.path().join("index.html"), "ok\n")?;
     ns.children.push(
         Command::new("ip")
-            .args(["netns", "exec", &ns.pod, "busybox", "httpd", "-f", "-p", "8080", "-h"])
+            .args([
+                "netns", "exec", &ns.pod, "busybox", "httpd", "-f", "-p", "8080", "-h",
+            ])
             .arg(httpd_dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -173,8 +208,21 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     );
     let data = tempfile::tempdir()?;
     let mut server = Command::new(std::env::current_exe()?)
-        .args(["server", "--datastore-endpoint", "memory://", "--https-port", "0"])
-        .args(["--disable", "controllers,dns", "--node-name", "bench", "--cluster-cidr", "10.244.0.0/16"])
+        .args([
+            "server",
+            "--datastore-endpoint",
+            "memory://",
+            "--https-port",
+            "0",
+        ])
+        .args([
+            "--disable",
+            "controllers,dns",
+            "--node-name",
+            "bench",
+            "--cluster-cidr",
+            "10.244.0.0/16",
+        ])
         .args(["--node-ip", "10.244.0.1"])
         .arg("--data-dir")
         .arg(data.path())
@@ -195,22 +243,32 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     let pp = PostParams::default();
     let work = (0..args.services).map(|i| {
         let (svcs, slices, pp) = (svcs.clone(), slices.clone(), pp.clone());
-        let eps: Vec<String> = (0..args.endpoints).map(|e| fake_ep(i * args.endpoints + e).to_string()).collect();
+        let eps: Vec<String> = (0..args.endpoints)
+            .map(|e| fake_ep(i * args.endpoints + e).to_string())
+            .collect();
         async move {
-            svcs.create(&pp, &service(&format!("svc-{i}"), cluster_ip(i))).await?;
-            slices.create(&pp, &slice(&format!("svc-{i}"), &eps)).await?;
+            svcs.create(&pp, &service(&format!("svc-{i}"), cluster_ip(i)))
+                .await?;
+            slices
+                .create(&pp, &slice(&format!("svc-{i}"), &eps))
+                .await?;
             anyhow::Ok(())
         }
     });
     use futures::StreamExt;
-    let results: Vec<_> = futures::stream::iter(work).buffer_unordered(32).collect().await;
+    let results: Vec<_> = futures::stream::iter(work)
+        .buffer_unordered(32)
+        .collect()
+        .await;
     for r in results {
         r?;
     }
     // The canary, written last, with the real pod.
     let canary_ip = Ipv4Addr::new(10, 43, 200, 1);
     svcs.create(&pp, &service("canary", canary_ip)).await?;
-    slices.create(&pp, &slice("canary", &["10.244.0.2".to_string()])).await?;
+    slices
+        .create(&pp, &slice("canary", &["10.244.0.2".to_string()]))
+        .await?;
     let written = bulk_start.elapsed();
     wait_for(canary_ip, true, Duration::from_secs(120)).await?;
     let programmed = bulk_start.elapsed();
@@ -224,35 +282,74 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     let (mut add, mut remove) = (Vec::new(), Vec::new());
     for i in 0..args.changes {
         let up = i % 2 == 0;
-        let eps = if up { vec!["10.244.0.2".to_string()] } else { vec![] };
+        let eps = if up {
+            vec!["10.244.0.2".to_string()]
+        } else {
+            vec![]
+        };
         let mut s = slices.get("latency-abc").await?;
         s.endpoints = slice("latency", &eps).endpoints;
         slices.replace("latency-abc", &pp, &s).await?;
         let t0 = Instant::now();
         wait_for(lat_ip, up, Duration::from_secs(10)).await?;
-        if up { add.push(t0.elapsed()) } else { remove.push(t0.elapsed()) }
+        if up {
+            add.push(t0.elapsed())
+        } else {
+            remove.push(t0.elapsed())
+        }
     }
     let (la, lr) = (summarize(add), summarize(remove));
 
-    println!("network programming: {} Services x {} endpoints ({} endpoints), nft {}", args.services, args.endpoints, args.services * args.endpoints, nft_version());
-    println!("{:<44} {:>10} {:>10} {:>8}", "what", "p50 ms", "p99 ms", "n");
-    println!("{:<44} {:>10.1} {:>10.1} {:>8}", "full sync: render (in process)", r.p50_ms, r.p99_ms, r.count);
-    println!("{:<44} {:>10.1} {:>10.1} {:>8}", "full sync: nft -f (one transaction)", a.p50_ms, a.p99_ms, a.count);
-    println!("{:<44} {:>10.1} {:>10.1} {:>8}", "endpoint added -> traffic flows", la.p50_ms, la.p99_ms, la.count);
-    println!("{:<44} {:>10.1} {:>10.1} {:>8}", "endpoint removed -> connection refused", lr.p50_ms, lr.p99_ms, lr.count);
-    println!("transaction size: {:.1} MiB; nft peak RSS: {:.0} MiB", size as f64 / 1048576.0, nft_rss);
+    println!(
+        "network programming: {} Services x {} endpoints ({} endpoints), nft {}",
+        args.services,
+        args.endpoints,
+        args.services * args.endpoints,
+        nft_version()
+    );
+    println!(
+        "{:<44} {:>10} {:>10} {:>8}",
+        "what", "p50 ms", "p99 ms", "n"
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "full sync: render (in process)", r.p50_ms, r.p99_ms, r.count
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "full sync: nft -f (one transaction)", a.p50_ms, a.p99_ms, a.count
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "endpoint added -> traffic flows", la.p50_ms, la.p99_ms, la.count
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "endpoint removed -> connection refused", lr.p50_ms, lr.p99_ms, lr.count
+    );
+    println!(
+        "transaction size: {:.1} MiB; nft peak RSS: {:.0} MiB",
+        size as f64 / 1048576.0,
+        nft_rss
+    );
     println!(
         "bulk through the API: {} objects written in {:.2} s, all programmed {:.2} s after the first write",
         2 * args.services + 2,
         written.as_secs_f64(),
         programmed.as_secs_f64()
     );
-    println!("skiff server (API server + proxy) RSS: {rss_before:.0} MiB before, {rss_after:.0} MiB after the load");
+    println!(
+        "skiff server (API server + proxy) RSS: {rss_before:.0} MiB before, {rss_after:.0} MiB after the load"
+    );
     Ok(())
 }
 
 fn nft_version() -> String {
-    Command::new("nft").arg("--version").output().map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default()
+    Command::new("nft")
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Polls a TCP connect to `ip:80` every millisecond until it succeeds (or,
@@ -260,14 +357,23 @@ fn nft_version() -> String {
 async fn wait_for(ip: Ipv4Addr, up: bool, limit: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let r = tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect((ip, 80))).await;
+        let r = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect((ip, 80)),
+        )
+        .await;
         match (up, r) {
             (true, Ok(Ok(_))) => return Ok(()),
-            (false, Ok(Err(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => return Ok(()),
+            (false, Ok(Err(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return Ok(());
+            }
             _ => tokio::time::sleep(Duration::from_millis(1)).await,
         }
     }
-    anyhow::bail!("{ip}:80 did not become {}", if up { "reachable" } else { "refused" })
+    anyhow::bail!(
+        "{ip}:80 did not become {}",
+        if up { "reachable" } else { "refused" }
+    )
 }
 
 fn service(name: &str, ip: Ipv4Addr) -> Service {

@@ -40,7 +40,10 @@ pub fn exec(ns: &str, args: &[&str]) -> (bool, String) {
 /// `wget -qO- URL` from namespace `ns` (with a timeout: busybox's own `-T`
 /// crashes on this Debian build).
 pub fn wget(ns: &str, url: &str) -> Option<String> {
-    let (ok, out) = exec(ns, &["timeout", "3", "busybox", "wget", "-q", "-O", "-", url]);
+    let (ok, out) = exec(
+        ns,
+        &["timeout", "3", "busybox", "wget", "-q", "-O", "-", url],
+    );
     ok.then(|| out.trim().to_string())
 }
 
@@ -89,8 +92,19 @@ impl Topology {
         ip(&["-n", &node, "route", "add", "10.43.0.0/16", "dev", "br0"]);
         let out = t.outside.clone();
         t.add_ns(&out);
-        ip(&["-n", &node, "link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns", &out]);
-        ip(&["-n", &node, "addr", "add", "192.168.200.1/24", "dev", "uplink"]);
+        ip(&[
+            "-n", &node, "link", "add", "uplink", "type", "veth", "peer", "name", "eth0", "netns",
+            &out,
+        ]);
+        ip(&[
+            "-n",
+            &node,
+            "addr",
+            "add",
+            "192.168.200.1/24",
+            "dev",
+            "uplink",
+        ]);
         ip(&["-n", &node, "link", "set", "uplink", "up"]);
         ip(&["-n", &out, "addr", "add", "192.168.200.2/24", "dev", "eth0"]);
         ip(&["-n", &out, "link", "set", "eth0", "up"]);
@@ -99,11 +113,32 @@ impl Topology {
             t.add_ns(&ns);
             let pod_ip = format!("10.244.0.{}", i + 2);
             let port = format!("vp{i}");
-            ip(&["-n", &node, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns]);
+            ip(&[
+                "-n", &node, "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns",
+                &ns,
+            ]);
             ip(&["-n", &node, "link", "set", &port, "master", "br0"]);
             ip(&["-n", &node, "link", "set", &port, "up"]);
-            ip(&["-n", &node, "link", "set", &port, "type", "bridge_slave", "hairpin", "on"]);
-            ip(&["-n", &ns, "addr", "add", &format!("{pod_ip}/24"), "dev", "eth0"]);
+            ip(&[
+                "-n",
+                &node,
+                "link",
+                "set",
+                &port,
+                "type",
+                "bridge_slave",
+                "hairpin",
+                "on",
+            ]);
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{pod_ip}/24"),
+                "dev",
+                "eth0",
+            ]);
             ip(&["-n", &ns, "link", "set", "eth0", "up"]);
             ip(&["-n", &ns, "route", "add", "default", "via", "10.244.0.1"]);
             t.pods.push(Pod { ns, ip: pod_ip });
@@ -123,7 +158,15 @@ impl Topology {
         std::fs::write(dir.path().join("index.html"), format!("pod-{i}\n")).expect("index");
         let root: PathBuf = dir.path().into();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.pods[i].ns, "busybox", "httpd", "-f", "-p"])
+            .args([
+                "netns",
+                "exec",
+                &self.pods[i].ns,
+                "busybox",
+                "httpd",
+                "-f",
+                "-p",
+            ])
             .arg(port.to_string())
             .arg("-h")
             .arg(&root)
