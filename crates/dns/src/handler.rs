@@ -86,7 +86,7 @@ impl RequestHandler for Handler {
                 None
             }
         };
-        let result = match local {
+        match local {
             Some(answer) => {
                 metadata.authoritative = true;
                 let owner = query.name().into();
@@ -150,8 +150,7 @@ impl RequestHandler for Handler {
                 )
                 .await
             }
-        };
-        result
+        }
     }
 }
 

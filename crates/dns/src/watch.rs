@@ -101,13 +101,11 @@ impl Ctx {
         let mut cache = self.cache.lock();
         let mut touched = BTreeSet::new();
         let remove = |cache: &mut Cache, touched: &mut BTreeSet<_>, k: &(String, String)| {
-            if let Some(old) = cache.slices.remove(k) {
-                if let Some(svc) = slice_service(&old) {
-                    if let Some(set) = cache.by_service.get_mut(&svc) {
-                        set.remove(&k.1);
-                    }
-                    touched.insert(svc);
+            if let Some(svc) = cache.slices.remove(k).as_ref().and_then(slice_service) {
+                if let Some(set) = cache.by_service.get_mut(&svc) {
+                    set.remove(&k.1);
                 }
+                touched.insert(svc);
             }
         };
         let insert = |cache: &mut Cache, touched: &mut BTreeSet<_>, s: EndpointSlice| {
