@@ -5,6 +5,9 @@
 //!   orphan deletion).
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
+//! - Workloads ([`workload`] holds what they share): [`replicaset`]
+//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`], [`daemonset`],
+//!   [`statefulset`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -13,9 +16,16 @@
 //! so stopping at any point and starting again is safe.
 
 mod catalog;
+mod cronjob;
+mod daemonset;
+mod deployment;
 mod gc;
+mod job;
 mod namespace;
 mod queue;
+mod replicaset;
+mod statefulset;
+mod workload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,7 +40,8 @@ pub async fn run(client: Client, shutdown: impl Future<Output = ()>) {
         _ = shutdown => {}
         _ = catalog::maintain(client.clone(), tx) => {}
         _ = gc::run(client.clone(), rx) => {}
-        _ = namespace::run(client) => {}
+        _ = namespace::run(client.clone()) => {}
+        _ = workload::run(client) => {}
     }
     tracing::debug!("controllers stopped");
 }

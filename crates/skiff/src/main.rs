@@ -7,6 +7,7 @@ mod bench;
 mod certs;
 mod client;
 mod controller_manager;
+mod hollow;
 mod image;
 mod kubectl;
 mod netsvc;

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 mod api;
 mod client;
+mod deployment;
 mod dns;
 mod network;
 mod runtime;
@@ -29,6 +30,9 @@ enum What {
     Network(network::NetworkArgs),
     /// Cluster DNS: queries/s and latency from concurrent UDP clients.
     Dns(dns::DnsArgs),
+    /// Workload controllers: time for a Deployment to become fully
+    /// available on hollow nodes, and the controllers' RSS.
+    Deployment(deployment::DeploymentArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -49,6 +53,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             rt.block_on(network::run(a, ns))?
         }
         What::Dns(a) => rt.block_on(dns::run(a))?,
+        What::Deployment(a) => rt.block_on(deployment::run(a))?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

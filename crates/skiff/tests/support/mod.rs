@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+/// Hollow nodes (the same code `skiff bench` uses).
+#[path = "../../src/hollow/mod.rs"]
+pub mod hollow;
 pub mod netns;
 
 use std::io::{BufRead, BufReader};
@@ -285,6 +288,13 @@ impl Cluster {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Registers Ready hollow nodes named `names` and serves their pods
+    /// (reported Running and Ready; `exit N` commands finish) until the
+    /// returned guard is dropped.
+    pub fn hollow_nodes(&self, names: &[&str]) -> hollow::HollowThread {
+        hollow::HollowThread::start(&self.kubeconfig(), names).expect("hollow nodes")
     }
 
     pub fn data_dir(&self) -> &Path {
