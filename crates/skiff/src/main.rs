@@ -14,6 +14,7 @@ mod hollow;
 mod image;
 mod join;
 mod kubectl;
+mod netsvc;
 mod registry;
 mod server;
 mod store;

@@ -48,6 +48,9 @@ pub struct ServerArgs {
     /// before it is marked Unknown and tainted unreachable (e.g. `40s`).
     #[arg(long, default_value = "40s", value_parser = crate::controller_manager::parse_duration)]
     pub node_monitor_grace_period: std::time::Duration,
+    /// Node networking: proxy and cluster DNS.
+    #[command(flatten)]
+    pub net: crate::netsvc::NetArgs,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -116,6 +119,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         }));
         stopped = Some(controllers);
+    }
+    if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        crate::netsvc::start(
+            &args.net,
+            &args.node,
+            &args.cluster_cidr,
+            &client,
+            |c| disabled(&args.disable, c),
+        )
+        .await?;
     }
     let (agent_stop, agent_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = if !disabled(&args.disable, "agent") {

@@ -179,6 +179,9 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
             &port.to_string(),
             "--datastore-endpoint",
             &endpoint,
+            // The benchmark measures the API server, on the host's network.
+            "--disable",
+            "proxy,dns",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

@@ -63,7 +63,8 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
             "--datastore-endpoint",
             &endpoint,
         ])
-        .args(["--disable", "controllers"])
+        // The host's own network stays untouched: no proxy, no DNS.
+        .args(["--disable", "controllers,proxy,dns"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;

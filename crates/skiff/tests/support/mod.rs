@@ -6,6 +6,7 @@
 /// Hollow nodes (the same code `skiff bench` uses).
 #[path = "../../src/hollow/mod.rs"]
 pub mod hollow;
+pub mod netns;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -120,6 +121,9 @@ pub struct Cluster {
     /// namespace (as does kubectl), so its bridge and routes never touch
     /// the host.
     node: Option<NodeNs>,
+    /// A network namespace made by the test that the server (and kubectl)
+    /// run in, with the proxy and DNS on (never in the host's namespace).
+    netns: Option<String>,
 }
 
 /// A network namespace for a test node, and the cleanup of everything the
@@ -242,6 +246,12 @@ impl Cluster {
 
     /// Starts a server with extra `skiff server` flags.
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
+        Cluster::start_in(backend, None, extra_args)
+    }
+
+    /// Starts a server inside network namespace `netns` (made by the test),
+    /// with the proxy and DNS on and no node agent.
+    pub fn start_in(backend: Backend, netns: Option<&str>, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cluster {
             child: None,
@@ -251,6 +261,7 @@ impl Cluster {
             backend,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             node: None,
+            netns: netns.map(str::to_string),
         };
         c.launch();
         c
@@ -271,6 +282,7 @@ impl Cluster {
             backend: Backend::Sqlite,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             node: Some(node),
+            netns: None,
         };
         c.extra_args.extend([
             "--node-name".to_string(),
@@ -289,17 +301,34 @@ impl Cluster {
         self.node.as_ref()
     }
 
+    /// `program`, run inside the cluster's node or test network namespace
+    /// if it has one.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match (&self.node, &self.netns) {
+            (Some(n), _) => n.command(program),
+            (None, Some(ns)) => {
+                // `ip netns exec` execs, so the pid is the command's own.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            (None, None) => Command::new(program),
+        }
+    }
+
     fn launch(&mut self) {
         let skiff = env!("CARGO_BIN_EXE_skiff");
-        let mut cmd = match &self.node {
-            Some(n) => n.command(skiff),
-            None => Command::new(skiff),
-        };
+        let mut cmd = self.command(skiff);
         cmd.arg("server");
         if self.node.is_none() {
-            // No node agent outside a test network namespace: it would
+            // No node agent outside a node network namespace: it would
             // make a bridge in the host's network.
             cmd.args(["--disable", "agent"]);
+        }
+        if self.netns.is_none() {
+            // The proxy and DNS run only in a namespace the test made for
+            // them: never program the host's own network from a test.
+            cmd.args(["--disable", "proxy,dns"]);
         }
         let mut child = cmd
             .arg("--data-dir")
@@ -354,7 +383,7 @@ impl Cluster {
     /// A kubectl command for this cluster, not yet started (for commands
     /// that keep running: `logs -f`, `port-forward`, `attach`).
     pub fn kubectl_command(&self, minor: u32, args: &[&str]) -> Command {
-        let mut cmd = Command::new(kubectl_path(minor));
+        let mut cmd = self.command(kubectl_path(minor));
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
@@ -370,10 +399,7 @@ impl Cluster {
         stdin: Option<&str>,
         env: &[(&str, &str)],
     ) -> Output {
-        let mut cmd = match &self.node {
-            Some(n) => n.command(kubectl_path(minor)),
-            None => Command::new(kubectl_path(minor)),
-        };
+        let mut cmd = self.command(kubectl_path(minor));
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
