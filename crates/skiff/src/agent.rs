@@ -63,7 +63,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         "skiff: agent {} running against {}",
         cfg.node_name, args.server
     );
-    run_with(client, cfg, crate::server::shutdown_signal()).await?;
+    let tls = crate::node_streaming::NodeTls::from_join(&args.data_dir)
+        .map_err(|e| tracing::warn!(error = %e, "node server TLS"))
+        .ok();
+    run_with(client, cfg, tls, crate::server::shutdown_signal()).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -104,16 +107,32 @@ pub fn config(
 }
 
 /// Runs the agent with `client` until `shutdown`.
+/// `tls` is the node server's (logs, exec, attach, port-forward); without
+/// it those requests cannot reach this node.
 pub async fn run_with(
     client: kube::Client,
     cfg: skiff_kubelet::Config,
+    tls: Option<crate::node_streaming::NodeTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if !nix_is_root() {
         anyhow::bail!("the node agent needs root (namespaces, mounts, cgroups)");
     }
     let agent = skiff_kubelet::agent(&cfg);
-    agent.run(client, cfg, shutdown).await?;
+    let server = match tls {
+        Some(tls) => Some(crate::node_streaming::start(&agent, cfg.kubelet_port, tls).await?),
+        None => {
+            tracing::warn!(
+                "no node TLS material: logs, exec and port-forward will not reach this node"
+            );
+            None
+        }
+    };
+    let result = agent.run(client, cfg, shutdown).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    result?;
     Ok(())
 }
 

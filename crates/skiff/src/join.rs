@@ -276,12 +276,17 @@ pub async fn join(
     std::fs::create_dir_all(&tls_dir)?;
     crate::certs::write_private(&tls_dir.join("kubelet.crt"), &field("servingCert")?)?;
     crate::certs::write_private(&tls_dir.join("kubelet.key"), &field("servingKey")?)?;
+    // The node's streaming server verifies the API server's client
+    // certificate against the cluster CA.
+    crate::certs::write_private(&tls_dir.join("ca.crt"), &field("ca")?)?;
     let pki = crate::certs::Pki {
         ca_cert: field("ca")?,
         server_cert: String::new(),
         server_key: String::new(),
         admin_cert: field("clientCert")?,
         admin_key: field("clientKey")?,
+        kubelet_client_cert: String::new(),
+        kubelet_client_key: String::new(),
     };
     crate::certs::write_kubeconfig(&kubeconfig, server, &pki)?;
     Ok(kubeconfig)

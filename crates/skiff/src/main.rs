@@ -15,6 +15,7 @@ mod image;
 mod join;
 mod kubectl;
 mod netsvc;
+mod node_streaming;
 mod registry;
 mod server;
 mod store;

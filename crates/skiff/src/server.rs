@@ -88,7 +88,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     .await?;
     let app =
         skiff_apiserver::App::with_network(store, format!("{host}:{}", addr.port()), net).await?;
-        // Streaming subresources are proxied to nodes with this identity.
+    // Streaming subresources are proxied to nodes with this identity.
     let kubelet_client = skiff_apiserver::node_proxy::KubeletClient::new(
         &pki.kubelet_client_cert,
         &pki.kubelet_client_key,
@@ -122,13 +122,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     }
     if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
-        crate::netsvc::start(
-            &args.net,
-            &args.node,
-            &args.cluster_cidr,
-            &client,
-            |c| disabled(&args.disable, c),
-        )
+        crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, |c| {
+            disabled(&args.disable, c)
+        })
         .await?;
     }
     let (agent_stop, agent_stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -136,9 +132,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         // The node agent: this machine is a node of its own cluster.
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
         let cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
+        // The in-process node serves with the API server's certificate.
+        let tls = crate::node_streaming::NodeTls {
+            ca_pem: pki.ca_cert.clone(),
+            cert_pem: pki.server_cert.clone(),
+            key_pem: pki.server_key.clone(),
+        };
         Some(tokio::spawn(crate::agent::run_with(
             client,
             cfg,
+            Some(tls),
             async move {
                 let _ = agent_stop_rx.await;
             },

@@ -212,6 +212,9 @@ fn pods_run_restart_probe_and_report() {
     });
     let ip = web["status"]["podIP"].as_str().unwrap().to_string();
     assert!(ip.starts_with("10.42.0."), "{ip}");
+    // exec through the API server to this node's streaming server: the
+    // pod's own filesystem and hostname.
+    assert_eq!(c.ok(K, &["exec", "web", "--", "hostname"]).trim(), "web");
     assert_eq!(web["status"]["qosClass"], "BestEffort");
     assert!(
         cstatus(&web)["containerID"]
@@ -448,5 +451,15 @@ fn agent_joins_with_the_token_and_runs_pods() {
     wait_pod(&c, "p", 30, "Running", |p| {
         p["status"]["phase"] == "Running"
     });
+    // The joined node's streaming server (certificates from the join)
+    // carries exec and its exit code.
+    let out = c.kubectl(K, &["exec", "p", "--", "sh", "-c", "echo joined; exit 3"]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "joined");
     c.ok(K, &["delete", "pod", "p", "--timeout=60s"]);
 }
