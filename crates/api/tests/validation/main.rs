@@ -32,8 +32,10 @@ fn check(kind: &str, obj: Value, expected: &[&str]) {
 fn check_update(kind: &str, old: Value, new: Value, expected: &[&str]) {
     let (group, kind) = group_kind(kind);
     let (mut old, mut new) = (old, new);
+    // A client updates what it read: the object as created, create-time
+    // defaults (e.g. the default tolerations of pods) included.
     defaults::apply_on_create(group, kind, &mut old);
-    defaults::apply(group, kind, &mut new);
+    defaults::apply_on_create(group, kind, &mut new);
     assert_eq!(
         messages(validation::validate_update(group, kind, &old, &new)),
         expected

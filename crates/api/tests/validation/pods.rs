@@ -153,7 +153,7 @@ fn pod_updates() {
             pod(json!([{"name": "a", "image": "nginx:1", "ports": [{"containerPort": 81}]}])),
         );
         skiff_api::defaults::apply_on_create("", "Pod", &mut o);
-        skiff_api::defaults::apply("", "Pod", &mut n);
+        skiff_api::defaults::apply_on_create("", "Pod", &mut n);
         skiff_api::validation::validate_update("", "Pod", &o, &n)
     };
     assert_eq!(errs.len(), 1);
