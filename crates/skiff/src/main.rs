@@ -10,6 +10,7 @@ mod controller_manager;
 mod image;
 mod kubectl;
 mod registry;
+mod scheduler;
 mod server;
 mod store;
 
@@ -32,6 +33,8 @@ enum Command {
     Server(server::ServerArgs),
     /// Run the controllers alone against a Skiff API server.
     ControllerManager(controller_manager::ControllerManagerArgs),
+    /// Run the scheduler alone against a Skiff API server.
+    Scheduler(scheduler::SchedulerArgs),
     /// Run the real kubectl against this machine's cluster.
     Kubectl(kubectl::KubectlArgs),
     /// Benchmarks that print a table.
@@ -87,6 +90,15 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(server::run(args)))
+        }
+        Command::Scheduler(args) => {
+            init_tracing();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(scheduler::run(args)))
         }
         Command::ControllerManager(args) => {
             init_tracing();

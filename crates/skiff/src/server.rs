@@ -73,6 +73,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             let _ = stop_rx.await;
         }));
     }
+    let (sched_stop, sched_stopped) = tokio::sync::oneshot::channel::<()>();
+    if !disabled(&args.disable, "scheduler") {
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        tokio::spawn(skiff_scheduler::run(
+            client,
+            skiff_scheduler::Config::default(),
+            async move {
+                let _ = sched_stopped.await;
+            },
+        ));
+    }
     println!(
         "skiff: API server ready at {server_url} in {} ms; kubeconfig: {}",
         started.elapsed().as_millis(),
@@ -83,6 +94,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         _ = shutdown_signal() => {}
     }
     let _ = stop_tx.send(());
+    let _ = sched_stop.send(());
     Ok(ExitCode::SUCCESS)
 }
 

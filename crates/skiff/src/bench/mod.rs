@@ -5,6 +5,7 @@
 mod api;
 mod client;
 mod runtime;
+mod schedule;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -20,6 +21,9 @@ enum What {
     /// Container runtime: create -> start -> exit of `true`, against runc
     /// and crun in the same run.
     Runtime(runtime::RuntimeArgs),
+    /// Scheduler: hollow nodes, then pods from concurrent clients; pods
+    /// bound per second and creation-to-binding latency.
+    Schedule(schedule::ScheduleArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
@@ -29,6 +33,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
+        What::Schedule(a) => rt.block_on(schedule::run(a))?,
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
