@@ -34,7 +34,7 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 /// (YAML flow sequences/maps).
 fn node(c: &Cluster, name: &str, cpu: &str, labels: &str, taints: &str) {
     let yaml = format!(
-        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: {name}{labels}}}\n\
+        "apiVersion: v1\nkind: Node\nmetadata:\n  name: {name}\n  labels: {{kubernetes.io/hostname: \"{name}\"{labels}}}\n\
          spec:\n  taints: {taints}\n\
          status:\n  capacity: {{cpu: \"{cpu}\", memory: 8Gi, pods: \"110\"}}\n  allocatable: {{cpu: \"{cpu}\", memory: 8Gi, pods: \"110\"}}\n  \
          conditions: [{{type: Ready, status: \"True\"}}]\n"
@@ -246,10 +246,10 @@ fn preemption_evicts_a_lower_priority_pod() {
 #[test]
 fn other_scheduler_names_are_left_alone() {
     let c = start();
-    node(&c, "n", "4", "", "[]");
+    node(&c, "node1", "4", "", "[]");
     create(&c, &pod_yaml("mine", "100m", "", ""));
     create(&c, &pod_yaml("theirs", "100m", "", "  schedulerName: someone-else\n"));
-    assert_eq!(bound(&c, "mine"), "n");
+    assert_eq!(bound(&c, "mine"), "node1");
     std::thread::sleep(Duration::from_secs(1));
     let pod = get_pod(&c, "theirs");
     assert_eq!(pod.pointer("/spec/nodeName"), None);
