@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::cache::Cache;
-use crate::framework::{Code, CycleState, Ctx, Framework, Status};
+use crate::framework::{Code, Ctx, CycleState, Framework, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -134,7 +134,13 @@ impl Rng {
 
 /// Schedules one pod. `start` rotates through the nodes between attempts
 /// so sampling spreads over the whole cluster.
-pub fn schedule(fw: &Framework, cache: &Cache, pod: &PodInfo, start: &mut usize, rng: &mut Rng) -> Outcome {
+pub fn schedule(
+    fw: &Framework,
+    cache: &Cache,
+    pod: &PodInfo,
+    start: &mut usize,
+    rng: &mut Rng,
+) -> Outcome {
     let ctx = Ctx { cache };
     let all = cache.node_count();
     if all == 0 {
@@ -149,7 +155,15 @@ pub fn schedule(fw: &Framework, cache: &Cache, pod: &PodInfo, start: &mut usize,
         let statuses = cache
             .node_names()
             .iter()
-            .map(|n| (n.clone(), Status { reasons: vec![], ..st.clone() }))
+            .map(|n| {
+                (
+                    n.clone(),
+                    Status {
+                        reasons: vec![],
+                        ..st.clone()
+                    },
+                )
+            })
             .collect();
         return Outcome::NoFit(FitError {
             num_all_nodes: all,
@@ -177,7 +191,9 @@ pub fn schedule(fw: &Framework, cache: &Cache, pod: &PodInfo, start: &mut usize,
     for i in 0..all {
         let name = &names[(*start + i) % all];
         processed += 1;
-        let Some(node) = cache.node(name) else { continue };
+        let Some(node) = cache.node(name) else {
+            continue;
+        };
         let st = run_filters(fw, &state, pod, node, &ctx);
         if st.is_success() {
             feasible.push(node);
@@ -229,7 +245,13 @@ pub fn schedule(fw: &Framework, cache: &Cache, pod: &PodInfo, start: &mut usize,
 }
 
 /// PreScore and Score: each plugin's scores normalized and weighted.
-pub fn score(fw: &Framework, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], ctx: &Ctx) -> Vec<i64> {
+pub fn score(
+    fw: &Framework,
+    state: &mut CycleState,
+    pod: &PodInfo,
+    nodes: &[&NodeInfo],
+    ctx: &Ctx,
+) -> Vec<i64> {
     let mut totals = vec![0i64; nodes.len()];
     let mut scores = vec![0i64; nodes.len()];
     for p in &fw.plugins {
@@ -270,17 +292,31 @@ mod tests {
         let fw = Framework::default_plugins();
         let c = cache(
             vec![
-                ("a", json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}})),
-                ("b", json!({"spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}})),
-                ("c", json!({"spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}})),
+                (
+                    "a",
+                    json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}}),
+                ),
+                (
+                    "b",
+                    json!({"spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}),
+                ),
+                (
+                    "c",
+                    json!({"spec": {"taints": [{"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}]}}),
+                ),
             ],
             vec![],
         );
-        let p = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}));
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}),
+        );
         let Outcome::NoFit(mut e) = schedule(&fw, &c, &p, &mut 0, &mut Rng::new(1)) else {
             panic!("expected no fit");
         };
-        e.post_filter_msg = Some("preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.".into());
+        e.post_filter_msg = Some(
+            "preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
+                .into(),
+        );
         assert_eq!(
             e.message(),
             "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling."
@@ -293,16 +329,23 @@ mod tests {
         let small = json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}});
         let big = json!({"status": {"allocatable": {"cpu": "8", "memory": "16Gi", "pods": "10"}}});
         let c = cache(vec![("small", small.clone()), ("big", big.clone())], vec![]);
-        let p = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}));
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2"}}}]}}),
+        );
         let Outcome::Fit { node, .. } = schedule(&fw, &c, &p, &mut 0, &mut Rng::new(1)) else {
             panic!("expected a fit");
         };
         assert_eq!(node, "big");
-        let busy = pod(json!({"metadata": {"name": "busy"}, "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "6", "memory": "12Gi"}}}]}}));
+        let busy = pod(
+            json!({"metadata": {"name": "busy"}, "spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "6", "memory": "12Gi"}}}]}}),
+        );
         let c = cache(vec![("x", big.clone()), ("y", big)], vec![("x", busy)]);
-        let p = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}));
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}),
+        );
         for seed in 1..5 {
-            let Outcome::Fit { node, .. } = schedule(&fw, &c, &p, &mut 0, &mut Rng::new(seed)) else {
+            let Outcome::Fit { node, .. } = schedule(&fw, &c, &p, &mut 0, &mut Rng::new(seed))
+            else {
                 panic!("expected a fit");
             };
             assert_eq!(node, "y");

@@ -177,3 +177,47 @@ impl Cache {
         self.pods.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::plugins::testutil::*;
+    use serde_json::json;
+
+    fn req(name: &str, node: &str) -> std::sync::Arc<crate::podinfo::PodInfo> {
+        pod(
+            json!({"metadata": {"name": name}, "spec": {"nodeName": node,
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}),
+        )
+    }
+
+    #[test]
+    fn assume_confirm_and_forget() {
+        let mut c = cache(vec![("n", json!({}))], vec![]);
+        c.assume(req("a", ""), "n");
+        assert_eq!(c.node("n").unwrap().requested.milli_cpu, 1000);
+        // The informer confirms: counted once, no longer forgettable.
+        c.add_or_update_bound(req("a", "n"));
+        assert_eq!(c.node("n").unwrap().requested.milli_cpu, 1000);
+        c.forget("uid-a");
+        assert_eq!(c.node("n").unwrap().requested.pods, 1);
+        // A failed binding is forgotten.
+        c.assume(req("b", ""), "n");
+        c.forget("uid-b");
+        assert_eq!(c.node("n").unwrap().requested.milli_cpu, 1000);
+        c.remove_pod("uid-a");
+        assert_eq!(c.node("n").unwrap().requested.milli_cpu, 0);
+    }
+
+    #[test]
+    fn pods_on_unknown_nodes_wait_for_the_node() {
+        let mut c = cache(vec![], vec![]);
+        c.add_or_update_bound(req("a", "later"));
+        assert!(c.node("later").is_none());
+        assert_eq!(c.node_count(), 0);
+        c.upsert_node(node_obj("later", json!({})));
+        assert_eq!(c.node("later").unwrap().requested.milli_cpu, 1000);
+        c.remove_node("later");
+        assert!(c.node("later").is_none());
+        assert_eq!(c.node_count(), 0);
+    }
+}

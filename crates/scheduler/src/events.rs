@@ -35,7 +35,9 @@ impl Recorder {
             let client = client.clone();
             tokio::spawn(async move {
                 loop {
-                    let Some(ev) = rx.lock().await.recv().await else { return };
+                    let Some(ev) = rx.lock().await.recv().await else {
+                        return;
+                    };
                     let ns = ev.metadata.namespace.clone().unwrap_or_default();
                     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
                     if let Err(e) = api.create(&PostParams::default(), &ev).await {

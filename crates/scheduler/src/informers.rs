@@ -7,9 +7,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{
-    Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod,
-};
+use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Resource;
@@ -37,7 +35,9 @@ async fn drive<K, S>(
     let mut relist: HashSet<String> = HashSet::new();
     let key = |k: &K| {
         let m = k.meta();
-        m.uid.clone().unwrap_or_else(|| m.name.clone().unwrap_or_default())
+        m.uid
+            .clone()
+            .unwrap_or_else(|| m.name.clone().unwrap_or_default())
     };
     futures::pin_mut!(stream);
     while let Some(ev) = stream.next().await {
@@ -85,7 +85,10 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
     // Priority classes first: pods' priorities are resolved with them.
     let (tx, rx) = tokio::sync::oneshot::channel();
     let this = s.clone();
-    let by_name = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let by_name = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     tasks.0.push(tokio::spawn(drive(
         watcher::watcher(Api::<PriorityClass>::all(client.clone()), cfg()),
         {
@@ -93,7 +96,9 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
             let by_name = by_name.clone();
             move |pc: Arc<PriorityClass>| {
                 let name = pc.metadata.name.clone().unwrap_or_default();
-                by_name.lock().insert(pc.metadata.uid.clone().unwrap_or_default(), name.clone());
+                by_name
+                    .lock()
+                    .insert(pc.metadata.uid.clone().unwrap_or_default(), name.clone());
                 this.classes.write().insert(
                     name,
                     Class {
@@ -117,7 +122,10 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(10), rx).await;
 
     let (node_tx, node_rx) = tokio::sync::oneshot::channel();
-    let names = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let names = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     tasks.0.push(tokio::spawn(drive(
         watcher::watcher(Api::<Node>::all(client.clone()), cfg()),
         {
@@ -130,7 +138,11 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
                     .insert(n.metadata.uid.clone().unwrap_or_default(), name)
                     .is_none();
                 this.cache.lock().upsert_node(n);
-                this.queue.on_event(if new { QEvent::NodeAdd } else { QEvent::NodeUpdate });
+                this.queue.on_event(if new {
+                    QEvent::NodeAdd
+                } else {
+                    QEvent::NodeUpdate
+                });
             }
         },
         {
@@ -164,7 +176,10 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
 
     volumes(s, &mut tasks);
 
-    let ns_names = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let ns_names = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     tasks.0.push(tokio::spawn(drive(
         watcher::watcher(Api::<Namespace>::all(client.clone()), cfg()),
         {
@@ -172,9 +187,12 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
             let ns_names = ns_names.clone();
             move |n: Arc<Namespace>| {
                 let name = n.metadata.name.clone().unwrap_or_default();
-                ns_names.lock().insert(n.metadata.uid.clone().unwrap_or_default(), name.clone());
+                ns_names
+                    .lock()
+                    .insert(n.metadata.uid.clone().unwrap_or_default(), name.clone());
                 let labels = n.metadata.labels.clone().unwrap_or_default();
-                let changed = this.cache.lock().ns_labels.insert(name, labels.clone()) != Some(labels);
+                let changed =
+                    this.cache.lock().ns_labels.insert(name, labels.clone()) != Some(labels);
                 if changed {
                     this.queue.on_event(QEvent::NamespaceChange);
                 }
@@ -227,7 +245,11 @@ fn on_pod(s: &Arc<Scheduler>, pod: Arc<Pod>) {
         cache.add_or_update_bound(info);
         drop(cache);
         s.queue.delete(&uid);
-        s.queue.on_event(if known { QEvent::PodUpdate } else { QEvent::PodAdd });
+        s.queue.on_event(if known {
+            QEvent::PodUpdate
+        } else {
+            QEvent::PodAdd
+        });
         return;
     }
     if info.scheduler_name != s.name {
@@ -243,7 +265,9 @@ fn on_pod(s: &Arc<Scheduler>, pod: Arc<Pod>) {
     }
     // Keep its nomination visible to other pods' resource checks.
     if !info.nominated_node.is_empty() {
-        s.cache.lock().set_nominated(&info, Some(&info.nominated_node));
+        s.cache
+            .lock()
+            .set_nominated(&info, Some(&info.nominated_node));
     }
     s.queue.add_or_update(info);
 }
@@ -253,16 +277,24 @@ fn volumes(s: &Arc<Scheduler>, tasks: &mut Tasks) {
     let client = s.client.clone();
     let vb = s.fw.volumes.clone();
     let key = |ns: &Option<String>, n: &Option<String>| {
-        format!("{}/{}", ns.clone().unwrap_or_default(), n.clone().unwrap_or_default())
+        format!(
+            "{}/{}",
+            ns.clone().unwrap_or_default(),
+            n.clone().unwrap_or_default()
+        )
     };
-    let uids = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let uids = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     tasks.0.push(tokio::spawn(drive(
         watcher::watcher(Api::<PersistentVolumeClaim>::all(client.clone()), cfg()),
         {
             let (vb, s, uids) = (vb.clone(), s.clone(), uids.clone());
             move |c: Arc<PersistentVolumeClaim>| {
                 let k = key(&c.metadata.namespace, &c.metadata.name);
-                uids.lock().insert(c.metadata.uid.clone().unwrap_or_default(), k.clone());
+                uids.lock()
+                    .insert(c.metadata.uid.clone().unwrap_or_default(), k.clone());
                 vb.state.write().claims.insert(k, c);
                 s.queue.on_event(QEvent::VolumeChange);
             }
@@ -277,14 +309,18 @@ fn volumes(s: &Arc<Scheduler>, tasks: &mut Tasks) {
         },
         None,
     )));
-    let pv_uids = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let pv_uids = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     tasks.0.push(tokio::spawn(drive(
         watcher::watcher(Api::<PersistentVolume>::all(client.clone()), cfg()),
         {
             let (vb, s, uids) = (vb.clone(), s.clone(), pv_uids.clone());
             move |v: Arc<PersistentVolume>| {
                 let n = v.metadata.name.clone().unwrap_or_default();
-                uids.lock().insert(v.metadata.uid.clone().unwrap_or_default(), n.clone());
+                uids.lock()
+                    .insert(v.metadata.uid.clone().unwrap_or_default(), n.clone());
                 vb.state.write().volumes.insert(n, v);
                 s.queue.on_event(QEvent::VolumeChange);
             }
@@ -299,14 +335,18 @@ fn volumes(s: &Arc<Scheduler>, tasks: &mut Tasks) {
         },
         None,
     )));
-    let sc_uids = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<String, String>::new()));
+    let sc_uids = Arc::new(parking_lot::Mutex::new(std::collections::HashMap::<
+        String,
+        String,
+    >::new()));
     tasks.0.push(tokio::spawn(drive(
         watcher::watcher(Api::<StorageClass>::all(client), cfg()),
         {
             let (vb, s, uids) = (vb.clone(), s.clone(), sc_uids.clone());
             move |c: Arc<StorageClass>| {
                 let n = c.metadata.name.clone().unwrap_or_default();
-                uids.lock().insert(c.metadata.uid.clone().unwrap_or_default(), n.clone());
+                uids.lock()
+                    .insert(c.metadata.uid.clone().unwrap_or_default(), n.clone());
                 let mode = c
                     .volume_binding_mode
                     .clone()

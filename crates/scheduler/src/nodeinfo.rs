@@ -46,12 +46,8 @@ impl NodeInfo {
         self.labels = node.metadata.labels.clone().unwrap_or_default();
         self.unschedulable = spec.unschedulable.unwrap_or(false);
         self.taints = spec.taints.unwrap_or_default();
-        self.allocatable = Resource::from_map(
-            status
-                .allocatable
-                .as_ref()
-                .or(status.capacity.as_ref()),
-        );
+        self.allocatable =
+            Resource::from_map(status.allocatable.as_ref().or(status.capacity.as_ref()));
         self.images.clear();
         for img in status.images.iter().flatten() {
             for n in img.names.iter().flatten() {

@@ -207,7 +207,10 @@ impl PodInfo {
                 .and_then(|s| s.nominated_node_name.clone())
                 .unwrap_or_default(),
             deleting: meta.deletion_timestamp.is_some(),
-            gated: spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()),
+            gated: spec
+                .scheduling_gates
+                .as_ref()
+                .is_some_and(|g| !g.is_empty()),
             requests: pod_requests(&spec, false),
             non_zero: pod_requests(&spec, true),
             host_ports,
@@ -217,35 +220,53 @@ impl PodInfo {
                 .filter(|m| !m.is_empty())
                 .map(Selector::from_map),
             required_node_terms: node_aff
-                .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|n| {
+                    n.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .map(|s| s.node_selector_terms.iter().map(NodeTerm::parse).collect()),
             preferred_node_terms: node_aff
-                .and_then(|n| n.preferred_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|n| {
+                    n.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .into_iter()
                 .flatten()
                 .map(|p| (p.weight, NodeTerm::parse(&p.preference)))
                 .collect(),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
             affinity: pod_aff
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .into_iter()
                 .flatten()
                 .map(with_keys)
                 .collect(),
             anti_affinity: anti
-                .and_then(|a| a.required_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|a| {
+                    a.required_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .into_iter()
                 .flatten()
                 .map(with_keys)
                 .collect(),
             preferred_affinity: pod_aff
-                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .into_iter()
                 .flatten()
                 .map(|w| (w.weight, with_keys(&w.pod_affinity_term)))
                 .collect(),
             preferred_anti_affinity: anti
-                .and_then(|a| a.preferred_during_scheduling_ignored_during_execution.as_ref())
+                .and_then(|a| {
+                    a.preferred_during_scheduling_ignored_during_execution
+                        .as_ref()
+                })
                 .into_iter()
                 .flatten()
                 .map(|w| (w.weight, with_keys(&w.pod_affinity_term)))
@@ -261,7 +282,11 @@ impl PodInfo {
                 .volumes
                 .iter()
                 .flatten()
-                .filter_map(|v| v.persistent_volume_claim.as_ref().map(|c| c.claim_name.clone()))
+                .filter_map(|v| {
+                    v.persistent_volume_claim
+                        .as_ref()
+                        .map(|c| c.claim_name.clone())
+                })
                 .collect(),
             controller_kind: meta
                 .owner_references

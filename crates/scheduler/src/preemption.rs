@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::algorithm::{FitError, run_filters, run_pre_filters};
 use crate::cache::Cache;
-use crate::framework::{Code, CycleState, Ctx, Framework};
+use crate::framework::{Code, Ctx, CycleState, Framework};
 use crate::podinfo::PodInfo;
 
 pub const NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
@@ -34,11 +34,20 @@ pub enum Preemption {
 fn summary(all: usize, hist: &BTreeMap<&str, usize>) -> String {
     let mut parts: Vec<String> = hist.iter().map(|(r, n)| format!("{n} {r}")).collect();
     parts.sort();
-    format!("preemption: 0/{all} nodes are available: {}.", parts.join(", "))
+    format!(
+        "preemption: 0/{all} nodes are available: {}.",
+        parts.join(", ")
+    )
 }
 
 /// Whether `pod` fits on `node` with `victims` removed.
-fn fits_without(fw: &Framework, cache: &Cache, pod: &PodInfo, node: &str, gone: &[Arc<PodInfo>]) -> bool {
+fn fits_without(
+    fw: &Framework,
+    cache: &Cache,
+    pod: &PodInfo,
+    node: &str,
+    gone: &[Arc<PodInfo>],
+) -> bool {
     let Some(info) = cache.node(node) else {
         return false;
     };
@@ -60,13 +69,17 @@ fn fits_without(fw: &Framework, cache: &Cache, pod: &PodInfo, node: &str, gone: 
 pub fn preempt(fw: &Framework, cache: &Cache, pod: &PodInfo, fit: &FitError) -> Preemption {
     let all = fit.num_all_nodes;
     if pod.preempt_never {
-        return Preemption::NotHelpful("preemption: not eligible due to preemptionPolicy=Never.".into());
+        return Preemption::NotHelpful(
+            "preemption: not eligible due to preemptionPolicy=Never.".into(),
+        );
     }
     // An earlier preemption for this pod is still making room.
     if !pod.nominated_node.is_empty()
-        && cache
-            .node(&pod.nominated_node)
-            .is_some_and(|n| n.pods.iter().any(|p| p.deleting && p.priority < pod.priority))
+        && cache.node(&pod.nominated_node).is_some_and(|n| {
+            n.pods
+                .iter()
+                .any(|p| p.deleting && p.priority < pod.priority)
+        })
     {
         return Preemption::NotHelpful(
             "preemption: not eligible due to a terminating pod on the nominated node.".into(),
@@ -82,7 +95,9 @@ pub fn preempt(fw: &Framework, cache: &Cache, pod: &PodInfo, fit: &FitError) -> 
             *hist.entry(NOT_HELPFUL).or_default() += 1;
             continue;
         }
-        let Some(info) = cache.node(name) else { continue };
+        let Some(info) = cache.node(name) else {
+            continue;
+        };
         let mut lower: Vec<Arc<PodInfo>> = info
             .pods
             .iter()
@@ -113,8 +128,17 @@ pub fn preempt(fw: &Framework, cache: &Cache, pod: &PodInfo, fit: &FitError) -> 
         *hist.entry(NOT_HELPFUL).or_default() += nodes_without_status;
     }
     let best = candidates.into_iter().min_by_key(|c| {
-        let highest = c.victims.iter().map(|v| v.priority).max().unwrap_or(i32::MIN);
-        let sum: i64 = c.victims.iter().map(|v| v.priority as i64 + (1 << 31)).sum();
+        let highest = c
+            .victims
+            .iter()
+            .map(|v| v.priority)
+            .max()
+            .unwrap_or(i32::MIN);
+        let sum: i64 = c
+            .victims
+            .iter()
+            .map(|v| v.priority as i64 + (1 << 31))
+            .sum();
         (highest, sum, c.victims.len())
     });
     match best {
@@ -131,8 +155,10 @@ mod tests {
     use serde_json::json;
 
     fn p(name: &str, prio: i32, cpu: &str) -> Arc<PodInfo> {
-        pod(json!({"metadata": {"name": name}, "spec": {"priority": prio,
-            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}))
+        pod(
+            json!({"metadata": {"name": name}, "spec": {"priority": prio,
+            "containers": [{"name": "c", "resources": {"requests": {"cpu": cpu}}}]}}),
+        )
     }
 
     #[test]
@@ -166,8 +192,14 @@ mod tests {
         let fw = Framework::default_plugins();
         let c = cache(
             vec![
-                ("a", json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}})),
-                ("t", json!({"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}})),
+                (
+                    "a",
+                    json!({"status": {"allocatable": {"cpu": "1", "memory": "1Gi", "pods": "10"}}}),
+                ),
+                (
+                    "t",
+                    json!({"spec": {"taints": [{"key": "k", "effect": "NoSchedule"}]}}),
+                ),
             ],
             vec![("a", p("same", 100, "1"))],
         );

@@ -34,12 +34,17 @@ pub enum Event {
 fn helps(plugin: &str, ev: Event) -> bool {
     use Event::*;
     match plugin {
-        "NodeResourcesFit" | "NodePorts" => matches!(ev, NodeAdd | NodeUpdate | PodDelete | PodUpdate),
+        "NodeResourcesFit" | "NodePorts" => {
+            matches!(ev, NodeAdd | NodeUpdate | PodDelete | PodUpdate)
+        }
         "NodeUnschedulable" | "NodeAffinity" | "TaintToleration" | "NodeName" => {
             matches!(ev, NodeAdd | NodeUpdate)
         }
         "PodTopologySpread" | "InterPodAffinity" => {
-            matches!(ev, NodeAdd | NodeUpdate | PodAdd | PodUpdate | PodDelete | NamespaceChange)
+            matches!(
+                ev,
+                NodeAdd | NodeUpdate | PodAdd | PodUpdate | PodDelete | NamespaceChange
+            )
         }
         "VolumeBinding" => matches!(ev, NodeAdd | NodeUpdate | VolumeChange),
         _ => true,
@@ -232,7 +237,9 @@ impl Queue {
                     if *t > now {
                         break;
                     }
-                    let Some(Reverse((t, uid))) = q.backoff.pop() else { break };
+                    let Some(Reverse((t, uid))) = q.backoff.pop() else {
+                        break;
+                    };
                     let current = q.slots.get(&uid).and_then(|s| match s.at {
                         Where::Backoff(x) if x == t => Some(s.pod.info.priority),
                         _ => None,
@@ -243,13 +250,16 @@ impl Queue {
                 }
                 while let Some(k) = q.active.pop() {
                     let cycle = q.move_cycle;
-                    let live = q.slots.get_mut(&k.uid).is_some_and(|s| {
-                        matches!(s.at, Where::Active(seq) if seq == k.seq)
-                    });
+                    let live = q
+                        .slots
+                        .get_mut(&k.uid)
+                        .is_some_and(|s| matches!(s.at, Where::Active(seq) if seq == k.seq));
                     if !live {
                         continue;
                     }
-                    let Some(s) = q.slots.get_mut(&k.uid) else { continue };
+                    let Some(s) = q.slots.get_mut(&k.uid) else {
+                        continue;
+                    };
                     s.at = Where::InFlight;
                     s.pod.attempts += 1;
                     let out = (s.pod.info.clone(), s.pod.attempts);
@@ -272,12 +282,11 @@ impl Queue {
     /// else unschedulable until an event helps (or the flush).
     pub fn requeue_unschedulable(&self, uid: &str, rejected_by: Vec<&'static str>) {
         let mut q = self.inner.lock();
-        let moved = q
-            .popped_at
-            .remove(uid)
-            .is_some_and(|c| c < q.move_cycle);
+        let moved = q.popped_at.remove(uid).is_some_and(|c| c < q.move_cycle);
         let now = Instant::now();
-        let Some(s) = q.slots.get_mut(uid) else { return };
+        let Some(s) = q.slots.get_mut(uid) else {
+            return;
+        };
         s.pod.rejected_by = rejected_by;
         q.set_at(uid, Where::Unschedulable(now));
         if moved {
@@ -364,7 +373,9 @@ impl Queue {
         let uids: Vec<String> = q
             .slots
             .iter()
-            .filter(|(_, s)| matches!(s.at, Where::Unschedulable(t) if now - t >= MAX_UNSCHEDULABLE))
+            .filter(
+                |(_, s)| matches!(s.at, Where::Unschedulable(t) if now - t >= MAX_UNSCHEDULABLE),
+            )
             .map(|(u, _)| u.clone())
             .collect();
         for u in &uids {
@@ -398,7 +409,9 @@ mod tests {
     use serde_json::json;
 
     fn prio(name: &str, p: i32) -> Arc<PodInfo> {
-        pod(json!({"metadata": {"name": name}, "spec": {"priority": p, "containers": [{"name": "c"}]}}))
+        pod(
+            json!({"metadata": {"name": name}, "spec": {"priority": p, "containers": [{"name": "c"}]}}),
+        )
     }
 
     #[test]
@@ -430,7 +443,11 @@ mod tests {
         q.requeue_unschedulable(&p.uid, vec!["NodeResourcesFit"]);
         // An unrelated event does not move it.
         q.on_event(Event::PodAdd);
-        assert!(tokio::time::timeout(Duration::from_millis(200), q.pop()).await.is_err());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), q.pop())
+                .await
+                .is_err()
+        );
         q.on_event(Event::NodeAdd);
         let start = Instant::now();
         let (again, attempts) = q.pop().await.unwrap();

@@ -67,7 +67,9 @@ impl Scheduler {
             return (p, own_never);
         }
         let classes = self.classes.read();
-        let name = spec.and_then(|s| s.priority_class_name.as_deref()).unwrap_or("");
+        let name = spec
+            .and_then(|s| s.priority_class_name.as_deref())
+            .unwrap_or("");
         let class = if name.is_empty() {
             classes.values().find(|c| c.global_default).cloned()
         } else {
@@ -106,11 +108,18 @@ impl Scheduler {
                 .unwrap_or(1),
         );
         while let Some((info, attempts)) = self.queue.pop().await {
-            self.schedule_one(info, attempts, &mut start, &mut rng).await;
+            self.schedule_one(info, attempts, &mut start, &mut rng)
+                .await;
         }
     }
 
-    async fn schedule_one(self: &Arc<Self>, info: Arc<PodInfo>, attempts: u32, start: &mut usize, rng: &mut Rng) {
+    async fn schedule_one(
+        self: &Arc<Self>,
+        info: Arc<PodInfo>,
+        attempts: u32,
+        start: &mut usize,
+        rng: &mut Rng,
+    ) {
         let outcome = {
             let cache = self.cache.lock();
             if cache.is_known(&info.uid) {
@@ -122,7 +131,9 @@ impl Scheduler {
             algorithm::schedule(&self.fw, &cache, &info, start, rng)
         };
         match outcome {
-            Outcome::Fit { node, mut state, .. } => {
+            Outcome::Fit {
+                node, mut state, ..
+            } => {
                 if let Err(msg) = self.reserve_and_permit(&mut state, &info, &node) {
                     self.record_failure(&info, "SchedulerError", msg, None);
                     self.queue.requeue_backoff(&info.uid);
@@ -150,7 +161,12 @@ impl Scheduler {
         }
     }
 
-    fn reserve_and_permit(&self, state: &mut CycleState, info: &PodInfo, node: &str) -> Result<(), String> {
+    fn reserve_and_permit(
+        &self,
+        state: &mut CycleState,
+        info: &PodInfo,
+        node: &str,
+    ) -> Result<(), String> {
         for (i, p) in self.fw.plugins.iter().enumerate() {
             let st = p.reserve(state, info, node);
             if !st.is_success() {
@@ -221,9 +237,21 @@ impl Scheduler {
     /// `PodScheduled=False` with the reason and message, the nominated
     /// node, and a `FailedScheduling` event; the status write is skipped
     /// when it would not change anything.
-    fn record_failure(self: &Arc<Self>, info: &Arc<PodInfo>, reason: &str, message: String, nominated: Option<String>) {
+    fn record_failure(
+        self: &Arc<Self>,
+        info: &Arc<PodInfo>,
+        reason: &str,
+        message: String,
+        nominated: Option<String>,
+    ) {
         tracing::debug!(pod = %info.key(), %message, "cannot schedule");
-        self.events.event(info, "Warning", "FailedScheduling", "Scheduling", message.clone());
+        self.events.event(
+            info,
+            "Warning",
+            "FailedScheduling",
+            "Scheduling",
+            message.clone(),
+        );
         let current = info.pod.status.as_ref();
         let same = current
             .and_then(|s| s.conditions.as_ref())
@@ -252,7 +280,11 @@ impl Scheduler {
             let api: Api<Pod> = Api::namespaced(this.client.clone(), &info.namespace);
             let patch = json!({"status": status});
             if let Err(e) = api
-                .patch_status(&info.name, &PatchParams::default(), &Patch::Strategic(patch))
+                .patch_status(
+                    &info.name,
+                    &PatchParams::default(),
+                    &Patch::Strategic(patch),
+                )
                 .await
             {
                 tracing::debug!(pod = %info.key(), error = %e, "cannot update the pod's status");
@@ -262,7 +294,14 @@ impl Scheduler {
 
     /// PreBind (volume claims) and Bind; a failure forgets the assumed pod
     /// and sends it back to the queue after back-off.
-    async fn bind(self: Arc<Self>, info: Arc<PodInfo>, node: String, claims: Vec<(String, String)>, attempts: u32, mut state: CycleState) {
+    async fn bind(
+        self: Arc<Self>,
+        info: Arc<PodInfo>,
+        node: String,
+        claims: Vec<(String, String)>,
+        attempts: u32,
+        mut state: CycleState,
+    ) {
         let result = async {
             for (ns, claim) in &claims {
                 let api: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
@@ -306,7 +345,12 @@ impl Scheduler {
                 let gone = matches!(&e, kube::Error::Api(s) if s.code == 404);
                 let already = matches!(&e, kube::Error::Api(s) if s.code == 409);
                 if !gone && !already {
-                    self.record_failure(&info, "SchedulerError", format!("binding rejected: {e}"), None);
+                    self.record_failure(
+                        &info,
+                        "SchedulerError",
+                        format!("binding rejected: {e}"),
+                        None,
+                    );
                     self.queue.readd_after_error(info, attempts);
                 }
             }

@@ -33,8 +33,12 @@ impl Requirement {
             Op::NotIn(vals) => v.is_none_or(|v| !vals.contains(v)),
             Op::Exists => v.is_some(),
             Op::DoesNotExist => v.is_none(),
-            Op::Gt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x > *n),
-            Op::Lt(n) => v.and_then(|v| v.parse::<i64>().ok()).is_some_and(|x| x < *n),
+            Op::Gt(n) => v
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|x| x > *n),
+            Op::Lt(n) => v
+                .and_then(|v| v.parse::<i64>().ok())
+                .is_some_and(|x| x < *n),
             Op::Never => false,
         }
     }

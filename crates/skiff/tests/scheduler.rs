@@ -101,7 +101,13 @@ fn binds_to_the_only_fitting_node() {
     let body = r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"small"}}"#;
     let out = c.kubectl_with(
         K,
-        &["create", "--raw", "/api/v1/namespaces/default/pods/p/binding", "-f", "-"],
+        &[
+            "create",
+            "--raw",
+            "/api/v1/namespaces/default/pods/p/binding",
+            "-f",
+            "-",
+        ],
         Some(body),
         &[],
     );
@@ -127,8 +133,7 @@ fn too_big_stays_pending_with_upstreams_message_and_event() {
     );
     assert_eq!(node_of(&c, "huge"), None);
     let ev = eventually("a FailedScheduling event", || {
-        let list: Value =
-            serde_json::from_str(&c.ok(K, &["get", "events", "-o", "json"])).ok()?;
+        let list: Value = serde_json::from_str(&c.ok(K, &["get", "events", "-o", "json"])).ok()?;
         list["items"]
             .as_array()?
             .iter()
@@ -146,9 +151,27 @@ fn too_big_stays_pending_with_upstreams_message_and_event() {
 #[test]
 fn taints_selectors_and_node_affinity() {
     let c = start();
-    node(&c, "gpu", "4", ", disk: ssd", "[{key: dedicated, value: gpu, effect: NoSchedule}]");
-    node(&c, "ssd", "4", ", disk: ssd, topology.kubernetes.io/zone: z2", "[]");
-    node(&c, "hdd", "4", ", disk: hdd, topology.kubernetes.io/zone: z1", "[]");
+    node(
+        &c,
+        "gpu",
+        "4",
+        ", disk: ssd",
+        "[{key: dedicated, value: gpu, effect: NoSchedule}]",
+    );
+    node(
+        &c,
+        "ssd",
+        "4",
+        ", disk: ssd, topology.kubernetes.io/zone: z2",
+        "[]",
+    );
+    node(
+        &c,
+        "hdd",
+        "4",
+        ", disk: hdd, topology.kubernetes.io/zone: z1",
+        "[]",
+    );
     // Tolerating the taint and selecting the only node with it and ssd.
     create(
         &c,
@@ -161,7 +184,10 @@ fn taints_selectors_and_node_affinity() {
     );
     assert_eq!(bound(&c, "tolerant"), "gpu");
     // nodeSelector disk=ssd without the toleration: only the ssd node.
-    create(&c, &pod_yaml("selector", "100m", "", "  nodeSelector: {disk: ssd}\n"));
+    create(
+        &c,
+        &pod_yaml("selector", "100m", "", "  nodeSelector: {disk: ssd}\n"),
+    );
     assert_eq!(bound(&c, "selector"), "ssd");
     // Required node affinity on a zone.
     create(
@@ -175,7 +201,10 @@ fn taints_selectors_and_node_affinity() {
     );
     assert_eq!(bound(&c, "zoned"), "hdd");
     // Nothing matches: upstream's reasons, one per node.
-    create(&c, &pod_yaml("nowhere", "100m", "", "  nodeSelector: {disk: nvme}\n"));
+    create(
+        &c,
+        &pod_yaml("nowhere", "100m", "", "  nodeSelector: {disk: nvme}\n"),
+    );
     assert_eq!(
         unschedulable_message(&c, "nowhere"),
         "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 node(s) didn't match Pod's node affinity/selector. \
@@ -193,7 +222,10 @@ fn topology_spread_and_anti_affinity() {
     let mut zones = std::collections::BTreeMap::<String, usize>::new();
     for i in 0..4 {
         let name = format!("web-{i}");
-        create(&c, &pod_yaml(&name, "100m", "  labels: {app: web}\n", spread));
+        create(
+            &c,
+            &pod_yaml(&name, "100m", "  labels: {app: web}\n", spread),
+        );
         let n = bound(&c, &name);
         *zones.entry(n[..1].to_string()).or_default() += 1;
     }
@@ -211,7 +243,9 @@ fn topology_spread_and_anti_affinity() {
     create(&c, &pod_yaml("db-3", "100m", "  labels: {app: db}\n", anti));
     let msg = unschedulable_message(&c, "db-3");
     assert!(
-        msg.starts_with("0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules."),
+        msg.starts_with(
+            "0/3 nodes are available: 3 node(s) didn't satisfy existing pods anti-affinity rules."
+        ),
         "{msg}"
     );
 }
@@ -225,9 +259,15 @@ fn preemption_evicts_a_lower_priority_pod() {
          apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n",
     );
     node(&c, "only", "2", "", "[]");
-    create(&c, &pod_yaml("low", "1500m", "", "  priorityClassName: low\n"));
+    create(
+        &c,
+        &pod_yaml("low", "1500m", "", "  priorityClassName: low\n"),
+    );
     assert_eq!(bound(&c, "low"), "only");
-    create(&c, &pod_yaml("high", "1500m", "", "  priorityClassName: high\n"));
+    create(
+        &c,
+        &pod_yaml("high", "1500m", "", "  priorityClassName: high\n"),
+    );
     // The victim is deleted (gracefully: with no kubelet it stays
     // terminating) and the preemptor nominated to its node.
     eventually("the low-priority pod is being deleted", || {
@@ -236,7 +276,11 @@ fn preemption_evicts_a_lower_priority_pod() {
             .map(|_| ())
     });
     eventually("high is nominated", || {
-        (get_pod(&c, "high").pointer("/status/nominatedNodeName")?.as_str()? == "only").then_some(())
+        (get_pod(&c, "high")
+            .pointer("/status/nominatedNodeName")?
+            .as_str()?
+            == "only")
+            .then_some(())
     });
     // The kubelet's part: the victim's containers are gone.
     c.ok(K, &["delete", "pod", "low", "--grace-period=0", "--force"]);
@@ -248,7 +292,10 @@ fn other_scheduler_names_are_left_alone() {
     let c = start();
     node(&c, "node1", "4", "", "[]");
     create(&c, &pod_yaml("mine", "100m", "", ""));
-    create(&c, &pod_yaml("theirs", "100m", "", "  schedulerName: someone-else\n"));
+    create(
+        &c,
+        &pod_yaml("theirs", "100m", "", "  schedulerName: someone-else\n"),
+    );
     assert_eq!(bound(&c, "mine"), "node1");
     std::thread::sleep(Duration::from_secs(1));
     let pod = get_pod(&c, "theirs");

@@ -54,7 +54,10 @@ pub async fn bind(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<
             "Binding",
             "",
             &name,
-            &[skiff_api::validation::FieldError::required("target.name", "")],
+            &[skiff_api::validation::FieldError::required(
+                "target.name",
+                "",
+            )],
         ));
     }
     let annotations = object::meta(&binding)

@@ -1,7 +1,7 @@
 //! NodeResourcesBalancedAllocation: prefer nodes where CPU and memory
 //! would be used in similar fractions (1 - standard deviation).
 
-use crate::framework::{CycleState, Ctx, MAX_NODE_SCORE, Plugin};
+use crate::framework::{Ctx, CycleState, MAX_NODE_SCORE, Plugin};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -47,9 +47,16 @@ mod tests {
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
         let s = CycleState::default();
-        let n = node("n", json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}}));
-        let even = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "2Gi"}}}]}}));
-        let odd = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "4", "memory": "200Mi"}}}]}}));
+        let n = node(
+            "n",
+            json!({"status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "10"}}}),
+        );
+        let even = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "2", "memory": "2Gi"}}}]}}),
+        );
+        let odd = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "4", "memory": "200Mi"}}}]}}),
+        );
         assert_eq!(BalancedAllocation.score(&s, &even, &n, &ctx), 100);
         assert!(BalancedAllocation.score(&s, &odd, &n, &ctx) < 60);
     }

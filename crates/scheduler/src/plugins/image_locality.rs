@@ -2,7 +2,7 @@
 //! weighted by how widely each image is spread (so one node with a big
 //! image does not attract every pod).
 
-use crate::framework::{CycleState, Ctx, MAX_NODE_SCORE, Plugin};
+use crate::framework::{Ctx, CycleState, MAX_NODE_SCORE, Plugin};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -17,11 +17,19 @@ const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
 pub fn normalize(image: &str) -> String {
     let (name, has_tag) = match image.rsplit_once('/') {
         Some((_, last)) => (image.to_string(), last.contains(':') || last.contains('@')),
-        None => (image.to_string(), image.contains(':') || image.contains('@')),
+        None => (
+            image.to_string(),
+            image.contains(':') || image.contains('@'),
+        ),
     };
-    let mut name = if has_tag { name } else { format!("{name}:latest") };
+    let mut name = if has_tag {
+        name
+    } else {
+        format!("{name}:latest")
+    };
     let first = name.split('/').next().unwrap_or("");
-    let has_registry = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    let has_registry =
+        name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if !has_registry {
         name = if name.contains('/') {
             format!("docker.io/{name}")

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::framework::{CycleState, Ctx, MAX_NODE_SCORE, Plugin, Status};
+use crate::framework::{Ctx, CycleState, MAX_NODE_SCORE, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::{AffinityTerm, PodInfo};
 use crate::selector::Labels;
@@ -31,11 +31,19 @@ fn ns_lookup<'a>(ctx: &'a Ctx) -> impl Fn(&str) -> Option<Labels> + 'a {
 
 fn bump(map: &mut HashMap<Pair, i64>, term: &AffinityTerm, node: &NodeInfo, by: i64) {
     if let Some(v) = node.labels.get(&term.topology_key) {
-        *map.entry((term.topology_key.clone(), v.clone())).or_insert(0) += by;
+        *map.entry((term.topology_key.clone(), v.clone()))
+            .or_insert(0) += by;
     }
 }
 
-fn update(s: &mut FilterState, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, by: i64, ctx: &Ctx) {
+fn update(
+    s: &mut FilterState,
+    pod: &PodInfo,
+    other: &PodInfo,
+    node: &NodeInfo,
+    by: i64,
+    ctx: &Ctx,
+) {
     let ns = ns_lookup(ctx);
     for t in &other.anti_affinity {
         if t.matches(pod, &ns) {
@@ -55,9 +63,10 @@ fn update(s: &mut FilterState, pod: &PodInfo, other: &PodInfo, node: &NodeInfo, 
 }
 
 fn has_pair(map: &HashMap<Pair, i64>, key: &str, node: &NodeInfo) -> bool {
-    node.labels
-        .get(key)
-        .is_some_and(|v| map.get(&(key.to_string(), v.clone())).is_some_and(|n| *n > 0))
+    node.labels.get(key).is_some_and(|v| {
+        map.get(&(key.to_string(), v.clone()))
+            .is_some_and(|n| *n > 0)
+    })
 }
 
 impl Plugin for InterPodAffinity {
@@ -103,25 +112,35 @@ impl Plugin for InterPodAffinity {
         let Some(s) = state.read::<FilterState>("InterPodAffinity") else {
             return Status::success();
         };
-        if node
-            .labels
-            .iter()
-            .any(|(k, v)| s.existing_anti.get(&(k.clone(), v.clone())).is_some_and(|n| *n > 0))
-        {
+        if node.labels.iter().any(|(k, v)| {
+            s.existing_anti
+                .get(&(k.clone(), v.clone()))
+                .is_some_and(|n| *n > 0)
+        }) {
             return Status::unschedulable(REASON_EXISTING_ANTI);
         }
-        if pod.anti_affinity.iter().any(|t| has_pair(&s.anti, &t.topology_key, node)) {
+        if pod
+            .anti_affinity
+            .iter()
+            .any(|t| has_pair(&s.anti, &t.topology_key, node))
+        {
             return Status::unschedulable(REASON_ANTI);
         }
         if !pod.affinity.is_empty() {
-            let all = pod.affinity.iter().all(|t| has_pair(&s.affinity, &t.topology_key, node));
+            let all = pod
+                .affinity
+                .iter()
+                .all(|t| has_pair(&s.affinity, &t.topology_key, node));
             if !all {
                 // The first pod of a group that selects itself may go
                 // anywhere the topology keys exist.
                 let none_anywhere = s.affinity.values().all(|n| *n <= 0);
                 let empty_ns = ctx_none();
                 let selfish = pod.affinity.iter().all(|t| t.matches(pod, &empty_ns));
-                let keys = pod.affinity.iter().all(|t| node.labels.contains_key(&t.topology_key));
+                let keys = pod
+                    .affinity
+                    .iter()
+                    .all(|t| node.labels.contains_key(&t.topology_key));
                 if !(none_anywhere && selfish && keys) {
                     return Status::unresolvable(REASON_AFFINITY);
                 }
@@ -129,13 +148,21 @@ impl Plugin for InterPodAffinity {
         }
         Status::success()
     }
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, _: &[&NodeInfo], ctx: &Ctx) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        _: &[&NodeInfo],
+        ctx: &Ctx,
+    ) -> Status {
         let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
         let ns = ns_lookup(ctx);
         let mut scores: HashMap<Pair, i64> = HashMap::new();
         let mut add = |t: &AffinityTerm, node: &NodeInfo, w: i64| {
             if let Some(v) = node.labels.get(&t.topology_key) {
-                *scores.entry((t.topology_key.clone(), v.clone())).or_insert(0) += w;
+                *scores
+                    .entry((t.topology_key.clone(), v.clone()))
+                    .or_insert(0) += w;
             }
         };
         let mut any = false;
@@ -200,7 +227,10 @@ impl Plugin for InterPodAffinity {
             .sum()
     }
     fn normalize(&self, state: &CycleState, _: &PodInfo, scores: &mut [i64]) {
-        if state.read::<HashMap<Pair, i64>>("InterPodAffinityScore").is_none() {
+        if state
+            .read::<HashMap<Pair, i64>>("InterPodAffinityScore")
+            .is_none()
+        {
             return;
         }
         let max = scores.iter().copied().max().unwrap_or(0);
@@ -271,7 +301,10 @@ mod tests {
         assert_eq!(run_filter(&c, &p, "a").reasons, vec![REASON_EXISTING_ANTI]);
         // The placed pod's anti-affinity against a pod without terms.
         let plain = labelled("q", "web", json!({}));
-        assert_eq!(run_filter(&c, &plain, "a").reasons, vec![REASON_EXISTING_ANTI]);
+        assert_eq!(
+            run_filter(&c, &plain, "a").reasons,
+            vec![REASON_EXISTING_ANTI]
+        );
         let other = labelled("r", "db", json!({}));
         assert!(run_filter(&c, &other, "a").is_success());
     }
@@ -289,8 +322,12 @@ mod tests {
         assert!(run_filter(&c, &p, "b").is_success());
         // A pod whose affinity selects itself, with no match anywhere yet.
         let empty = cache(vec![("a", host("a"))], vec![]);
-        let selfish = labelled("s", "cache", json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-            {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}]}}}));
+        let selfish = labelled(
+            "s",
+            "cache",
+            json!({"affinity": {"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "cache"}}, "topologyKey": "kubernetes.io/hostname"}]}}}),
+        );
         assert!(run_filter(&empty, &selfish, "a").is_success());
     }
 
@@ -301,12 +338,23 @@ mod tests {
             vec![("a", labelled("x", "web", json!({})))],
         );
         let ctx = Ctx { cache: &c };
-        let p = labelled("p", "web", json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 50, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}}]}}}));
+        let p = labelled(
+            "p",
+            "web",
+            json!({"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 50, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}}]}}}),
+        );
         let mut s = CycleState::default();
         let nodes: Vec<&NodeInfo> = c.nodes().collect();
-        assert!(InterPodAffinity.pre_score(&mut s, &p, &nodes, &ctx).is_success());
-        let mut sc: Vec<i64> = nodes.iter().map(|n| InterPodAffinity.score(&s, &p, n, &ctx)).collect();
+        assert!(
+            InterPodAffinity
+                .pre_score(&mut s, &p, &nodes, &ctx)
+                .is_success()
+        );
+        let mut sc: Vec<i64> = nodes
+            .iter()
+            .map(|n| InterPodAffinity.score(&s, &p, n, &ctx))
+            .collect();
         InterPodAffinity.normalize(&s, &p, &mut sc);
         assert_eq!(sc, vec![0, 100]);
     }

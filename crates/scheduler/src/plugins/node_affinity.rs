@@ -1,7 +1,7 @@
 //! NodeAffinity: `nodeSelector` and required node affinity (Filter);
 //! the weights of matching preferred terms (Score).
 
-use crate::framework::{CycleState, Ctx, Plugin, Status, default_normalize};
+use crate::framework::{Ctx, CycleState, Plugin, Status, default_normalize};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 use crate::selector::any_term;
@@ -71,19 +71,33 @@ mod tests {
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
         let s = CycleState::default();
-        let ssd = node("a", json!({"metadata": {"labels": {"disk": "ssd", "zone": "z1"}}}));
-        let hdd = node("b", json!({"metadata": {"labels": {"disk": "hdd", "zone": "z2"}}}));
-        let p = pod(json!({"spec": {"containers": [{"name": "c"}], "nodeSelector": {"disk": "ssd"}}}));
+        let ssd = node(
+            "a",
+            json!({"metadata": {"labels": {"disk": "ssd", "zone": "z1"}}}),
+        );
+        let hdd = node(
+            "b",
+            json!({"metadata": {"labels": {"disk": "hdd", "zone": "z2"}}}),
+        );
+        let p =
+            pod(json!({"spec": {"containers": [{"name": "c"}], "nodeSelector": {"disk": "ssd"}}}));
         assert!(NodeAffinity.filter(&s, &p, &ssd, &ctx).is_success());
-        assert_eq!(NodeAffinity.filter(&s, &p, &hdd, &ctx).reasons, vec![REASON]);
-        let p = pod(json!({"spec": {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+        assert_eq!(
+            NodeAffinity.filter(&s, &p, &hdd, &ctx).reasons,
+            vec![REASON]
+        );
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z2"]}]}]}}}}}));
+                {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z2"]}]}]}}}}}),
+        );
         assert!(!NodeAffinity.filter(&s, &p, &ssd, &ctx).is_success());
         assert!(NodeAffinity.filter(&s, &p, &hdd, &ctx).is_success());
-        let p = pod(json!({"spec": {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}]}}}}}));
+                {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["a"]}]}]}}}}}),
+        );
         assert!(NodeAffinity.filter(&s, &p, &ssd, &ctx).is_success());
         assert!(!NodeAffinity.filter(&s, &p, &hdd, &ctx).is_success());
     }
@@ -93,13 +107,21 @@ mod tests {
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
         let s = CycleState::default();
-        let p = pod(json!({"spec": {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
+        let p = pod(
+            json!({"spec": {"containers": [{"name": "c"}], "affinity": {"nodeAffinity": {
             "preferredDuringSchedulingIgnoredDuringExecution": [
                 {"weight": 10, "preference": {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["z1"]}]}},
-                {"weight": 30, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}));
+                {"weight": 30, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}}),
+        );
         let a = node("a", json!({"metadata": {"labels": {"zone": "z1"}}}));
-        let b = node("b", json!({"metadata": {"labels": {"zone": "z1", "disk": "ssd"}}}));
-        let mut sc = vec![NodeAffinity.score(&s, &p, &a, &ctx), NodeAffinity.score(&s, &p, &b, &ctx)];
+        let b = node(
+            "b",
+            json!({"metadata": {"labels": {"zone": "z1", "disk": "ssd"}}}),
+        );
+        let mut sc = vec![
+            NodeAffinity.score(&s, &p, &a, &ctx),
+            NodeAffinity.score(&s, &p, &b, &ctx),
+        ];
         NodeAffinity.normalize(&s, &p, &mut sc);
         assert_eq!(sc, vec![25, 100]);
     }

@@ -1,6 +1,6 @@
 //! NodeName: a pod that names its node fits only there.
 
-use crate::framework::{CycleState, Ctx, Plugin, Status};
+use crate::framework::{Ctx, CycleState, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -36,7 +36,15 @@ mod tests {
         let ctx = Ctx { cache: &c };
         let p = pod(json!({"spec": {"containers": [{"name": "c"}], "nodeName": "a"}}));
         let s = CycleState::default();
-        assert!(NodeName.filter(&s, &p, &node("a", json!({})), &ctx).is_success());
-        assert!(!NodeName.filter(&s, &p, &node("b", json!({})), &ctx).is_success());
+        assert!(
+            NodeName
+                .filter(&s, &p, &node("a", json!({})), &ctx)
+                .is_success()
+        );
+        assert!(
+            !NodeName
+                .filter(&s, &p, &node("b", json!({})), &ctx)
+                .is_success()
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! NodePorts: a host port (protocol, address) can be used once per node.
 
-use crate::framework::{CycleState, Ctx, Plugin, Status};
+use crate::framework::{Ctx, CycleState, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -40,18 +40,34 @@ mod tests {
         let ctx = Ctx { cache: &c };
         let s = CycleState::default();
         let with_port = |name: &str, port: i64, proto: &str| {
-            pod(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c",
-                "ports": [{"containerPort": 80, "hostPort": port, "protocol": proto}]}]}}))
+            pod(
+                json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c",
+                "ports": [{"containerPort": 80, "hostPort": port, "protocol": proto}]}]}}),
+            )
         };
         let mut n = node("n", json!({}));
         n.add_pod(with_port("a", 8080, "TCP"));
         assert_eq!(
-            NodePorts.filter(&s, &with_port("b", 8080, "TCP"), &n, &ctx).reasons,
+            NodePorts
+                .filter(&s, &with_port("b", 8080, "TCP"), &n, &ctx)
+                .reasons,
             vec![REASON]
         );
-        assert!(NodePorts.filter(&s, &with_port("b", 8080, "UDP"), &n, &ctx).is_success());
-        assert!(NodePorts.filter(&s, &with_port("b", 8081, "TCP"), &n, &ctx).is_success());
+        assert!(
+            NodePorts
+                .filter(&s, &with_port("b", 8080, "UDP"), &n, &ctx)
+                .is_success()
+        );
+        assert!(
+            NodePorts
+                .filter(&s, &with_port("b", 8081, "TCP"), &n, &ctx)
+                .is_success()
+        );
         n.remove_pod("uid-a");
-        assert!(NodePorts.filter(&s, &with_port("b", 8080, "TCP"), &n, &ctx).is_success());
+        assert!(
+            NodePorts
+                .filter(&s, &with_port("b", 8080, "TCP"), &n, &ctx)
+                .is_success()
+        );
     }
 }

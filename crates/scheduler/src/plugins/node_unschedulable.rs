@@ -4,7 +4,7 @@
 use k8s_openapi::api::core::v1::Taint;
 
 use super::taint_toleration::tolerates;
-use crate::framework::{CycleState, Ctx, Plugin, Status};
+use crate::framework::{Ctx, CycleState, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -50,8 +50,10 @@ mod tests {
         let st = NodeUnschedulable.filter(&CycleState::default(), &pod(json!({})), &n, &ctx);
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
         assert_eq!(st.reasons, vec![REASON]);
-        let tolerant = pod(json!({"spec": {"containers": [{"name": "c"}], "tolerations": [
-            {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}}));
+        let tolerant = pod(
+            json!({"spec": {"containers": [{"name": "c"}], "tolerations": [
+            {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}}),
+        );
         assert!(
             NodeUnschedulable
                 .filter(&CycleState::default(), &tolerant, &n, &ctx)

@@ -3,7 +3,7 @@
 //! kept for pods nominated there with at least this priority), and
 //! LeastAllocated scoring (more free CPU and memory scores higher).
 
-use crate::framework::{CycleState, Ctx, MAX_NODE_SCORE, Plugin, Status};
+use crate::framework::{Ctx, CycleState, MAX_NODE_SCORE, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 use crate::resources::Resource;
@@ -11,7 +11,12 @@ use crate::resources::Resource;
 pub struct NodeResourcesFit;
 
 /// Every resource that does not fit, with upstream's reasons.
-pub fn insufficient(pod: &PodInfo, node: &NodeInfo, extra: &Resource, extra_pods: i64) -> Vec<String> {
+pub fn insufficient(
+    pod: &PodInfo,
+    node: &NodeInfo,
+    extra: &Resource,
+    extra_pods: i64,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     let alloc = &node.allocatable;
     let used = &node.requested;
@@ -98,8 +103,10 @@ mod tests {
     use serde_json::json;
 
     fn req(name: &str, cpu: &str, mem: &str) -> std::sync::Arc<PodInfo> {
-        pod(json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c",
-            "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}}))
+        pod(
+            json!({"metadata": {"name": name}, "spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"cpu": cpu, "memory": mem}}}]}}),
+        )
     }
 
     #[test]
@@ -107,13 +114,24 @@ mod tests {
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
         let s = CycleState::default();
-        let mut n = node("n", json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "2"}}}));
-        assert!(NodeResourcesFit.filter(&s, &req("a", "1500m", "1Gi"), &n, &ctx).is_success());
+        let mut n = node(
+            "n",
+            json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "2"}}}),
+        );
+        assert!(
+            NodeResourcesFit
+                .filter(&s, &req("a", "1500m", "1Gi"), &n, &ctx)
+                .is_success()
+        );
         n.add_pod(req("a", "1500m", "1Gi"));
         let st = NodeResourcesFit.filter(&s, &req("b", "600m", "1Gi"), &n, &ctx);
         assert_eq!(st.code, Code::Unschedulable);
         assert_eq!(st.reasons, vec!["Insufficient cpu"]);
-        assert!(NodeResourcesFit.filter(&s, &req("b", "500m", "3Gi"), &n, &ctx).is_success());
+        assert!(
+            NodeResourcesFit
+                .filter(&s, &req("b", "500m", "3Gi"), &n, &ctx)
+                .is_success()
+        );
         n.add_pod(req("b", "500m", "3Gi"));
         let st = NodeResourcesFit.filter(&s, &req("c", "0", "0"), &n, &ctx);
         assert_eq!(st.reasons, vec!["Too many pods"]);
@@ -124,25 +142,43 @@ mod tests {
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
         let s = CycleState::default();
-        let n = node("n", json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10", "example.com/gpu": "1"}}}));
-        let gpu = |k: i64| pod(json!({"spec": {"containers": [{"name": "c",
-            "resources": {"requests": {"example.com/gpu": k.to_string()}}}]}}));
+        let n = node(
+            "n",
+            json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10", "example.com/gpu": "1"}}}),
+        );
+        let gpu = |k: i64| {
+            pod(json!({"spec": {"containers": [{"name": "c",
+            "resources": {"requests": {"example.com/gpu": k.to_string()}}}]}}))
+        };
         assert!(NodeResourcesFit.filter(&s, &gpu(1), &n, &ctx).is_success());
         assert_eq!(
             NodeResourcesFit.filter(&s, &gpu(2), &n, &ctx).reasons,
             vec!["Insufficient example.com/gpu"]
         );
-        let init = pod(json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
-            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "3"}}}]}}));
-        assert_eq!(NodeResourcesFit.filter(&s, &init, &n, &ctx).reasons, vec!["Insufficient cpu"]);
+        let init = pod(
+            json!({"spec": {"containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}],
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "3"}}}]}}),
+        );
+        assert_eq!(
+            NodeResourcesFit.filter(&s, &init, &n, &ctx).reasons,
+            vec!["Insufficient cpu"]
+        );
     }
 
     #[test]
     fn nominated_pods_keep_their_room() {
-        let high = pod(json!({"metadata": {"name": "hi"}, "spec": {"priority": 100, "containers": [{"name": "c",
-            "resources": {"requests": {"cpu": "1500m"}}}]}}));
+        let high = pod(
+            json!({"metadata": {"name": "hi"}, "spec": {"priority": 100, "containers": [{"name": "c",
+            "resources": {"requests": {"cpu": "1500m"}}}]}}),
+        );
         let c = {
-            let mut c = cache(vec![("n", json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"}}}))], vec![]);
+            let mut c = cache(
+                vec![(
+                    "n",
+                    json!({"status": {"allocatable": {"cpu": "2", "memory": "4Gi", "pods": "10"}}}),
+                )],
+                vec![],
+            );
             c.set_nominated(&high, Some("n"));
             c
         };
@@ -161,6 +197,9 @@ mod tests {
         let mut busy = node("b", json!({}));
         busy.add_pod(req("x", "3", "6Gi"));
         let p = req("p", "1", "1Gi");
-        assert!(NodeResourcesFit.score(&s, &p, &empty, &ctx) > NodeResourcesFit.score(&s, &p, &busy, &ctx));
+        assert!(
+            NodeResourcesFit.score(&s, &p, &empty, &ctx)
+                > NodeResourcesFit.score(&s, &p, &busy, &ctx)
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use k8s_openapi::api::core::v1::{Taint, Toleration};
 
-use crate::framework::{CycleState, Ctx, Plugin, Status, default_normalize};
+use crate::framework::{Ctx, CycleState, Plugin, Status, default_normalize};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 
@@ -24,7 +24,8 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     match t.operator.as_deref().unwrap_or("Equal") {
         "Exists" => true,
         "Equal" | "" => {
-            key == taint.key && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+            key == taint.key
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
         }
         _ => false,
     }
@@ -61,8 +62,10 @@ impl Plugin for TaintToleration {
             .filter(|t| t.effect == "PreferNoSchedule")
             .filter(|taint| {
                 !pod.tolerations.iter().any(|t| {
-                    matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule"))
-                        && tolerates(t, taint)
+                    matches!(
+                        t.effect.as_deref(),
+                        None | Some("") | Some("PreferNoSchedule")
+                    ) && tolerates(t, taint)
                 })
             })
             .count() as i64
@@ -91,9 +94,15 @@ mod tests {
             st.reasons,
             vec!["node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }"]
         );
-        let tol = pod(json!({"spec": {"containers": [{"name": "c"}], "tolerations": [
-            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}}));
-        assert!(TaintToleration.filter(&CycleState::default(), &tol, &n, &ctx).is_success());
+        let tol = pod(
+            json!({"spec": {"containers": [{"name": "c"}], "tolerations": [
+            {"key": "node-role.kubernetes.io/control-plane", "operator": "Exists"}]}}),
+        );
+        assert!(
+            TaintToleration
+                .filter(&CycleState::default(), &tol, &n, &ctx)
+                .is_success()
+        );
     }
 
     #[test]
@@ -114,7 +123,10 @@ mod tests {
         assert!(!tolerates(&t("w"), &taint));
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
-        let tainted = node("a", json!({"spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}}));
+        let tainted = node(
+            "a",
+            json!({"spec": {"taints": [{"key": "x", "effect": "PreferNoSchedule"}]}}),
+        );
         let clean = node("b", json!({}));
         let p = pod(json!({}));
         let s = CycleState::default();

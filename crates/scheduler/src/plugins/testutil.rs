@@ -29,10 +29,7 @@ pub fn pod(v: Value) -> Arc<PodInfo> {
     }
     let p: Pod = serde_json::from_value(v).expect("pod JSON");
     Arc::new(PodInfo::new(Arc::new(p), &|p| {
-        (
-            p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
-            false,
-        )
+        (p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0), false)
     }))
 }
 

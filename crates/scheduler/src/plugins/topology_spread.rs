@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::node_affinity::required_match;
 use super::taint_toleration::tolerates;
-use crate::framework::{CycleState, Ctx, MAX_NODE_SCORE, Plugin, Status};
+use crate::framework::{Ctx, CycleState, MAX_NODE_SCORE, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::{PodInfo, SpreadConstraint};
 use crate::selector::Selector;
@@ -96,7 +96,10 @@ impl Plugin for PodTopologySpread {
         let mut counts = vec![HashMap::new(); constraints.len()];
         for node in ctx.cache.nodes() {
             // A node counts only if it has every constraint's key.
-            if !constraints.iter().all(|c| node.labels.contains_key(&c.topology_key)) {
+            if !constraints
+                .iter()
+                .all(|c| node.labels.contains_key(&c.topology_key))
+            {
                 continue;
             }
             for (i, c) in constraints.iter().enumerate() {
@@ -107,7 +110,13 @@ impl Plugin for PodTopologySpread {
                 *counts[i].entry(v.clone()).or_insert(0) += matching(c, pod, node);
             }
         }
-        state.write("PodTopologySpread", FilterState { constraints, counts });
+        state.write(
+            "PodTopologySpread",
+            FilterState {
+                constraints,
+                counts,
+            },
+        );
         Status::success()
     }
     fn remove_pod(&self, state: &mut CycleState, pod: &PodInfo, victim: &PodInfo, node: &NodeInfo) {
@@ -147,7 +156,13 @@ impl Plugin for PodTopologySpread {
         }
         Status::success()
     }
-    fn pre_score(&self, state: &mut CycleState, pod: &PodInfo, nodes: &[&NodeInfo], ctx: &Ctx) -> Status {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &PodInfo,
+        nodes: &[&NodeInfo],
+        ctx: &Ctx,
+    ) -> Status {
         let mut constraints: Vec<SpreadConstraint> =
             pod.spread.iter().filter(|c| !c.hard).cloned().collect();
         if pod.spread.is_empty() {
@@ -227,10 +242,12 @@ mod tests {
     use serde_json::json;
 
     fn spread_pod(name: &str, when: &str) -> std::sync::Arc<PodInfo> {
-        pod(json!({"metadata": {"name": name, "labels": {"app": "web"}}, "spec": {
+        pod(
+            json!({"metadata": {"name": name, "labels": {"app": "web"}}, "spec": {
             "containers": [{"name": "c"}],
             "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": ZONE,
-                "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "web"}}}]}}))
+                "whenUnsatisfiable": when, "labelSelector": {"matchLabels": {"app": "web"}}}]}}),
+        )
     }
 
     fn zoned(z: &str) -> serde_json::Value {
@@ -240,7 +257,11 @@ mod tests {
     #[test]
     fn do_not_schedule_keeps_skew() {
         let c = cache(
-            vec![("a", zoned("z1")), ("b", zoned("z2")), ("nolabel", json!({}))],
+            vec![
+                ("a", zoned("z1")),
+                ("b", zoned("z2")),
+                ("nolabel", json!({})),
+            ],
             vec![("a", spread_pod("x", "DoNotSchedule"))],
         );
         let ctx = Ctx { cache: &c };
@@ -248,12 +269,20 @@ mod tests {
         let mut s = CycleState::default();
         assert!(PodTopologySpread.pre_filter(&mut s, &p, &ctx).is_success());
         assert_eq!(
-            PodTopologySpread.filter(&s, &p, c.node("a").unwrap(), &ctx).reasons,
+            PodTopologySpread
+                .filter(&s, &p, c.node("a").unwrap(), &ctx)
+                .reasons,
             vec![REASON]
         );
-        assert!(PodTopologySpread.filter(&s, &p, c.node("b").unwrap(), &ctx).is_success());
+        assert!(
+            PodTopologySpread
+                .filter(&s, &p, c.node("b").unwrap(), &ctx)
+                .is_success()
+        );
         assert_eq!(
-            PodTopologySpread.filter(&s, &p, c.node("nolabel").unwrap(), &ctx).reasons,
+            PodTopologySpread
+                .filter(&s, &p, c.node("nolabel").unwrap(), &ctx)
+                .reasons,
             vec![REASON_LABEL]
         );
     }
@@ -268,7 +297,11 @@ mod tests {
         let p = spread_pod("p", "ScheduleAnyway");
         let mut s = CycleState::default();
         let nodes: Vec<&NodeInfo> = c.nodes().collect();
-        assert!(PodTopologySpread.pre_score(&mut s, &p, &nodes, &ctx).is_success());
+        assert!(
+            PodTopologySpread
+                .pre_score(&mut s, &p, &nodes, &ctx)
+                .is_success()
+        );
         let mut sc: Vec<i64> = nodes
             .iter()
             .map(|n| PodTopologySpread.score(&s, &p, n, &ctx))

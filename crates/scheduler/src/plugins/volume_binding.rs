@@ -15,7 +15,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 use parking_lot::RwLock;
 
-use crate::framework::{CycleState, Ctx, Plugin, Status};
+use crate::framework::{Ctx, CycleState, Plugin, Status};
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
 use crate::selector::{NodeTerm, any_term};
@@ -119,7 +119,11 @@ impl Plugin for VolumeBinding {
         let Some(pv) = state.read::<PodVolumes>("VolumeBinding") else {
             return Status::success();
         };
-        if pv.bound.iter().all(|t| any_term(t, &node.labels, &node.name)) {
+        if pv
+            .bound
+            .iter()
+            .all(|t| any_term(t, &node.labels, &node.name))
+        {
             Status::success()
         } else {
             Status::unresolvable(REASON_CONFLICT)
@@ -140,24 +144,47 @@ mod tests {
         {
             let mut v = vb.state.write();
             let pvc = |name: &str, vol: Option<&str>, class: &str| -> Arc<PersistentVolumeClaim> {
-                Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "namespace": "default"},
-                    "spec": {"volumeName": vol, "storageClassName": class}})).unwrap())
+                Arc::new(
+                    serde_json::from_value(
+                        json!({"metadata": {"name": name, "namespace": "default"},
+                    "spec": {"volumeName": vol, "storageClassName": class}}),
+                    )
+                    .unwrap(),
+                )
             };
-            v.claims.insert("default/bound".into(), pvc("bound", Some("pv1"), ""));
-            v.claims.insert("default/wait".into(), pvc("wait", None, "local"));
-            v.claims.insert("default/now".into(), pvc("now", None, "fast"));
-            v.classes.insert("local".into(), "WaitForFirstConsumer".into());
+            v.claims
+                .insert("default/bound".into(), pvc("bound", Some("pv1"), ""));
+            v.claims
+                .insert("default/wait".into(), pvc("wait", None, "local"));
+            v.claims
+                .insert("default/now".into(), pvc("now", None, "fast"));
+            v.classes
+                .insert("local".into(), "WaitForFirstConsumer".into());
             v.classes.insert("fast".into(), "Immediate".into());
-            v.volumes.insert("pv1".into(), Arc::new(serde_json::from_value(json!({"metadata": {"name": "pv1"},
+            v.volumes.insert(
+                "pv1".into(),
+                Arc::new(
+                    serde_json::from_value(json!({"metadata": {"name": "pv1"},
                 "spec": {"nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["a"]}]}]}}}})).unwrap()));
+                    {"key": "kubernetes.io/hostname", "operator": "In", "values": ["a"]}]}]}}}}))
+                    .unwrap(),
+                ),
+            );
         }
         let c = cache(vec![], vec![]);
         let ctx = Ctx { cache: &c };
-        let with = |claim: &str| pod(json!({"spec": {"containers": [{"name": "c"}],
-            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]}}));
-        let a = node("a", json!({"metadata": {"labels": {"kubernetes.io/hostname": "a"}}}));
-        let b = node("b", json!({"metadata": {"labels": {"kubernetes.io/hostname": "b"}}}));
+        let with = |claim: &str| {
+            pod(json!({"spec": {"containers": [{"name": "c"}],
+            "volumes": [{"name": "v", "persistentVolumeClaim": {"claimName": claim}}]}}))
+        };
+        let a = node(
+            "a",
+            json!({"metadata": {"labels": {"kubernetes.io/hostname": "a"}}}),
+        );
+        let b = node(
+            "b",
+            json!({"metadata": {"labels": {"kubernetes.io/hostname": "b"}}}),
+        );
         let mut s = CycleState::default();
         let p = with("bound");
         assert!(vb.pre_filter(&mut s, &p, &ctx).is_success());
@@ -165,11 +192,20 @@ mod tests {
         assert_eq!(vb.filter(&s, &p, &b, &ctx).reasons, vec![REASON_CONFLICT]);
         let mut s = CycleState::default();
         assert!(vb.pre_filter(&mut s, &with("wait"), &ctx).is_success());
-        assert_eq!(vb.delayed_claims(&s), vec![("default".to_string(), "wait".to_string())]);
+        assert_eq!(
+            vb.delayed_claims(&s),
+            vec![("default".to_string(), "wait".to_string())]
+        );
         let mut s = CycleState::default();
-        assert_eq!(vb.pre_filter(&mut s, &with("now"), &ctx).reasons, vec![REASON_IMMEDIATE]);
+        assert_eq!(
+            vb.pre_filter(&mut s, &with("now"), &ctx).reasons,
+            vec![REASON_IMMEDIATE]
+        );
         let st = vb.pre_filter(&mut CycleState::default(), &with("missing"), &ctx);
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
-        assert_eq!(st.reasons, vec!["persistentvolumeclaim \"missing\" not found"]);
+        assert_eq!(
+            st.reasons,
+            vec!["persistentvolumeclaim \"missing\" not found"]
+        );
     }
 }

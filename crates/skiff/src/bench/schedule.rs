@@ -36,6 +36,12 @@ pub struct ScheduleArgs {
     /// Run the scheduler inside the server process instead of alone.
     #[arg(long)]
     in_server: bool,
+    /// Create every pod before starting the scheduler, then measure how
+    /// fast it drains the backlog (scheduling and binding alone, without
+    /// pod creation competing for the CPU). Latency is then from the
+    /// scheduler's start.
+    #[arg(long)]
+    backlog: bool,
 }
 
 struct Killed(Child);
@@ -71,7 +77,10 @@ async fn create_all(
             let mut i = c;
             while i < count {
                 let obj = body(i);
-                let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let name = obj["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 if let Some(s) = &started {
                     s.lock().insert(name, Instant::now());
                 }
@@ -99,15 +108,24 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let port = free_port()?;
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(&exe);
-    cmd.arg("server")
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["--https-port", &port.to_string(), "--datastore-endpoint", "memory://"]);
+    cmd.arg("server").arg("--data-dir").arg(dir.path()).args([
+        "--https-port",
+        &port.to_string(),
+        "--datastore-endpoint",
+        "memory://",
+    ]);
     cmd.args([
         "--disable",
-        if args.in_server { "controllers" } else { "controllers,scheduler" },
+        if args.in_server {
+            "controllers"
+        } else {
+            "controllers,scheduler"
+        },
     ]);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
     let server = Killed(child);
     let mut line = String::new();
@@ -117,21 +135,29 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
 
     eprintln!("bench schedule: creating {} nodes ...", args.nodes);
     let t = Instant::now();
-    create_all(&tls, port, 16, args.nodes, "/api/v1/nodes", |i| {
-        let name = format!("hollow-{i}");
-        json!({
-            "apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": name, "labels": {
-                "kubernetes.io/hostname": name,
-                "topology.kubernetes.io/zone": format!("zone-{}", i % 3),
-            }},
-            "status": {
-                "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-                "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
-                "conditions": [{"type": "Ready", "status": "True"}],
-            },
-        })
-    }, None)
+    create_all(
+        &tls,
+        port,
+        16,
+        args.nodes,
+        "/api/v1/nodes",
+        |i| {
+            let name = format!("hollow-{i}");
+            json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "labels": {
+                    "kubernetes.io/hostname": name,
+                    "topology.kubernetes.io/zone": format!("zone-{}", i % 3),
+                }},
+                "status": {
+                    "capacity": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+                    "allocatable": {"cpu": "32", "memory": "128Gi", "pods": "110"},
+                    "conditions": [{"type": "Ready", "status": "True"}],
+                },
+            })
+        },
+        None,
+    )
     .await?;
     let nodes_s = t.elapsed().as_secs_f64();
     let ns = r#"{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"bench"}}"#;
@@ -140,10 +166,10 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         .call("POST", "/api/v1/namespaces", Some(Bytes::from(ns)))
         .await?;
 
-    // The scheduler starts after the nodes exist, as after a restart.
-    let sched = if args.in_server {
-        None
-    } else {
+    let start_scheduler = || -> anyhow::Result<Option<Killed>> {
+        if args.in_server {
+            return Ok(None);
+        }
         let child = Command::new(&exe)
             .arg("scheduler")
             .arg("--kubeconfig")
@@ -151,9 +177,18 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()?;
-        Some(Killed(child))
+        Ok(Some(Killed(child)))
     };
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    anyhow::ensure!(
+        !(args.backlog && args.in_server),
+        "--backlog needs the scheduler in its own process"
+    );
+    // The scheduler starts after the nodes exist, as after a restart.
+    let mut sched = None;
+    if !args.backlog {
+        sched = start_scheduler()?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 
     // Watch the pods before creating any.
     let mut conn = tls.connect(port).await?;
@@ -177,13 +212,19 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             let mut bound: HashMap<String, Instant> = HashMap::new();
             let mut buf = Vec::new();
             while bound.len() < total {
-                let Some(frame) = stream.frame().await else { break };
+                let Some(frame) = stream.frame().await else {
+                    break;
+                };
                 let Ok(frame) = frame else { break };
-                let Some(data) = frame.data_ref() else { continue };
+                let Some(data) = frame.data_ref() else {
+                    continue;
+                };
                 buf.extend_from_slice(data);
                 while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                     let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else { continue };
+                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                        continue;
+                    };
                     let obj = &ev["object"];
                     if let (Some(name), Some(_)) = (
                         obj["metadata"]["name"].as_str(),
@@ -204,18 +245,39 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         })
     };
 
-    eprintln!("bench schedule: creating {} pods from {} clients ...", args.pods, args.clients);
+    eprintln!(
+        "bench schedule: creating {} pods from {} clients ...",
+        args.pods, args.clients
+    );
     let t0 = Instant::now();
-    create_all(&tls, port, args.clients, args.pods, "/api/v1/namespaces/bench/pods", |i| {
-        json!({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": format!("pod-{i}"), "labels": {"app": "bench"}},
-            "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1",
-                "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
-        })
-    }, Some(started))
+    create_all(
+        &tls,
+        port,
+        args.clients,
+        args.pods,
+        "/api/v1/namespaces/bench/pods",
+        |i| {
+            json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("pod-{i}"), "labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "c", "image": "registry.invalid/pause:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
+            })
+        },
+        Some(started.clone()),
+    )
     .await?;
     let created_s = t0.elapsed().as_secs_f64();
+    let mut t0 = t0;
+    if args.backlog {
+        t0 = Instant::now();
+        let mut s = started.lock();
+        for v in s.values_mut() {
+            *v = t0;
+        }
+        drop(s);
+        sched = start_scheduler()?;
+    }
     let timeout = Duration::from_secs(120 + args.pods as u64 / 100);
     let (count, lat, last) = tokio::time::timeout(timeout, watcher)
         .await
@@ -241,8 +303,15 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         server_rss,
     );
     println!(
-        "(memory store; {} nodes created in {:.1}s; pods from {} clients over HTTP/1.1; latency = create request sent -> watch shows nodeName)",
-        args.nodes, nodes_s, args.clients
+        "(memory store; {} nodes created in {:.1}s; pods from {} clients over HTTP/1.1; {})",
+        args.nodes,
+        nodes_s,
+        args.clients,
+        if args.backlog {
+            "backlog: all pods created first; bound/s and latency from the scheduler's process start (includes its initial list)"
+        } else {
+            "latency = create request sent -> watch shows nodeName"
+        }
     );
     drop(sched);
     drop(server);
