@@ -124,7 +124,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -232,7 +232,7 @@ pub fn schedule(
             ties = 1;
         } else if *t == totals[best] {
             ties += 1;
-            if rng.next() % ties == 0 {
+            if rng.next_u64().is_multiple_of(ties) {
                 best = i;
             }
         }

@@ -109,7 +109,7 @@ pub fn preempt(fw: &Framework, cache: &Cache, pod: &PodInfo, fit: &FitError) -> 
             continue;
         }
         // Reprieve: try to keep each, most important first.
-        lower.sort_by(|a, b| b.priority.cmp(&a.priority));
+        lower.sort_by_key(|v| std::cmp::Reverse(v.priority));
         let mut victims = lower.clone();
         for p in &lower {
             let without: Vec<Arc<PodInfo>> =

@@ -150,7 +150,7 @@ impl Inner {
         self.set_at(uid, Where::Active(seq));
     }
 
-    fn to_backoff_or_active(&mut self, uid: &str, now: Instant) {
+    fn requeue_after_backoff(&mut self, uid: &str, now: Instant) {
         let Some(s) = self.slots.get(uid) else { return };
         let expiry = s.last_failure_expiry();
         let prio = s.pod.info.priority;
@@ -186,7 +186,7 @@ impl Queue {
                 let labels_changed = s.pod.info.labels != info.labels;
                 s.pod.info = info;
                 if matches!(s.at, Where::Unschedulable(_)) && (spec_changed || labels_changed) {
-                    q.to_backoff_or_active(&uid, Instant::now());
+                    q.requeue_after_backoff(&uid, Instant::now());
                     drop(q);
                     self.notify.notify_one();
                 }
@@ -290,7 +290,7 @@ impl Queue {
         s.pod.rejected_by = rejected_by;
         q.set_at(uid, Where::Unschedulable(now));
         if moved {
-            q.to_backoff_or_active(uid, now);
+            q.requeue_after_backoff(uid, now);
             drop(q);
             self.notify.notify_one();
         }
@@ -305,7 +305,7 @@ impl Queue {
             return;
         }
         q.set_at(uid, Where::Unschedulable(now));
-        q.to_backoff_or_active(uid, now);
+        q.requeue_after_backoff(uid, now);
         drop(q);
         self.notify.notify_one();
     }
@@ -328,7 +328,7 @@ impl Queue {
         );
         let now = Instant::now();
         q.set_at(&uid, Where::Unschedulable(now));
-        q.to_backoff_or_active(&uid, now);
+        q.requeue_after_backoff(&uid, now);
         drop(q);
         self.notify.notify_one();
     }
@@ -360,7 +360,7 @@ impl Queue {
             return;
         }
         for u in &uids {
-            q.to_backoff_or_active(u, now);
+            q.requeue_after_backoff(u, now);
         }
         drop(q);
         self.notify.notify_one();
@@ -379,7 +379,7 @@ impl Queue {
             .map(|(u, _)| u.clone())
             .collect();
         for u in &uids {
-            q.to_backoff_or_active(u, now);
+            q.requeue_after_backoff(u, now);
         }
         drop(q);
         if !uids.is_empty() {
