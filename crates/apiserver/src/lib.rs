@@ -6,15 +6,19 @@
 //!
 //! Architecture invariant: this is the only crate that touches the store.
 
+pub mod alloc;
 pub mod bootstrap;
 pub mod cache;
 mod crd;
 pub mod discovery;
 pub mod error;
+pub mod join;
 mod managed;
+pub mod node_proxy;
 mod object;
 mod openapi;
 mod patch;
+mod quota;
 pub mod registry;
 pub mod request;
 mod rest;
@@ -43,10 +47,30 @@ pub struct App {
     pub openapi: openapi::Documents,
     /// `host:port` clients reach this server at.
     pub server_address: String,
+    /// Credentials for proxying `pods/log|exec|attach|portforward` to
+    /// nodes; set once at start-up (`skiff server` issues them).
+    pub kubelet: std::sync::OnceLock<node_proxy::KubeletClient>,
+    /// Node join (`/skiff/v1/join`), set by the binary that holds the CA.
+    pub join: join::JoinHook,
+    /// Cluster IPs and node ports of Services.
+    pub alloc: Arc<alloc::Allocator>,
 }
 
 impl App {
     pub async fn new(store: Arc<dyn Store>, server_address: String) -> anyhow::Result<Arc<App>> {
+        Self::with_network(store, server_address, alloc::ServiceNetwork::default()).await
+    }
+
+    /// An API server allocating Service addresses and node ports from
+    /// `net`.
+    pub async fn with_network(
+        store: Arc<dyn Store>,
+        server_address: String,
+        net: alloc::ServiceNetwork,
+    ) -> anyhow::Result<Arc<App>> {
+        let alloc = Arc::new(alloc::Allocator::new(store.clone(), net));
+        alloc.repair().await?;
+        alloc.spawn_repair();
         let cache = cache::WatchCache::start(store).await?;
         let registry = registry::Registry::new();
         let openapi = openapi::Documents::new(&registry.snapshot());
@@ -55,6 +79,9 @@ impl App {
             registry,
             openapi,
             server_address,
+            kubelet: std::sync::OnceLock::new(),
+            join: join::JoinHook::new(),
+            alloc,
         });
         crd::reconcile_all(&app).await;
         tokio::spawn(crd::run(app.clone()));
@@ -110,6 +137,7 @@ async fn route(
             return Ok(crate::wire::respond(200, "text/plain; charset=utf-8", "ok"));
         }
         "/version" => return Ok(crate::wire::json(200, &version())),
+        join::CA_PATH | join::JOIN_PATH => return join::serve(app.join.get(), req).await,
         _ => {}
     }
     if !user.is_authenticated() {
@@ -159,6 +187,9 @@ async fn route(
         Route::Group(g) => discovery_json(discovery::group(&kinds, &g)),
         Route::GroupVersion { group, version } => {
             discovery_json(discovery::resource_list(&kinds, &group, &version))
+        }
+        Route::Resource(rp) if node_proxy::is_node_subresource(&rp) => {
+            node_proxy::handle(&app, rp, req).await
         }
         Route::Resource(rp) => {
             let Some(kind) = kinds

@@ -209,6 +209,7 @@ pub fn prepare_update(kind: &KindInfo, old: &Value, new: &mut Value, status_only
     }
     if kind.group.is_empty() && kind.kind == "Service" && !status_only {
         keep_allocations(old, new);
+        drop_type_dependent_fields(old, new);
     }
     let old_meta = meta(old).cloned().unwrap_or_default();
     let m = meta_mut(new);
@@ -329,6 +330,47 @@ pub fn with_revision(mut obj: Value, revision: i64) -> Value {
         Value::String(revision.to_string()),
     );
     obj
+}
+
+/// Fields a Service type change leaves meaningless are dropped when the
+/// client left them as they were, as upstream's `dropTypeDependentFields`
+/// (so `kubectl patch` of `type` alone passes validation).
+fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+    let ty = |v: &Value| {
+        v.pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string()
+    };
+    let (old_ty, new_ty) = (ty(old), ty(new));
+    if old_ty == new_ty {
+        return;
+    }
+    let has_external_ips = new
+        .pointer("/spec/externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty());
+    let external = matches!(new_ty.as_str(), "NodePort" | "LoadBalancer") || has_external_ips;
+    let mut drop = Vec::new();
+    if !external {
+        drop.push("externalTrafficPolicy");
+    }
+    if new_ty != "LoadBalancer" {
+        drop.extend([
+            "allocateLoadBalancerNodePorts",
+            "loadBalancerClass",
+            "healthCheckNodePort",
+        ]);
+    }
+    for field in drop {
+        let path = format!("/spec/{field}");
+        if new.pointer(&path).is_some()
+            && new.pointer(&path) == old.pointer(&path)
+            && let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut)
+        {
+            spec.remove(field);
+        }
+    }
 }
 
 /// A Service update that leaves out its cluster IP or node ports keeps the

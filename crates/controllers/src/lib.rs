@@ -5,6 +5,13 @@
 //!   orphan deletion).
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
+//! - `endpoints`, `nodeipam`, `nodelifecycle`, `serviceaccount`: the
+//!   infrastructure controllers (see ARCHITECTURE.md).
+//! - [`leader`]: Lease-based leader election; [`run_with`] works only
+//!   while holding `kube-system/kube-controller-manager`.
+//! - Workloads ([`workload`] holds what they share): [`replicaset`]
+//!   (also ReplicationControllers), [`deployment`], [`job`], [`cronjob`], [`daemonset`],
+//!   [`statefulset`].
 //!
 //! They are plain API clients (kube-rs): nothing here touches the store,
 //! and nothing names a kind to decide what to watch or delete; resources
@@ -13,9 +20,24 @@
 //! so stopping at any point and starting again is safe.
 
 mod catalog;
+mod cronjob;
+mod daemonset;
+mod deployment;
+mod disruption;
+mod endpoints;
 mod gc;
+mod informer;
+mod job;
+pub mod leader;
 mod namespace;
+mod nodeipam;
+mod nodelifecycle;
 mod queue;
+mod replicaset;
+mod resourcequota;
+mod serviceaccount;
+mod statefulset;
+mod workload;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,16 +45,84 @@ use std::sync::Arc;
 use kube::Client;
 use tokio::sync::watch;
 
-/// Runs every controller until `shutdown` completes (or forever).
+/// Settings of the controllers that have any.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Campaign for the `kube-controller-manager` Lease and work only
+    /// while holding it.
+    pub leader_elect: bool,
+    /// The Lease holder identity; `None` for a fresh `hostname_uuid`. A
+    /// process restarted on the same data (`skiff server`) passes the same
+    /// one, so it takes its Lease back at once instead of waiting out the
+    /// lease duration of its previous life.
+    pub identity: Option<String>,
+    /// Pod IPs: each node gets a /24 of it (`spec.podCIDR`).
+    pub cluster_cidr: String,
+    /// How long a node may go silent before it is marked Unknown.
+    pub node_monitor_grace_period: std::time::Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            leader_elect: true,
+            identity: None,
+            cluster_cidr: "10.42.0.0/16".into(),
+            node_monitor_grace_period: std::time::Duration::from_secs(40),
+        }
+    }
+}
+
+/// Runs every controller until `shutdown` completes (or forever), with
+/// the default settings.
 pub async fn run(client: Client, shutdown: impl Future<Output = ()>) {
-    let (tx, rx) = watch::channel(Arc::new(catalog::Catalog::default()));
-    tokio::select! {
-        _ = shutdown => {}
-        _ = catalog::maintain(client.clone(), tx) => {}
-        _ = gc::run(client.clone(), rx) => {}
-        _ = namespace::run(client) => {}
+    run_with(client, Config::default(), shutdown).await
+}
+
+/// Runs every controller until `shutdown` completes; with leader election
+/// only while this process holds the `kube-controller-manager` Lease in
+/// `kube-system` (its work stops when the Lease is lost, and the Lease is
+/// released on shutdown).
+pub async fn run_with(client: Client, config: Config, shutdown: impl Future<Output = ()>) {
+    if config.leader_elect {
+        let mut lease = leader::LeaseConfig::new("kube-system", "kube-controller-manager");
+        if let Some(id) = &config.identity {
+            lease.identity = id.clone();
+        }
+        leader::run_elected(client.clone(), lease, shutdown, || {
+            controllers(client.clone(), config.clone())
+        })
+        .await;
+    } else {
+        tokio::select! {
+            _ = shutdown => {}
+            _ = controllers(client, config) => {}
+        }
     }
     tracing::debug!("controllers stopped");
+}
+
+async fn controllers(client: Client, config: Config) {
+    let (tx, rx) = watch::channel(Arc::new(catalog::Catalog::default()));
+    tokio::select! {
+        _ = catalog::maintain(client.clone(), tx) => {}
+        _ = gc::run(client.clone(), rx) => {}
+        _ = namespace::run(client.clone()) => {}
+        _ = workload::run(client.clone()) => {}
+        _ = infra(client.clone(), config) => {}
+    }
+}
+
+/// The infrastructure controllers: endpoints, nodes, service accounts.
+async fn infra(client: Client, config: Config) {
+    futures::join!(
+        endpoints::run(client.clone()),
+        nodeipam::run(client.clone(), config.cluster_cidr.clone(), 24),
+        nodelifecycle::run(client.clone(), config.node_monitor_grace_period),
+        serviceaccount::run(client.clone()),
+        disruption::run(client.clone()),
+        resourcequota::run(client.clone()),
+    );
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,8 @@
 //! after `R` means the exec succeeded.
 
 use crate::spec::{CONTROL_FD, InitSpec, Mode, SPEC_ENV, STATUS_FD, Status};
-use crate::{Error, Result, logs, mounts, namespaces, process};
+use crate::state::{self, MonitorRecord};
+use crate::{Error, Result, cgroups, logs, mounts, namespaces, process};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 use std::fs::File;
@@ -42,7 +43,13 @@ pub fn main() -> ! {
         Err(e) => fail(&mut status, e),
     };
     match spec.mode {
-        Mode::Create => run_create(&spec, status),
+        Mode::Create => {
+            // The monitor outlives the runtime process that spawned it: its
+            // own session keeps it out of the caller's process group and
+            // terminal, so neither Ctrl-C nor a hangup reaches it.
+            let _ = nix::unistd::setsid();
+            run_create(&spec, status)
+        }
         Mode::Exec { pid, tty } => run_exec(&spec, pid, tty, status),
     }
 }
@@ -314,25 +321,35 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
             _ => break false,
         }
     };
+    let mut record = MonitorRecord::default();
     if !started {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let (code, signal) = wait_code(child);
         for p in pumps {
             let _ = p.join();
         }
+        record.message = Some("aborted before start".into());
+        record_exit(spec, &mut record, code, signal);
         report(&mut status, &Status::Exited { code, signal });
         std::process::exit(0);
     }
     let _ = go_w.write_all(b"g");
     drop(go_w);
     match read_report(&mut sync_r) {
-        Ok(_) => report(&mut status, &Status::Started),
-        Err(e) => report(
-            &mut status,
-            &Status::Error {
-                message: message(&e),
-            },
-        ),
+        Ok(_) => {
+            record.started_at = Some(std::time::SystemTime::now());
+            write_record(spec, &record);
+            report(&mut status, &Status::Started)
+        }
+        Err(e) => {
+            record.message = Some(message(&e));
+            report(
+                &mut status,
+                &Status::Error {
+                    message: message(&e),
+                },
+            )
+        }
     }
     let (code, signal) = wait_code(child);
     for p in pumps {
@@ -341,8 +358,33 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
     if let Some(path) = &spec.attach_socket {
         let _ = std::fs::remove_file(path);
     }
+    // The record first, then the status line: a runtime that sees the
+    // line (or this process's exit) finds the record complete.
+    record_exit(spec, &mut record, code, signal);
     report(&mut status, &Status::Exited { code, signal });
     std::process::exit(0)
+}
+
+/// Writes the monitor's record (see [`crate::state`]), if it keeps one.
+fn write_record(spec: &InitSpec, record: &MonitorRecord) {
+    if let Some(path) = &spec.monitor_file
+        && let Err(e) = state::write_json(path, record, spec.sync_state)
+    {
+        eprintln!("skiff runtime-init: {e}");
+    }
+}
+
+/// Records the exit: code, signal, time and whether the cgroup saw an OOM kill.
+fn record_exit(spec: &InitSpec, record: &mut MonitorRecord, code: i32, signal: Option<i32>) {
+    record.finished_at = Some(std::time::SystemTime::now());
+    record.exit_code = Some(code);
+    record.signal = signal;
+    if let (Some(root), Some(cg)) = (&spec.cgroup_root, &spec.cgroup) {
+        record.oom_killed = cgroups::detect(root)
+            .stats(cg)
+            .is_ok_and(|s| s.oom_kills > 0);
+    }
+    write_record(spec, record);
 }
 
 /// Accepts attach clients: each gets the output frames, and what it sends

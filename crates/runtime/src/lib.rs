@@ -13,7 +13,8 @@
 //! [`linux`] (the implementation), [`sandbox`] (network namespaces),
 //! [`cgroups`] (v1 and v2 behind one trait), [`init`] (the helper:
 //! [`namespaces`], [`mounts`], [`process`]), [`logs`] (CRI log files),
-//! [`user`] (user and group resolution from the rootfs).
+//! [`user`] (user and group resolution from the rootfs), [`state`] (records
+//! on disk that let a new runtime process adopt running containers).
 
 pub mod caps_set;
 pub mod cgroups;
@@ -27,6 +28,7 @@ pub mod process;
 pub mod sandbox;
 pub mod service;
 pub mod spec;
+pub mod state;
 pub mod types;
 pub mod user;
 

@@ -1,10 +1,19 @@
-//! [`LinuxRuntime`]: the built-in [`RuntimeService`]. It keeps containers'
-//! state in memory, creates cgroups and network namespaces itself, and
-//! leaves every fork to the helper (`skiff runtime-init`, see [`crate::init`]),
-//! which it spawns with a plain fork+exec.
+//! [`LinuxRuntime`]: the built-in [`RuntimeService`]. It creates cgroups and
+//! network namespaces itself, and leaves every fork to the helper (`skiff
+//! runtime-init`, see [`crate::init`]), which it spawns with a plain
+//! fork+exec and which stays on as the container's monitor, in its own
+//! session, outliving this process.
+//!
+//! State lives in memory for speed and on disk (see [`crate::state`]) for
+//! survival: [`LinuxRuntime::new`] adopts the sandboxes and containers an
+//! earlier process recorded under the same `state_dir`. For containers it
+//! started itself the runtime follows the monitor's status pipe; for adopted
+//! ones (whose monitor is not its child) it reads the monitor's record and
+//! waits for the monitor's exit through a pidfd.
 
 use crate::cgroups::{self, Cgroups};
 use crate::spec::{CONTROL_FD, INIT_ARG, InitSpec, Mode, SPEC_ENV, STATUS_FD, Status};
+use crate::state::{self, ContainerRecord, MonitorRecord, SandboxRecord};
 use crate::types::*;
 use crate::{Error, Result, RuntimeService, caps_set, sandbox, user};
 use std::collections::HashMap;
@@ -28,6 +37,9 @@ pub struct RuntimeConfig {
     /// The helper binary and its arguments: `skiff runtime-init` by default.
     pub init_program: PathBuf,
     pub init_args: Vec<String>,
+    /// fsync the state records (see [`crate::state::write_json`]): off by
+    /// default, as the records describe processes no power loss spares.
+    pub sync_state: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -38,16 +50,13 @@ impl Default for RuntimeConfig {
             cgroup_parent: "/skiff".into(),
             init_program: "/proc/self/exe".into(),
             init_args: vec![INIT_ARG.into()],
+            sync_state: false,
         }
     }
 }
 
 struct Sandbox {
-    name: String,
-    hostname: Option<String>,
-    netns: PathBuf,
-    cgroup: PathBuf,
-    ready: bool,
+    rec: SandboxRecord,
     containers: Vec<ContainerId>,
 }
 
@@ -60,6 +69,10 @@ struct Container {
     /// created-but-not-started container.
     control: Mutex<Option<std::fs::File>>,
     monitor: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// For a container adopted from an earlier process: its monitor's pid
+    /// and start time. That monitor is not our child, so its status comes
+    /// from its record and its exit from a pidfd.
+    adopted: Option<(i32, u64)>,
 }
 
 #[derive(Default)]
@@ -96,13 +109,149 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 }
 
 impl LinuxRuntime {
+    /// A runtime over `cfg.state_dir`, adopting the sandboxes and
+    /// containers recorded there by earlier processes (see [`Self::recover`]).
     pub fn new(cfg: RuntimeConfig) -> Self {
         let cgroups: Arc<dyn Cgroups> = Arc::from(cgroups::detect(&cfg.cgroup_root));
-        Self {
+        let rt = Self {
             cfg,
             cgroups,
             inner: Mutex::new(Inner::default()),
+        };
+        rt.recover();
+        rt
+    }
+
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.cfg
+    }
+
+    /// Loads the records under `state_dir` that this process does not know
+    /// yet: sandboxes as they were, containers with their current state
+    /// (running ones keep running: their monitors outlived the process that
+    /// started them). Returns how many containers were adopted.
+    pub fn recover(&self) -> usize {
+        let sandboxes: Vec<SandboxRecord> =
+            state::list_records(&state::sandboxes_dir(&self.cfg.state_dir));
+        let containers: Vec<ContainerRecord> =
+            state::list_records(&state::containers_dir(&self.cfg.state_dir));
+        let mut inner = self.lock();
+        for rec in sandboxes {
+            inner
+                .sandboxes
+                .entry(rec.id.clone())
+                .or_insert_with(|| Sandbox {
+                    rec,
+                    containers: vec![],
+                });
         }
+        let mut adopted = 0;
+        for rec in containers {
+            if inner.containers.contains_key(&rec.id) {
+                continue;
+            }
+            let mut st = ContainerStatus {
+                id: rec.id.clone(),
+                sandbox: rec.sandbox.clone(),
+                name: rec.name.clone(),
+                state: ContainerState::Created,
+                pid: Some(rec.pid),
+                created_at: rec.created_at,
+                started_at: None,
+                finished_at: None,
+                exit_code: None,
+                reason: None,
+                message: None,
+                log_path: rec.log_path.clone(),
+                labels: rec.labels.clone(),
+                adopted: true,
+            };
+            let alive = state::process_alive(rec.monitor_pid, rec.monitor_start);
+            let mon = state::read_json(&state::monitor_file(&self.cfg.state_dir, &rec.id))
+                .ok()
+                .flatten();
+            apply_monitor(&mut st, mon, alive);
+            let (tx, _) = watch::channel(st);
+            if let Some(sb) = inner.sandboxes.get_mut(&rec.sandbox) {
+                sb.containers.push(rec.id.clone());
+            }
+            inner.containers.insert(
+                rec.id.clone(),
+                Arc::new(Container {
+                    cgroup: rec.cgroup,
+                    base: rec.spec,
+                    status: tx,
+                    control: Mutex::new(None),
+                    monitor: Mutex::new(None),
+                    adopted: Some((rec.monitor_pid, rec.monitor_start)),
+                }),
+            );
+            adopted += 1;
+        }
+        if adopted > 0 {
+            tracing::info!(
+                adopted,
+                "adopted containers from an earlier runtime process"
+            );
+        }
+        adopted
+    }
+
+    /// Brings an adopted container's status up to date from its monitor's
+    /// record (a no-op for containers this process started).
+    fn refresh(&self, c: &Container) {
+        let Some((pid, start)) = c.adopted else {
+            return;
+        };
+        let (id, done) = {
+            let s = c.status.borrow();
+            (s.id.clone(), s.state == ContainerState::Exited)
+        };
+        if done {
+            return;
+        }
+        // Liveness first: a monitor found dead has written its record
+        // before exiting, so the read below sees the exit.
+        let alive = state::process_alive(pid, start);
+        let mon = state::read_json(&state::monitor_file(&self.cfg.state_dir, &id))
+            .ok()
+            .flatten();
+        c.status.send_if_modified(|s| {
+            let before = (s.state, s.exit_code, s.started_at);
+            apply_monitor(s, mon, alive);
+            before != (s.state, s.exit_code, s.started_at)
+        });
+    }
+
+    /// Waits until the container has exited, however it is monitored.
+    async fn wait_exit(&self, c: &Container) -> ContainerStatus {
+        let Some((pid, _)) = c.adopted else {
+            let mut rx = c.status.subscribe();
+            return wait_exited(&mut rx).await;
+        };
+        loop {
+            self.refresh(c);
+            let s = c.status.borrow().clone();
+            if s.state == ContainerState::Exited {
+                return s;
+            }
+            // The monitor exits right after recording the exit; its pidfd
+            // turns readable then. The timeout covers a failed pidfd_open.
+            match pidfd(pid) {
+                Ok(fd) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), fd.readable()).await;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    fn save_sandbox(&self, rec: &SandboxRecord) -> Result<()> {
+        state::write_json(
+            &state::sandbox_file(&self.cfg.state_dir, &rec.id),
+            rec,
+            self.cfg.sync_state,
+        )
     }
 
     pub fn cgroups(&self) -> &dyn Cgroups {
@@ -119,11 +268,14 @@ impl LinuxRuntime {
     }
 
     fn container(&self, id: &str) -> Result<Arc<Container>> {
-        self.lock()
+        let c = self
+            .lock()
             .containers
             .get(id)
             .cloned()
-            .ok_or_else(|| Error::NoContainer(id.into()))
+            .ok_or_else(|| Error::NoContainer(id.into()))?;
+        self.refresh(&c);
+        Ok(c)
     }
 
     /// Spawns the helper with `spec`, fd 3 = status write end, fd 4 =
@@ -205,6 +357,67 @@ fn parse_status(line: &str) -> Option<Status> {
     serde_json::from_str(line).ok()
 }
 
+/// `Completed`, `Error` or `OOMKilled`, as the kubelet reports them.
+fn exit_reason(code: i32, oom: bool) -> String {
+    if oom {
+        "OOMKilled"
+    } else if code == 0 {
+        "Completed"
+    } else {
+        "Error"
+    }
+    .into()
+}
+
+/// Sets an adopted container's state from its monitor's record and whether
+/// the monitor still runs.
+fn apply_monitor(s: &mut ContainerStatus, mon: Option<MonitorRecord>, monitor_alive: bool) {
+    let mon = mon.unwrap_or_default();
+    s.started_at = mon.started_at.or(s.started_at);
+    if mon.message.is_some() {
+        s.message = mon.message.clone();
+    }
+    if let Some(code) = mon.exit_code {
+        s.state = ContainerState::Exited;
+        s.finished_at = mon.finished_at;
+        s.exit_code = Some(code);
+        s.reason = Some(exit_reason(code, mon.oom_killed));
+    } else if !monitor_alive {
+        s.state = ContainerState::Exited;
+        s.finished_at.get_or_insert_with(SystemTime::now);
+        s.exit_code.get_or_insert(255);
+        s.reason = Some("Error".into());
+        s.message
+            .get_or_insert_with(|| "container monitor exited without recording an exit".into());
+    } else if s.started_at.is_some() {
+        s.state = ContainerState::Running;
+    } else {
+        s.state = ContainerState::Created;
+    }
+}
+
+/// A pidfd for `pid`, readable once that process has exited. Works for
+/// processes that are not our children, unlike `waitpid`.
+fn pidfd(pid: i32) -> Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(Error::Io {
+            context: format!("pidfd_open {pid}"),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    // SAFETY: the syscall returned a fresh fd that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: the AsyncFd owns the OwnedFd, which stays open until it drops.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }
+        .map_err(|e| Error::Io {
+            context: "register pidfd".into(),
+            source: e.into(),
+        })
+}
+
 /// Follows the helper's status lines after `Created` and keeps the
 /// container's status current; reaps the helper at the end.
 async fn monitor(
@@ -235,16 +448,7 @@ async fn monitor(
                     s.state = ContainerState::Exited;
                     s.finished_at = Some(SystemTime::now());
                     s.exit_code = Some(code);
-                    s.reason = Some(
-                        if ooms > 0 {
-                            "OOMKilled"
-                        } else if code == 0 {
-                            "Completed"
-                        } else {
-                            "Error"
-                        }
-                        .into(),
-                    );
+                    s.reason = Some(exit_reason(code, ooms > 0));
                 });
             }
             Some(Status::Created { .. }) | None => tracing::warn!(line, "unexpected helper status"),
@@ -305,14 +509,30 @@ impl RuntimeService for LinuxRuntime {
         .await
         .map_err(|e| Error::Init(format!("sandbox task: {e}")))??;
         tracing::debug!(%id, name = %config.name, "pod sandbox created");
+        let rec = SandboxRecord {
+            id: id.clone(),
+            name: config.name,
+            hostname: config.hostname,
+            netns,
+            cgroup,
+            ready: true,
+            labels: config.labels,
+            created_at: SystemTime::now(),
+        };
+        if let Err(e) = self.save_sandbox(&rec) {
+            let cgs = self.cgroups.clone();
+            let (ns, cg) = (rec.netns.clone(), rec.cgroup.clone());
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = cgs.destroy(&cg);
+                let _ = sandbox::remove_netns(&ns);
+            })
+            .await;
+            return Err(e);
+        }
         self.lock().sandboxes.insert(
             id.clone(),
             Sandbox {
-                name: config.name,
-                hostname: config.hostname,
-                netns,
-                cgroup,
-                ready: true,
+                rec,
                 containers: vec![],
             },
         );
@@ -320,15 +540,19 @@ impl RuntimeService for LinuxRuntime {
     }
 
     async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
-        let ids = {
+        let (ids, rec) = {
             let mut inner = self.lock();
             let sb = inner
                 .sandboxes
                 .get_mut(id)
                 .ok_or_else(|| Error::NoSandbox(id.into()))?;
-            sb.ready = false;
-            sb.containers.clone()
+            let changed = sb.rec.ready;
+            sb.rec.ready = false;
+            (sb.containers.clone(), changed.then(|| sb.rec.clone()))
         };
+        if let Some(rec) = rec {
+            self.save_sandbox(&rec)?;
+        }
         for c in ids {
             self.stop_container(&c, Duration::ZERO).await?;
         }
@@ -350,10 +574,14 @@ impl RuntimeService for LinuxRuntime {
             return Ok(());
         };
         let cgs = self.cgroups.clone();
+        let file = state::sandbox_file(&self.cfg.state_dir, id);
         tokio::task::spawn_blocking(move || -> Result<()> {
-            let a = cgs.destroy(&sb.cgroup);
-            let b = sandbox::remove_netns(&sb.netns);
-            a.and(b)
+            let a = cgs.destroy(&sb.rec.cgroup);
+            let b = sandbox::remove_netns(&sb.rec.netns);
+            a.and(b)?;
+            // Only once the kernel objects are gone, so a failure leaves a
+            // record a later process can retry the removal from.
+            state::remove(&file)
         })
         .await
         .map_err(|e| Error::Init(format!("sandbox task: {e}")))?
@@ -367,11 +595,13 @@ impl RuntimeService for LinuxRuntime {
             .ok_or_else(|| Error::NoSandbox(id.into()))?;
         Ok(SandboxStatus {
             id: id.into(),
-            name: sb.name.clone(),
-            ready: sb.ready,
-            netns_path: sb.netns.clone(),
-            cgroup_parent: sb.cgroup.clone(),
+            name: sb.rec.name.clone(),
+            ready: sb.rec.ready,
+            netns_path: sb.rec.netns.clone(),
+            cgroup_parent: sb.rec.cgroup.clone(),
             containers: sb.containers.clone(),
+            labels: sb.rec.labels.clone(),
+            created_at: sb.rec.created_at,
         })
     }
 
@@ -397,7 +627,11 @@ impl RuntimeService for LinuxRuntime {
                 .sandboxes
                 .get(sandbox_id)
                 .ok_or_else(|| Error::NoSandbox(sandbox_id.into()))?;
-            (sb.netns.clone(), sb.cgroup.clone(), sb.hostname.clone())
+            (
+                sb.rec.netns.clone(),
+                sb.rec.cgroup.clone(),
+                sb.rec.hostname.clone(),
+            )
         };
         if !config.rootfs.is_dir() {
             return Err(Error::Invalid(format!(
@@ -458,6 +692,10 @@ impl RuntimeService for LinuxRuntime {
             stdin_once: config.stdin_once,
             userns: config.user_namespace,
             attach_socket: Some(self.cfg.state_dir.join("attach").join(format!("{id}.sock"))),
+            monitor_file: Some(state::monitor_file(&self.cfg.state_dir, &id)),
+            cgroup: Some(cgroup.clone()),
+            cgroup_root: Some(self.cfg.cgroup_root.clone()),
+            sync_state: self.cfg.sync_state,
         };
         if spec.args.is_empty() {
             return Err(Error::Invalid(
@@ -465,16 +703,26 @@ impl RuntimeService for LinuxRuntime {
             ));
         }
         let attach_dir = self.cfg.state_dir.join("attach");
-        if !attach_dir.is_dir() {
-            std::fs::create_dir_all(&attach_dir)
-                .map_err(io(format!("mkdir {}", attach_dir.display())))?;
+        let containers_dir = state::containers_dir(&self.cfg.state_dir);
+        for d in [&attach_dir, &containers_dir] {
+            if !d.is_dir() {
+                std::fs::create_dir_all(d).map_err(io(format!("mkdir {}", d.display())))?;
+            }
         }
+        // The monitor outlives this process, so its stderr must not be ours
+        // (a caller reading our stderr to EOF would wait for the container).
+        let monitor_log = state::monitor_log(&self.cfg.state_dir, &id);
+        let monitor_stderr = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&monitor_log)
+            .map_err(io(format!("open {}", monitor_log.display())))?;
         self.cgroups.create(&cgroup, &config.resources)?;
         let created = async {
             let (control_r, control_w) = pipe()?;
             let (child, rx) = self.spawn_helper(
                 &spec,
-                [Stdio::null(), Stdio::null(), Stdio::inherit()],
+                [Stdio::null(), Stdio::null(), Stdio::from(monitor_stderr)],
                 Some(&control_r),
             )?;
             drop(control_r);
@@ -503,22 +751,54 @@ impl RuntimeService for LinuxRuntime {
             Ok(t) => t,
             Err(e) => {
                 let _ = self.cgroups.destroy(&cgroup);
+                let _ = state::remove(&monitor_log);
+                let _ = state::remove(&state::monitor_file(&self.cfg.state_dir, &id));
                 return Err(e);
             }
         };
+        let created_at = SystemTime::now();
+        let monitor_pid = child.id().map(|p| p as i32).unwrap_or(0);
+        let rec = ContainerRecord {
+            id: id.clone(),
+            sandbox: sandbox_id.into(),
+            name: config.name.clone(),
+            labels: config.labels.clone(),
+            cgroup: cgroup.clone(),
+            resources: config.resources.clone(),
+            spec: spec.clone(),
+            pid,
+            monitor_pid,
+            monitor_start: state::process_start_time(monitor_pid).unwrap_or(0),
+            log_path: config.log_path.clone(),
+            created_at,
+        };
+        if let Err(e) = state::write_json(
+            &state::container_file(&self.cfg.state_dir, &id),
+            &rec,
+            self.cfg.sync_state,
+        ) {
+            // Dropping the control pipe aborts the waiting container.
+            drop(control);
+            let mut child = child;
+            let _ = child.wait().await;
+            let _ = self.cgroups.destroy(&cgroup);
+            return Err(e);
+        }
         let (tx, _) = watch::channel(ContainerStatus {
             id: id.clone(),
             sandbox: sandbox_id.into(),
             name: config.name.clone(),
             state: ContainerState::Created,
             pid: Some(pid),
-            created_at: SystemTime::now(),
+            created_at,
             started_at: None,
             finished_at: None,
             exit_code: None,
             reason: None,
             message: None,
             log_path: config.log_path.clone(),
+            labels: config.labels.clone(),
+            adopted: false,
         });
         let handle = tokio::spawn(monitor(
             lines,
@@ -533,6 +813,7 @@ impl RuntimeService for LinuxRuntime {
             status: tx,
             control: Mutex::new(Some(control)),
             monitor: Mutex::new(Some(handle)),
+            adopted: None,
         });
         let mut inner = self.lock();
         inner.containers.insert(id.clone(), c);
@@ -588,10 +869,9 @@ impl RuntimeService for LinuxRuntime {
             }
             ContainerState::Running => {
                 if let Some(pid) = st.pid {
-                    let mut rx = c.status.subscribe();
                     if !timeout.is_zero() {
                         signal(pid, nix::sys::signal::Signal::SIGTERM);
-                        if tokio::time::timeout(timeout, wait_exited(&mut rx))
+                        if tokio::time::timeout(timeout, self.wait_exit(&c))
                             .await
                             .is_ok()
                         {
@@ -604,8 +884,13 @@ impl RuntimeService for LinuxRuntime {
                 let _ = tokio::task::spawn_blocking(move || cgs.kill_all(&path)).await;
             }
         }
-        let mut rx = c.status.subscribe();
-        tokio::time::timeout(Duration::from_secs(10), wait_exited(&mut rx))
+        if c.adopted.is_some() && st.state != ContainerState::Running {
+            // An adopted container that never started: its monitor aborts
+            // it when the starting process's control pipe closes; make sure.
+            let (cgs, path) = (self.cgroups.clone(), c.cgroup.clone());
+            let _ = tokio::task::spawn_blocking(move || cgs.kill_all(&path)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.wait_exit(&c))
             .await
             .map_err(|_| Error::Timeout(format!("container {id} did not exit after SIGKILL")))?;
         Ok(())
@@ -613,11 +898,16 @@ impl RuntimeService for LinuxRuntime {
 
     async fn kill_container(&self, id: &str, sig: i32) -> Result<()> {
         let c = self.container(id)?;
-        let pid = c
-            .status
-            .borrow()
-            .pid
-            .ok_or_else(|| Error::Invalid("no pid".into()))?;
+        let st = c.status.borrow().clone();
+        if st.state == ContainerState::Exited {
+            // Its pid may belong to someone else by now.
+            return Err(Error::BadState {
+                id: id.into(),
+                state: st.state.to_string(),
+                wanted: "running",
+            });
+        }
+        let pid = st.pid.ok_or_else(|| Error::Invalid("no pid".into()))?;
         let s = nix::sys::signal::Signal::try_from(sig)
             .map_err(|_| Error::Invalid(format!("bad signal {sig}")))?;
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s).map_err(|source| Error::Sys {
@@ -639,6 +929,13 @@ impl RuntimeService for LinuxRuntime {
         tokio::task::spawn_blocking(move || cgs.destroy(&path))
             .await
             .map_err(|e| Error::Init(format!("cgroup task: {e}")))??;
+        let dir = &self.cfg.state_dir;
+        if let Some(sock) = &c.base.attach_socket {
+            let _ = state::remove(sock);
+        }
+        state::remove(&state::monitor_file(dir, id))?;
+        state::remove(&state::monitor_log(dir, id))?;
+        state::remove(&state::container_file(dir, id))?;
         let mut inner = self.lock();
         inner.containers.remove(id);
         for sb in inner.sandboxes.values_mut() {
@@ -652,18 +949,19 @@ impl RuntimeService for LinuxRuntime {
     }
 
     async fn list_containers(&self) -> Result<Vec<ContainerStatus>> {
-        Ok(self
-            .lock()
-            .containers
-            .values()
-            .map(|c| c.status.borrow().clone())
+        let all: Vec<Arc<Container>> = self.lock().containers.values().cloned().collect();
+        Ok(all
+            .iter()
+            .map(|c| {
+                self.refresh(c);
+                c.status.borrow().clone()
+            })
             .collect())
     }
 
     async fn wait_container(&self, id: &str) -> Result<ContainerStatus> {
         let c = self.container(id)?;
-        let mut rx = c.status.subscribe();
-        Ok(wait_exited(&mut rx).await)
+        Ok(self.wait_exit(&c).await)
     }
 
     async fn container_stats(&self, id: &str) -> Result<Stats> {

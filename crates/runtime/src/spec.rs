@@ -56,6 +56,20 @@ pub struct InitSpec {
     pub stdin_once: bool,
     /// Unix socket the helper serves attach on (output frames out, stdin in).
     pub attach_socket: Option<PathBuf>,
+    /// Where the monitor records the start and the exit (a
+    /// [`crate::state::MonitorRecord`]), so they are known to a runtime
+    /// process that did not start the container.
+    #[serde(default)]
+    pub monitor_file: Option<PathBuf>,
+    /// The container's cgroup and the hierarchies' root, for the monitor to
+    /// tell an OOM kill at exit.
+    #[serde(default)]
+    pub cgroup: Option<PathBuf>,
+    #[serde(default)]
+    pub cgroup_root: Option<PathBuf>,
+    /// fsync the monitor's record (see `RuntimeConfig::sync_state`).
+    #[serde(default)]
+    pub sync_state: bool,
     /// A new user namespace with this mapping (uids and gids alike).
     pub userns: Option<crate::types::IdMapping>,
 }

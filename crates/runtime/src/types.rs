@@ -19,6 +19,9 @@ pub struct SandboxConfig {
     pub hostname: Option<String>,
     /// Limits on the pod's cgroup parent (all containers together).
     pub resources: Resources,
+    /// Opaque key/values kept with the sandbox (and on disk), for callers to
+    /// find their sandboxes again after a restart.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// Resource limits, applied to a cgroup (v1 or v2).
@@ -129,6 +132,9 @@ pub struct ContainerConfig {
     /// Run in a new user namespace with this uid/gid mapping. The rootfs
     /// must be owned by the mapped ids to be writable.
     pub user_namespace: Option<IdMapping>,
+    /// Opaque key/values kept with the container (and on disk), for callers
+    /// to map containers back to their own objects after a restart.
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// `size` ids from `container_id` inside map to `host_id` outside.
@@ -223,6 +229,10 @@ pub struct ContainerStatus {
     pub reason: Option<String>,
     pub message: Option<String>,
     pub log_path: Option<PathBuf>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Whether this runtime process started the container (`false`: it was
+    /// adopted from the state files an earlier process left).
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +245,8 @@ pub struct SandboxStatus {
     /// Absolute cgroup path of the pod's parent (same in every hierarchy).
     pub cgroup_parent: PathBuf,
     pub containers: Vec<ContainerId>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub created_at: SystemTime,
 }
 
 /// Cgroup statistics for `kubectl top` and the HPA.

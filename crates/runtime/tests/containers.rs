@@ -12,6 +12,7 @@ type R = std::result::Result<(), String>;
 
 struct Fx {
     rt: LinuxRuntime,
+    cfg: RuntimeConfig,
     rootfs: PathBuf,
     logs: PathBuf,
 }
@@ -462,6 +463,83 @@ async fn stop_grace(fx: Arc<Fx>) -> R {
     r
 }
 
+/// A second runtime over the same state dir (as after an agent restart)
+/// adopts a running container: lists it with its labels, execs into it,
+/// reads its stats, stops it with a grace period and sees the exit code the
+/// monitor recorded, then removes it and its sandbox.
+async fn adopt_after_restart(fx: Arc<Fx>) -> R {
+    let mut sbc = SandboxConfig::default();
+    sbc.labels.insert("pod".into(), "adopt".into());
+    let sb = fx.rt.run_pod_sandbox(sbc).await.map_err(e)?;
+    let later = LinuxRuntime::new(fx.cfg.clone());
+    let r = async {
+        let mut cfg = fx.config(
+            "adopted",
+            "trap 'echo bye; exit 7' TERM; echo up; while :; do sleep 0.05; done",
+        );
+        cfg.labels.insert("app".into(), "adopt".into());
+        let id = fx.rt.create_container(&sb, cfg).await.map_err(e)?;
+        fx.rt.start_container(&id).await.map_err(e)?;
+        let later = LinuxRuntime::new(fx.cfg.clone());
+        let st = later.container_status(&id).await.map_err(e)?;
+        check!(
+            st.adopted && st.state == ContainerState::Running,
+            "adopted status {st:?}"
+        );
+        check!(
+            st.labels.get("app").map(String::as_str) == Some("adopt"),
+            "labels {:?}",
+            st.labels
+        );
+        let sbs = later.pod_sandbox_status(&sb).await.map_err(e)?;
+        check!(
+            sbs.containers.contains(&id) && sbs.labels.contains_key("pod"),
+            "sandbox {sbs:?}"
+        );
+        let out = later
+            .exec_sync(&id, vec!["hostname".into()], Duration::from_secs(5))
+            .await
+            .map_err(e)?;
+        check!(
+            out.exit_code == 0 && String::from_utf8_lossy(&out.stdout).trim() == "adopted",
+            "exec {out:?}"
+        );
+        let stats = later.container_stats(&id).await.map_err(e)?;
+        check!(stats.pids >= 1, "stats {stats:?}");
+        let t = Instant::now();
+        later
+            .stop_container(&id, Duration::from_secs(5))
+            .await
+            .map_err(e)?;
+        let took = t.elapsed();
+        let st = later.wait_container(&id).await.map_err(e)?;
+        check!(
+            st.exit_code == Some(7) && st.finished_at.is_some() && took < Duration::from_secs(3),
+            "after stop ({took:?}): {st:?}"
+        );
+        later.remove_container(&id).await.map_err(e)?;
+        check!(
+            !fx.cfg
+                .state_dir
+                .join(format!("containers/{id}.json"))
+                .exists(),
+            "record left behind"
+        );
+        Ok(())
+    }
+    .await;
+    // Removing through the second runtime must leave nothing for the first.
+    later.remove_pod_sandbox(&sb).await.map_err(e)?;
+    check!(
+        !fx.cfg
+            .state_dir
+            .join(format!("sandboxes/{sb}.json"))
+            .exists(),
+        "sandbox record left behind"
+    );
+    r
+}
+
 async fn user_and_caps(fx: Arc<Fx>) -> R {
     let script = "id -u; id -G; grep -E '^Cap(Eff|Bnd)' /proc/self/status; grep NoNewPrivs /proc/self/status";
     let mut cfg = fx.config("user", script);
@@ -704,7 +782,8 @@ fn main() -> std::process::ExitCode {
         ..Default::default()
     };
     let fx = Arc::new(Fx {
-        rt: LinuxRuntime::new(cfg),
+        rt: LinuxRuntime::new(cfg.clone()),
+        cfg,
         rootfs,
         logs: tmp.path().join("logs"),
     });
@@ -720,6 +799,7 @@ fn main() -> std::process::ExitCode {
         pids_limit,
         exec_and_readonly,
         stop_grace,
+        adopt_after_restart,
         user_and_caps,
         attach_stdio,
         user_namespace,

@@ -20,9 +20,14 @@ pub struct Pki {
     pub server_key: String,
     pub admin_cert: String,
     pub admin_key: String,
+    /// The API server's client certificate for nodes' HTTPS servers
+    /// (logs, exec, attach, port-forward), as upstream's
+    /// `apiserver-kubelet-client`.
+    pub kubelet_client_cert: String,
+    pub kubelet_client_key: String,
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
@@ -64,8 +69,9 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> anyhow::Result<Pki> {
         let cert = params.self_signed(&key)?;
         write_private(&p("ca.key"), &key.serialize_pem())?;
         write_private(&p("ca.crt"), &cert.pem())?;
-        // A new CA invalidates the old client certificate.
+        // A new CA invalidates the old client certificates.
         let _ = fs::remove_file(p("admin.crt"));
+        let _ = fs::remove_file(p("kubelet-client.crt"));
     }
     let ca_cert = read(&p("ca.crt"))?;
     let ca_key = KeyPair::from_pem(&read(&p("ca.key"))?)?;
@@ -86,6 +92,14 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> anyhow::Result<Pki> {
         write_private(&p("admin.key"), &key.serialize_pem())?;
         write_private(&p("admin.crt"), &cert.pem())?;
     }
+
+    issue_client(
+        &issuer,
+        &p("kubelet-client.crt"),
+        &p("kubelet-client.key"),
+        "kube-apiserver-kubelet-client",
+        "system:masters",
+    )?;
 
     let mut names = vec![
         "localhost".to_string(),
@@ -115,7 +129,34 @@ pub fn ensure(dir: &Path, hosts: &[String]) -> anyhow::Result<Pki> {
         server_key: server_key.serialize_pem(),
         admin_cert: read(&p("admin.crt"))?,
         admin_key: read(&p("admin.key"))?,
+        kubelet_client_cert: read(&p("kubelet-client.crt"))?,
+        kubelet_client_key: read(&p("kubelet-client.key"))?,
     })
+}
+
+/// Issues a client certificate (CN = user, O = group) unless one exists.
+fn issue_client(
+    issuer: &Issuer<'_, KeyPair>,
+    cert_path: &Path,
+    key_path: &Path,
+    cn: &str,
+    org: &str,
+) -> anyhow::Result<()> {
+    if cert_path.exists() && key_path.exists() {
+        return Ok(());
+    }
+    let key = KeyPair::generate()?;
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, org);
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_after = rcgen::date_time_ymd(2036, 1, 1);
+    let cert = params.signed_by(&key, issuer)?;
+    write_private(key_path, &key.serialize_pem())?;
+    write_private(cert_path, &cert.pem())?;
+    Ok(())
 }
 
 /// Writes an admin kubeconfig (mode 0600) pointing at `server`.

@@ -272,13 +272,15 @@ pub fn run(args: ImageArgs) -> anyhow::Result<ExitCode> {
             // RUN steps mount overlays: keep them in our own namespace.
             skiff_registry::build::private_mount_namespace()
                 .context("entering a private mount namespace (RUN needs root)")?;
+            // RUN steps run in containers of the build (see `build_run`).
+            let runner = crate::build_run::RuntimeRun::new(&args.data_dir)?;
             let opts = skiff_registry::build::BuildOptions {
                 context,
                 dockerfile,
                 tags,
                 build_args,
                 no_cache,
-                runner: &skiff_registry::build::ChrootRun,
+                runner: &runner,
             };
             skiff_registry::build::build(&store, &opts, &mut out)?;
         }

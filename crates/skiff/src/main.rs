@@ -3,12 +3,19 @@
 //! This is the only place that parses argv, reads the environment,
 //! installs tracing, picks a store backend and calls `exit`.
 
+mod agent;
 mod bench;
+mod build_run;
 mod certs;
 mod client;
+mod container;
 mod controller_manager;
+mod hollow;
 mod image;
+mod join;
 mod kubectl;
+mod netsvc;
+mod node_streaming;
 mod registry;
 mod scheduler;
 mod server;
@@ -31,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run the control plane (API server and the components not disabled).
     Server(server::ServerArgs),
+    /// Run a node agent that joins a Skiff cluster.
+    Agent(agent::AgentArgs),
     /// Run the controllers alone against a Skiff API server.
     ControllerManager(controller_manager::ControllerManagerArgs),
     /// Run the scheduler alone against a Skiff API server.
@@ -43,6 +52,21 @@ enum Command {
     Image(image::ImageArgs),
     /// Serve an OCI distribution registry.
     Registry(registry::RegistryArgs),
+    /// Run a container from an image (`-d` to leave it in the background).
+    Run(container::RunArgs),
+    /// List containers.
+    Ps(container::PsArgs),
+    /// Print a container's output.
+    Logs(container::LogsArgs),
+    /// Run a command in a running container.
+    Exec(container::ExecArgs),
+    /// Stop containers: SIGTERM, then SIGKILL after the grace period.
+    Stop(container::StopArgs),
+    /// Remove containers.
+    Rm(container::RmArgs),
+    /// Forward a published port into a container (started by `skiff run`).
+    #[command(hide = true)]
+    PortProxy(container::proxy::ProxyArgs),
 }
 
 fn init_tracing() {
@@ -78,6 +102,31 @@ fn main() -> std::process::ExitCode {
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(registry::run(args)))
         }
+        Command::Run(args) => {
+            init_tracing();
+            container::run(args)
+        }
+        Command::Ps(args) => {
+            init_tracing();
+            container::ps(args)
+        }
+        Command::Logs(args) => {
+            init_tracing();
+            container::logs(args)
+        }
+        Command::Exec(args) => {
+            init_tracing();
+            container::exec(args)
+        }
+        Command::Stop(args) => {
+            init_tracing();
+            container::stop(args)
+        }
+        Command::Rm(args) => {
+            init_tracing();
+            container::rm(args)
+        }
+        Command::PortProxy(args) => container::proxy::run(args),
         Command::Bench(args) => {
             let _ = rustls::crypto::ring::default_provider().install_default();
             bench::run(args)
@@ -99,6 +148,15 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(scheduler::run(args)))
+        }
+        Command::Agent(args) => {
+            init_tracing();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(agent::run(args)))
         }
         Command::ControllerManager(args) => {
             init_tracing();

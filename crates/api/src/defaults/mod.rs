@@ -80,6 +80,7 @@ pub fn apply_on_create(group: &str, kind: &str, obj: &mut Value) {
     match (group, kind) {
         ("", "Namespace") => core::namespace_on_create(obj),
         ("", "Service") => core::service_cluster_ips(obj),
+        ("", "Pod") => pod::default_toleration_seconds(obj),
         ("batch", "Job") => batch::generate_selector(obj),
         _ => {}
     }

@@ -377,3 +377,61 @@ mod tests {
         assert_eq!(image_tag("busybox@sha256:abc"), None);
     }
 }
+
+/// Upstream's `DefaultTolerationSeconds` admission plugin (run on pod
+/// create): a pod that does not already tolerate the `not-ready` /
+/// `unreachable` NoExecute taints gets tolerations for them with
+/// `tolerationSeconds: 300`, so it is evicted five minutes after its node
+/// is lost rather than at once.
+pub fn default_toleration_seconds(obj: &mut Value) {
+    let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let tolerates = |spec: &Map<String, Value>, key: &str| {
+        spec.get("tolerations")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+                let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
+                (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+            })
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        if tolerates(spec, key) {
+            continue;
+        }
+        let list = spec.entry("tolerations").or_insert_with(|| json!([]));
+        if !list.is_array() {
+            *list = json!([]);
+        }
+        if let Some(a) = list.as_array_mut() {
+            a.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
+        }
+    }
+}
+
+#[cfg(test)]
+mod toleration_tests {
+    use super::*;
+
+    #[test]
+    fn default_tolerations_added_unless_tolerated() {
+        let mut p = json!({"spec": {"containers": []}});
+        default_toleration_seconds(&mut p);
+        let t = p["spec"]["tolerations"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[0]["key"], "node.kubernetes.io/not-ready");
+        assert_eq!(t[1]["tolerationSeconds"], 300);
+        let mut q = json!({"spec": {"tolerations": [{"operator": "Exists"}]}});
+        default_toleration_seconds(&mut q);
+        assert_eq!(q["spec"]["tolerations"].as_array().map(Vec::len), Some(1));
+    }
+}

@@ -3,7 +3,8 @@ use serde_json::json;
 use crate::{check, check_apply};
 
 /// `kubectl run nginx --image=nginx` with limits only: requests follow
-/// limits, quantities are canonical, Pod-only defaults are set.
+/// limits, quantities are canonical, Pod-only defaults are set, and the
+/// default tolerations are added.
 #[test]
 fn pod() {
     check(
@@ -37,7 +38,15 @@ fn pod() {
             "restartPolicy": "Always",
             "schedulerName": "default-scheduler",
             "securityContext": {},
-            "terminationGracePeriodSeconds": 30
+            "terminationGracePeriodSeconds": 30,
+            // Added on create, as upstream's DefaultTolerationSeconds
+            // admission plugin does.
+            "tolerations": [
+                {"key": "node.kubernetes.io/not-ready", "operator": "Exists",
+                    "effect": "NoExecute", "tolerationSeconds": 300},
+                {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                    "effect": "NoExecute", "tolerationSeconds": 300}
+            ]
         }}),
     );
 }

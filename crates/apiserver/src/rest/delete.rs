@@ -16,14 +16,14 @@ use crate::wire::{self, Body};
 
 /// `DeleteOptions` from the body and the query string.
 #[derive(Debug, Default)]
-struct DeleteOptions {
+pub(super) struct DeleteOptions {
     grace_period: Option<i64>,
     propagation: Option<String>,
     uid: Option<String>,
     resource_version: Option<String>,
 }
 
-fn options(req: &Req, body: &[u8]) -> ApiResult<DeleteOptions> {
+pub(super) fn options(req: &Req, body: &[u8]) -> ApiResult<DeleteOptions> {
     let mut opts = DeleteOptions::default();
     if !body.iter().all(u8::is_ascii_whitespace) {
         let v = super::decode::parse_json(body)?;
@@ -103,7 +103,7 @@ pub async fn delete(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Respons
     Ok(object_response(req, code, &CachedObjectRef::Value(obj)))
 }
 
-async fn delete_one(
+pub(super) async fn delete_one(
     app: &Arc<App>,
     req: &Req,
     name: &str,

@@ -6,6 +6,7 @@
 mod binding;
 mod decode;
 mod delete;
+mod eviction;
 mod list;
 mod review;
 mod scale;
@@ -177,6 +178,12 @@ async fn route(
         (_, true, Some("scale")) if req.kind.has_sub(skiff_api::kinds::Sub::Scale) => {
             let body = read(body).await?;
             scale::scale(app, req, &body).await
+        }
+        (&Method::POST, true, Some("eviction"))
+            if req.kind.has_sub(skiff_api::kinds::Sub::Eviction) =>
+        {
+            let body = read(body).await?;
+            eviction::evict(app, req, &body).await
         }
         (_, true, Some(other)) if req.kind.sub_by_name(other).is_none() => {
             Err(ApiError::not_found_path())

@@ -69,12 +69,31 @@ pub async fn guaranteed_update(
         }
         object::prepare_update(&req.kind, &current.value, &mut desired, status_only);
         super::write::apply_defaults(req, &mut desired, false);
+        let claimed = if super::write::is_service(req) && !status_only {
+            Some(
+                app.alloc
+                    .allocate(Some(&current.value), &mut desired, req.dry_run())
+                    .await?,
+            )
+        } else {
+            None
+        };
+        let abandon = |claimed: Option<crate::alloc::Claimed>| async move {
+            if let Some(c) = claimed {
+                app.alloc.abandon(&c).await;
+            }
+        };
         crate::managed::on_update(app, req, &current.value, &mut desired);
         if object::same_content(&current.value, &desired) {
+            abandon(claimed).await;
             return Ok(Updated::Object(current.value.clone()));
         }
-        validate_update(req, &desired)?;
-        super::write::validate_kind(req, Some(&current.value), &desired)?;
+        if let Err(e) = validate_update(req, &desired)
+            .and_then(|_| super::write::validate_kind(req, Some(&current.value), &desired))
+        {
+            abandon(claimed).await;
+            return Err(e);
+        }
         let finished = should_delete_during_update(&req.kind, &current.value, &desired);
         if req.dry_run() {
             return Ok(Updated::Object(object::with_revision(
@@ -94,6 +113,11 @@ pub async fn guaranteed_update(
                 )
                 .await
         };
+        match (&result, claimed) {
+            (Ok(_), Some(c)) => app.alloc.bind(&c).await,
+            (Err(_), c) => abandon(c).await,
+            _ => {}
+        }
         match result {
             Ok(kv) if finished => {
                 return Ok(Updated::Deleted(object::with_revision(

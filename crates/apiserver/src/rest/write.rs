@@ -221,13 +221,47 @@ pub async fn create_object(
     validate_common(req, &obj)?;
     object::prepare_create(&req.kind, &mut obj);
     apply_defaults(req, &mut obj, true);
-    validate_kind(req, None, &obj)?;
     check_namespace_open(app, req)?;
+    let claimed = if is_service(req) {
+        Some(app.alloc.allocate(None, &mut obj, req.dry_run()).await?)
+    } else {
+        None
+    };
+    let result = create_allocated(app, req, obj, applied, generate).await;
+    if let Some(claimed) = claimed {
+        match &result {
+            Ok(_) => app.alloc.bind(&claimed).await,
+            Err(_) => app.alloc.abandon(&claimed).await,
+        }
+    }
+    result
+}
+
+/// Whether the request is for core Services, whose writes allocate cluster
+/// IPs and node ports.
+pub fn is_service(req: &Req) -> bool {
+    req.kind.custom.is_none() && req.kind.group.is_empty() && req.kind.kind == "Service"
+}
+
+async fn create_allocated(
+    app: &Arc<App>,
+    req: &Req,
+    mut obj: Value,
+    applied: bool,
+    generate: bool,
+) -> ApiResult<Response<Body>> {
+    validate_kind(req, None, &obj)?;
     if !applied {
         crate::managed::on_create(app, req, &mut obj);
     }
     if req.dry_run() {
         return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
+    }
+    if req.kind.custom.is_none()
+        && let Some(ns) = req.namespace()
+    {
+        let (group, _) = stored_kind(req);
+        crate::quota::admit_create(app, ns, group, &req.kind.plural, &obj).await?;
     }
     for attempt in 0..3 {
         let name = object::name(&obj).unwrap_or_default().to_string();

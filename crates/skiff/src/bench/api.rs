@@ -171,6 +171,7 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .arg("server")
+        .args(["--disable", "agent"])
         .arg("--data-dir")
         .arg(dir.path())
         .args([
@@ -178,6 +179,9 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
             &port.to_string(),
             "--datastore-endpoint",
             &endpoint,
+            // The benchmark measures the API server, on the host's network.
+            "--disable",
+            "proxy,dns",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

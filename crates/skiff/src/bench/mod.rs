@@ -2,8 +2,14 @@
 //! Figures are medians and p99s over many operations in one run, so that
 //! backends can be compared as ratios on a noisy shared machine.
 
+use anyhow::Context;
+
 mod api;
 mod client;
+mod deployment;
+mod dns;
+mod network;
+mod podstart;
 mod runtime;
 mod schedule;
 
@@ -24,9 +30,31 @@ enum What {
     /// Scheduler: hollow nodes, then pods from concurrent clients; pods
     /// bound per second and creation-to-binding latency.
     Schedule(schedule::ScheduleArgs),
+    /// Service proxy: full-sync cost and change-to-traffic latency with
+    /// 1,000 Services and 10,000 endpoints, in a network namespace.
+    Network(network::NetworkArgs),
+    /// Cluster DNS: queries/s and latency from concurrent UDP clients.
+    Dns(dns::DnsArgs),
+    /// Workload controllers: time for a Deployment to become fully
+    /// available on hollow nodes, and the controllers' RSS.
+    Deployment(deployment::DeploymentArgs),
+    /// Node agent: pods created at a steady rate and as a burst, time from
+    /// create to Running; the agent's RSS idle and with the burst running.
+    Podstart(podstart::PodstartArgs),
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let What::Podstart(a) = &args.what {
+        // Enters a network namespace of its own before any thread exists.
+        podstart::run(a.clone())?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    // The network bench moves the main thread into its own namespace
+    // before the runtime's threads exist, so they all start inside it.
+    let netns = match &args.what {
+        What::Network(_) => Some(network::enter()?),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -34,6 +62,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
         What::Schedule(a) => rt.block_on(schedule::run(a))?,
+        What::Network(a) => {
+            let ns = netns.context("no network namespace")?;
+            rt.block_on(network::run(a, ns))?
+        }
+        What::Dns(a) => rt.block_on(dns::run(a))?,
+        What::Deployment(a) => rt.block_on(deployment::run(a))?,
+        What::Podstart(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -3,6 +3,11 @@
 
 #![allow(dead_code)]
 
+/// Hollow nodes (the same code `skiff bench` uses).
+#[path = "../../src/hollow/mod.rs"]
+pub mod hollow;
+pub mod netns;
+
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -112,6 +117,126 @@ pub struct Cluster {
     port: u16,
     backend: Backend,
     extra_args: Vec<String>,
+    /// Set for clusters with a node agent: it runs inside this network
+    /// namespace (as does kubectl), so its bridge and routes never touch
+    /// the host.
+    node: Option<NodeNs>,
+    /// A network namespace made by the test that the server (and kubectl)
+    /// run in, with the proxy and DNS on (never in the host's namespace).
+    netns: Option<String>,
+}
+
+/// A network namespace for a test node, and the cleanup of everything the
+/// agent made on the machine (cgroups, mounts), run on drop.
+pub struct NodeNs {
+    pub netns: String,
+    pub node_name: String,
+}
+
+impl NodeNs {
+    fn create() -> NodeNs {
+        static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let id = format!("{}-{n}", std::process::id());
+        let netns = format!("skiff-t-{id}");
+        run_ok(Command::new("ip").args(["netns", "add", &netns]));
+        run_ok(Command::new("ip").args(["-n", &netns, "link", "set", "lo", "up"]));
+        NodeNs {
+            netns,
+            node_name: format!("node-{id}"),
+        }
+    }
+
+    /// A command that runs `program` inside the node's network namespace
+    /// (only the network: cgroups and mounts stay the host's).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("nsenter");
+        c.arg(format!("--net=/run/netns/{}", self.netns))
+            .arg(program);
+        c
+    }
+
+    /// Kills what is left in the node's cgroups, removes them, unmounts
+    /// everything under `dir` and deletes the namespace.
+    fn cleanup(&self, dir: &Path) {
+        for root in std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let top = root.path().join("skiff").join(&self.node_name);
+            if top.is_dir() {
+                kill_cgroup_tree(&top);
+            }
+        }
+        let prefix = dir.to_string_lossy().to_string();
+        let mut mounts: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+            .filter(|m| m.starts_with(&prefix))
+            .collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        for m in mounts {
+            let _ = Command::new("umount").args(["-l", &m]).status();
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
+fn kill_cgroup_tree(dir: &Path) {
+    // Quiet for a few rounds in a row: a helper may still be moving a
+    // process in when we first look.
+    let mut quiet = 0;
+    for _ in 0..100 {
+        let mut pids = Vec::new();
+        collect_procs(dir, &mut pids);
+        if pids.is_empty() {
+            quiet += 1;
+            if quiet >= 3 {
+                break;
+            }
+        } else {
+            quiet = 0;
+        }
+        for p in pids {
+            let _ = Command::new("kill").args(["-9", &p]).status();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    remove_cgroup_dirs(dir);
+}
+
+fn collect_procs(dir: &Path, out: &mut Vec<String>) {
+    // A frozen process (the runtime freezes before killing) cannot die.
+    let freezer = dir.join("freezer.state");
+    if freezer.exists() {
+        let _ = std::fs::write(&freezer, "THAWED");
+    }
+    if let Ok(s) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().map(str::to_string));
+    }
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            collect_procs(&e.path(), out);
+        }
+    }
+}
+
+fn remove_cgroup_dirs(dir: &Path) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            remove_cgroup_dirs(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn run_ok(cmd: &mut Command) {
+    let st = cmd.status().expect("spawn");
+    assert!(st.success(), "{cmd:?} failed");
 }
 
 impl Cluster {
@@ -121,6 +246,12 @@ impl Cluster {
 
     /// Starts a server with extra `skiff server` flags.
     pub fn start_with(backend: Backend, extra_args: &[&str]) -> Cluster {
+        Cluster::start_in(backend, None, extra_args)
+    }
+
+    /// Starts a server inside network namespace `netns` (made by the test),
+    /// with the proxy and DNS on and no node agent.
+    pub fn start_in(backend: Backend, netns: Option<&str>, extra_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut c = Cluster {
             child: None,
@@ -129,14 +260,77 @@ impl Cluster {
             port: free_port(),
             backend,
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            node: None,
+            netns: netns.map(str::to_string),
         };
         c.launch();
         c
     }
 
+    /// A server with its node agent, inside a network namespace of its
+    /// own; `prepare` runs on the data dir before the server starts (to
+    /// put images there).
+    pub fn start_node(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        prepare(dir.path());
+        let node = NodeNs::create();
+        let mut c = Cluster {
+            child: None,
+            dir,
+            url: String::new(),
+            port: free_port(),
+            backend: Backend::Sqlite,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+            node: Some(node),
+            netns: None,
+        };
+        c.extra_args.extend([
+            "--node-name".to_string(),
+            c.node
+                .as_ref()
+                .map(|n| n.node_name.clone())
+                .unwrap_or_default(),
+            "--kubelet-port".into(),
+            "0".into(),
+        ]);
+        c.launch();
+        c
+    }
+
+    pub fn node(&self) -> Option<&NodeNs> {
+        self.node.as_ref()
+    }
+
+    /// `program`, run inside the cluster's node or test network namespace
+    /// if it has one.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match (&self.node, &self.netns) {
+            (Some(n), _) => n.command(program),
+            (None, Some(ns)) => {
+                // `ip netns exec` execs, so the pid is the command's own.
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(program);
+                c
+            }
+            (None, None) => Command::new(program),
+        }
+    }
+
     fn launch(&mut self) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_skiff"))
-            .arg("server")
+        let skiff = env!("CARGO_BIN_EXE_skiff");
+        let mut cmd = self.command(skiff);
+        cmd.arg("server");
+        if self.node.is_none() {
+            // No node agent outside a node network namespace: it would
+            // make a bridge in the host's network.
+            cmd.args(["--disable", "agent"]);
+        }
+        if self.netns.is_none() {
+            // The proxy and DNS run only in a namespace the test made for
+            // them: never program the host's own network from a test.
+            cmd.args(["--disable", "proxy,dns"]);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(self.dir.path())
             .args(["--https-port", &self.port.to_string()])
@@ -186,6 +380,18 @@ impl Cluster {
         self.kubectl_with(minor, args, None, &[])
     }
 
+    /// A kubectl command for this cluster, not yet started (for commands
+    /// that keep running: `logs -f`, `port-forward`, `attach`).
+    pub fn kubectl_command(&self, minor: u32, args: &[&str]) -> Command {
+        let mut cmd = self.command(kubectl_path(minor));
+        cmd.arg("--kubeconfig")
+            .arg(self.kubeconfig())
+            .arg("--cache-dir")
+            .arg(self.dir.path().join(format!("kube-cache-{minor}")))
+            .args(args);
+        cmd
+    }
+
     pub fn kubectl_with(
         &self,
         minor: u32,
@@ -193,7 +399,7 @@ impl Cluster {
         stdin: Option<&str>,
         env: &[(&str, &str)],
     ) -> Output {
-        let mut cmd = Command::new(kubectl_path(minor));
+        let mut cmd = self.command(kubectl_path(minor));
         cmd.arg("--kubeconfig")
             .arg(self.kubeconfig())
             .arg("--cache-dir")
@@ -257,6 +463,13 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Registers Ready hollow nodes named `names` and serves their pods
+    /// (reported Running and Ready; `exit N` commands finish) until the
+    /// returned guard is dropped.
+    pub fn hollow_nodes(&self, names: &[&str]) -> hollow::HollowThread {
+        hollow::HollowThread::start(&self.kubeconfig(), names).expect("hollow nodes")
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
     }
@@ -265,5 +478,8 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
+        if let Some(n) = &self.node {
+            n.cleanup(self.dir.path());
+        }
     }
 }

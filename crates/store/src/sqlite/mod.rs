@@ -54,6 +54,10 @@ pub struct SqliteOptions {
     /// How many live events a slow watcher may fall behind before it is
     /// closed with [`Error::WatchLagged`].
     pub watch_buffer: usize,
+    /// When a passive checkpoint leaves more frames than this in the WAL,
+    /// a RESTART checkpoint makes the writer start the WAL over, so commits
+    /// overwrite the WAL's blocks instead of appending (see `checkpoint`).
+    pub wal_restart_frames: i64,
 }
 
 impl Default for SqliteOptions {
@@ -66,6 +70,7 @@ impl Default for SqliteOptions {
             compact_interval: Some(Duration::from_secs(300)),
             retain_revisions: 1000,
             watch_buffer: 16 * 1024,
+            wal_restart_frames: checkpoint::RESTART_AFTER_FRAMES,
         }
     }
 }
@@ -145,9 +150,10 @@ impl SqliteStore {
             Error::Backend(format!("sqlite: start {what} thread: {e}"))
         };
         let (checkpoints, checkpoint_rx) = mpsc::channel();
+        let restart_frames = options.wal_restart_frames;
         let checkpointer = std::thread::Builder::new()
             .name("skiff-sqlite-ckpt".into())
-            .spawn(move || checkpoint::run(checkpoint_conn, checkpoint_rx, commits))
+            .spawn(move || checkpoint::run(checkpoint_conn, checkpoint_rx, commits, restart_frames))
             .map_err(|e| spawn_err("checkpointer", e))?;
         let (sync, sync_rx) = mpsc::channel();
         let syncer = {

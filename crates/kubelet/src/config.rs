@@ -1,0 +1,54 @@
+//! What the caller (`skiff server` or `skiff agent`) decides for the agent.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The Node's name (defaults to the hostname in the binary).
+    pub node_name: String,
+    /// The data dir shared with `skiff image`: images in `images/`, the
+    /// agent's pod directories in `agent/`.
+    pub data_dir: PathBuf,
+    /// The node's InternalIP; the first non-loopback address when `None`.
+    pub node_ip: Option<IpAddr>,
+    /// Servers get the `node-role.kubernetes.io/control-plane` label.
+    pub control_plane: bool,
+    /// The port of the agent's HTTPS server (`daemonEndpoints`).
+    pub kubelet_port: u16,
+    /// Absolute cgroup path the pods go under, the same in every hierarchy.
+    pub cgroup_parent: PathBuf,
+    /// Used when the Node has no `spec.podCIDR` yet (until cluster IPAM).
+    pub default_pod_cidr: String,
+    /// The bridge pods are attached to.
+    pub bridge: String,
+}
+
+impl Config {
+    pub fn new(node_name: &str, data_dir: PathBuf) -> Config {
+        Config {
+            node_name: node_name.to_string(),
+            data_dir,
+            node_ip: None,
+            control_plane: false,
+            kubelet_port: 10250,
+            cgroup_parent: "/skiff".into(),
+            default_pod_cidr: "10.42.0.0/24".into(),
+            bridge: "skiff0".into(),
+        }
+    }
+
+    /// The agent's own files: one directory per pod.
+    pub fn agent_dir(&self) -> PathBuf {
+        self.data_dir.join("agent")
+    }
+
+    /// The runtime's state (network namespaces, attach sockets).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.data_dir.join("agent").join("runtime")
+    }
+
+    pub fn pod_dir(&self, uid: &str) -> PathBuf {
+        self.agent_dir().join("pods").join(uid)
+    }
+}

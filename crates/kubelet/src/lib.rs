@@ -1,0 +1,93 @@
+//! `skiff-kubelet`: the node agent that makes a node's pods real.
+//!
+//! It is an API client like any other: it registers its Node and renews
+//! its Lease (`node`), watches the pods bound to it (field selector
+//! `spec.nodeName`, `manager`) and runs one level-triggered worker per pod
+//! (`worker`) that compares the pod's spec with what the container runtime
+//! reports, acts, and writes the pod's status back (`status`). It never
+//! reads the store.
+//!
+//! Module map: [`config`] (what the caller decides), [`node`] (Node, Lease,
+//! conditions from [`sysinfo`]), [`network`] (the bridge and a veth per
+//! pod), [`manager`] (the pod watch and the workers), [`worker`] (one pod),
+//! [`container`] (pod spec → runtime config), [`env`] (environment
+//! variables), [`volumes`], [`images`], [`probes`], [`status`],
+//! [`backoff`], [`events`], [`lookup`] (what the streaming server asks),
+//! [`quantity`].
+
+pub mod backoff;
+pub mod config;
+pub mod container;
+pub mod env;
+pub mod error;
+pub mod events;
+pub mod images;
+pub mod lookup;
+pub mod manager;
+pub mod network;
+pub mod node;
+pub mod probes;
+pub mod quantity;
+pub mod status;
+pub mod sysinfo;
+pub mod volumes;
+pub mod worker;
+
+pub use config::Config;
+pub use error::{Error, Result};
+pub use lookup::{ContainerRef, PodLookup};
+
+use std::sync::Arc;
+
+/// The running agent's handles, for the streaming server and tests.
+#[derive(Clone)]
+pub struct Agent {
+    pub lookup: PodLookup,
+    pub runtime: Arc<dyn skiff_runtime::RuntimeService>,
+}
+
+/// Creates the agent's runtime and lookup; [`Agent::run`] then runs it.
+pub fn agent(config: &Config) -> Agent {
+    let runtime = skiff_runtime::LinuxRuntime::new(skiff_runtime::RuntimeConfig {
+        state_dir: config.runtime_dir(),
+        cgroup_parent: config.cgroup_parent.clone(),
+        ..Default::default()
+    });
+    Agent {
+        lookup: PodLookup::default(),
+        runtime: Arc::new(runtime),
+    }
+}
+
+impl Agent {
+    /// Registers the node and runs the pods until `shutdown` resolves.
+    /// Pods' containers are left running on shutdown (a restarted agent
+    /// adopts them once the runtime persists its state).
+    pub async fn run(
+        self,
+        client: kube::Client,
+        config: Config,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let config = Arc::new(config);
+        let pod_cidr = node::register(&client, &config).await?;
+        let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
+        let events = events::Recorder::start(client.clone(), &config.node_name);
+        let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
+        let ctx = Arc::new(worker::Context {
+            client,
+            config: config.clone(),
+            runtime: self.runtime.clone(),
+            images: images::Images::open(&config.data_dir)?,
+            net,
+            events,
+            lookup: self.lookup.clone(),
+        });
+        let result = tokio::select! {
+            r = manager::run(ctx) => r,
+            _ = shutdown => Ok(()),
+        };
+        node_task.abort();
+        result
+    }
+}

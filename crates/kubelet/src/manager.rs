@@ -1,0 +1,136 @@
+//! The pod watch (field selector `spec.nodeName=NODE`) and the workers:
+//! one task per pod uid, fed the pod's newest version through a `watch`
+//! channel so a busy worker only ever sees the latest spec.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use kube::runtime::watcher;
+use tokio::sync::watch;
+
+use crate::worker::{Context, Worker};
+
+pub async fn run(ctx: Arc<Context>) -> crate::Result<()> {
+    let pods: Api<Pod> = Api::all(ctx.client.clone());
+    let cfg = watcher::Config::default().fields(&format!("spec.nodeName={}", ctx.config.node_name));
+    let mut stream = watcher(pods, cfg).boxed();
+    let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
+    let mut listed: Option<Vec<String>> = None;
+    while let Some(ev) = stream.next().await {
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::warn!(error = %e, "pod watch");
+                continue;
+            }
+        };
+        match ev {
+            watcher::Event::Init => listed = Some(Vec::new()),
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if let Some(l) = &mut listed {
+                    l.push(uid.clone());
+                }
+                dispatch(&ctx, &mut workers, uid, Some(Arc::new(p)));
+            }
+            watcher::Event::Delete(p) => {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                if let Some(tx) = workers.remove(&uid) {
+                    let _ = tx.send(None);
+                }
+            }
+            watcher::Event::InitDone => {
+                // Pods that vanished while the watch was down go too.
+                if let Some(seen) = listed.take() {
+                    let gone: Vec<String> = workers
+                        .keys()
+                        .filter(|u| !seen.contains(u))
+                        .cloned()
+                        .collect();
+                    for uid in gone {
+                        if let Some(tx) = workers.remove(&uid) {
+                            let _ = tx.send(None);
+                        }
+                    }
+                    cleanup_orphans(&ctx, &seen).await;
+                }
+            }
+        }
+        workers.retain(|_, tx| !tx.is_closed());
+    }
+    Ok(())
+}
+
+fn dispatch(
+    ctx: &Arc<Context>,
+    workers: &mut HashMap<String, watch::Sender<Option<Arc<Pod>>>>,
+    uid: String,
+    pod: Option<Arc<Pod>>,
+) {
+    if let Some(tx) = workers.get(&uid)
+        && !tx.is_closed()
+    {
+        // The worker's own status writes come back through the watch;
+        // only a change it acts on wakes it.
+        let changed = match (&*tx.borrow(), &pod) {
+            (Some(old), Some(new)) => worth_a_sync(old, new),
+            _ => true,
+        };
+        if changed {
+            let _ = tx.send(pod);
+        }
+        return;
+    }
+    let Some(p) = pod else { return };
+    let (tx, rx) = watch::channel(Some(p.clone()));
+    let w = Worker::new(ctx.clone(), &p);
+    tokio::spawn(w.run(rx));
+    workers.insert(uid, tx);
+}
+
+fn worth_a_sync(old: &Pod, new: &Pod) -> bool {
+    let (o, n) = (&old.metadata, &new.metadata);
+    o.generation != n.generation
+        || o.deletion_timestamp != n.deletion_timestamp
+        || o.deletion_grace_period_seconds != n.deletion_grace_period_seconds
+        || o.labels != n.labels
+        || o.annotations != n.annotations
+        || old.spec != new.spec
+}
+
+/// Sandboxes and pod directories of pods the API no longer has.
+async fn cleanup_orphans(ctx: &Arc<Context>, known: &[String]) {
+    if let Ok(sbs) = ctx.runtime.list_pod_sandboxes().await {
+        for sb in sbs {
+            let uid = sb.name.rsplit('_').next().unwrap_or("");
+            if !known.iter().any(|k| k == uid) {
+                let _ = ctx.runtime.remove_pod_sandbox(&sb.id).await;
+            }
+        }
+    }
+    let dir = ctx.config.agent_dir().join("pods");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let uid = e.file_name().to_string_lossy().to_string();
+        if known.contains(&uid) {
+            continue;
+        }
+        if let Ok(c) = std::fs::read_dir(e.path().join("containers")) {
+            for d in c.flatten() {
+                crate::images::remove_rootfs(d.path()).await;
+            }
+        }
+        ctx.net.detach(&uid).await;
+        let p = e.path();
+        let _ = tokio::task::spawn_blocking(move || {
+            crate::volumes::teardown(&p);
+            let _ = std::fs::remove_dir_all(&p);
+        })
+        .await;
+    }
+}

@@ -1,0 +1,55 @@
+//! `skiff-proxy`: the service proxy. Watches Services and EndpointSlices and
+//! keeps one nftables table (`ip skiff`) equal to what they ask for.
+//!
+//! - `model`: Services + slices → service ports with their usable endpoints.
+//! - `nft`: service ports → one `nft -f` transaction replacing the table.
+//! - `apply`: runs nft; sets the forwarding sysctls.
+//! - `sync`: the watches and the coalescing sync loop.
+
+pub mod apply;
+pub mod model;
+pub mod nft;
+mod sync;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use sync::run;
+
+/// How a node's proxy is set up (flags of `skiff server` / `skiff agent`).
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// This node's name: endpoints with this `nodeName` are local.
+    pub node_name: String,
+    /// Addresses NodePorts answer on; empty means every local address.
+    pub node_ips: Vec<Ipv4Addr>,
+    /// The pod network (`--cluster-cidr`), for masquerade decisions.
+    pub cluster_cidr: Option<(Ipv4Addr, u8)>,
+    /// After a change, wait this long for more before syncing, so a burst
+    /// becomes one transaction while a single change still lands at once.
+    pub coalesce: Duration,
+    /// Longest a continuous stream of changes may defer a sync.
+    pub max_delay: Duration,
+    pub nft_path: PathBuf,
+}
+
+impl ProxyConfig {
+    pub fn new(node_name: impl Into<String>) -> ProxyConfig {
+        ProxyConfig {
+            node_name: node_name.into(),
+            node_ips: Vec::new(),
+            cluster_cidr: None,
+            coalesce: Duration::from_millis(2),
+            max_delay: Duration::from_millis(50),
+            nft_path: PathBuf::from("nft"),
+        }
+    }
+}
+
+/// Parses `a.b.c.d/n`.
+pub fn parse_cidr(s: &str) -> Option<(Ipv4Addr, u8)> {
+    let (ip, len) = s.split_once('/')?;
+    let len: u8 = len.parse().ok().filter(|l| *l <= 32)?;
+    Some((ip.parse().ok()?, len))
+}

@@ -1,0 +1,486 @@
+//! The `ip skiff` table as one `nft -f` transaction.
+//!
+//! Every sync renders the whole table: `flush table` empties every chain,
+//! the named maps and sets are flushed and refilled, chains and sets that
+//! no longer exist are deleted, all in one transaction, so the kernel
+//! switches from the old rules to the new ones atomically. Set *elements*
+//! of the ClientIP affinity sets survive a flush (nft's `flush table` leaves
+//! set contents alone), so affinity sticks across syncs. Nothing outside
+//! the table is ever named.
+//!
+//! Packet path (as upstream's nftables mode):
+//! - `nat-prerouting`/`nat-output` → `services`: the destination
+//!   `ip . proto . port` looks up `service-ips` (ClusterIPs, external and
+//!   load-balancer IPs), node addresses look up `service-nodeports`; each
+//!   goes to a per-service-port chain.
+//! - `svc-*` (cluster entry) marks traffic from outside the cluster CIDR
+//!   for masquerade; `ext-*` (NodePort/LB entry) marks everything unless
+//!   `externalTrafficPolicy: Local` (which keeps the client address and
+//!   only uses this node's endpoints).
+//! - `lb-*`: ClientIP affinity checks, then `numgen random mod N` picks an
+//!   `ep-*` chain, which marks hairpin traffic (a pod reaching itself) for
+//!   masquerade, records affinity, and DNATs.
+//! - `nat-postrouting` masquerades marked packets and pod traffic leaving
+//!   the cluster CIDR.
+//! - Services without endpoints are in `no-endpoint-*` sets that the
+//!   filter hooks reject (TCP reset, else ICMP port unreachable).
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+use crate::model::{Endpoint, ServicePort};
+
+pub const TABLE: &str = "skiff";
+/// The mark bit asking `nat-postrouting` to masquerade (upstream's 0x4000).
+pub const MASQ_MARK: u32 = 0x4000;
+
+/// Node-level inputs of the rendering.
+#[derive(Clone, Debug, Default)]
+pub struct RenderConfig {
+    /// Addresses NodePorts answer on; empty means every local address.
+    pub node_ips: Vec<Ipv4Addr>,
+    /// Pod network; traffic from outside it to a ClusterIP is masqueraded.
+    pub cluster_cidr: Option<(Ipv4Addr, u8)>,
+}
+
+/// A rendered table: the transaction text and the names it defines (so
+/// the next sync can delete what disappeared).
+#[derive(Debug, Default)]
+pub struct Ruleset {
+    pub text: String,
+    pub chains: BTreeSet<String>,
+    pub sets: BTreeSet<String>,
+    pub endpoints: usize,
+}
+
+/// Fixed chains, created by every transaction.
+const BASE_CHAINS: &[(&str, &str)] = &[
+    (
+        "nat-prerouting",
+        "type nat hook prerouting priority -100; policy accept;",
+    ),
+    (
+        "nat-output",
+        "type nat hook output priority -100; policy accept;",
+    ),
+    (
+        "nat-postrouting",
+        "type nat hook postrouting priority 100; policy accept;",
+    ),
+    (
+        "filter-input",
+        "type filter hook input priority -10; policy accept;",
+    ),
+    (
+        "filter-forward",
+        "type filter hook forward priority -10; policy accept;",
+    ),
+    (
+        "filter-output",
+        "type filter hook output priority -10; policy accept;",
+    ),
+    ("services", ""),
+    ("no-endpoints", ""),
+];
+
+/// A short stable hash for object names (FNV-1a, 64 bit).
+fn hash(s: &str) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{:010x}", h & 0xff_ffff_ffff)
+}
+
+/// nft identifiers allow letters, digits and `/ - _ .`; names keep the
+/// human-readable key (as upstream) after a hash that makes them unique.
+fn ident(prefix: &str, key: &str) -> String {
+    let readable: String = key
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "/-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(180)
+        .collect();
+    format!("{prefix}-{}-{readable}", hash(key))
+}
+
+fn cidr(c: (Ipv4Addr, u8)) -> String {
+    format!("{}/{}", c.0, c.1)
+}
+
+/// Renders the whole table. `previous` is what the last successful sync
+/// defined (None on the first sync: the table is then deleted and made
+/// afresh, dropping whatever an earlier process left).
+pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Ruleset>) -> Ruleset {
+    let mut rs = Ruleset::default();
+    let t = TABLE;
+    let mut out = String::with_capacity(256 + ports.len() * 600);
+    let _ = writeln!(out, "add table ip {t}");
+    if previous.is_none() {
+        let _ = writeln!(out, "delete table ip {t}");
+        let _ = writeln!(out, "add table ip {t}");
+    } else {
+        let _ = writeln!(out, "flush table ip {t}");
+    }
+    for (name, spec) in BASE_CHAINS {
+        if spec.is_empty() {
+            let _ = writeln!(out, "add chain ip {t} {name}");
+        } else {
+            let _ = writeln!(out, "add chain ip {t} {name} {{ {spec} }}");
+        }
+        rs.chains.insert(name.to_string());
+    }
+    let maps = [
+        (
+            "service-ips",
+            "type ipv4_addr . inet_proto . inet_service : verdict;",
+        ),
+        (
+            "service-nodeports",
+            "type inet_proto . inet_service : verdict;",
+        ),
+    ];
+    for (name, spec) in maps {
+        let _ = writeln!(out, "add map ip {t} {name} {{ {spec} }}");
+        let _ = writeln!(out, "flush map ip {t} {name}");
+    }
+    let sets = [
+        (
+            "no-endpoint-services",
+            "type ipv4_addr . inet_proto . inet_service;",
+        ),
+        ("no-endpoint-nodeports", "type inet_proto . inet_service;"),
+    ];
+    for (name, spec) in sets {
+        let _ = writeln!(out, "add set ip {t} {name} {{ {spec} }}");
+        let _ = writeln!(out, "flush set ip {t} {name}");
+    }
+
+    // Dispatch.
+    let _ = writeln!(out, "add rule ip {t} nat-prerouting jump services");
+    let _ = writeln!(out, "add rule ip {t} nat-output jump services");
+    let _ = writeln!(
+        out,
+        "add rule ip {t} services ip daddr . meta l4proto . th dport vmap @service-ips"
+    );
+    let node_match = if cfg.node_ips.is_empty() {
+        "fib daddr type local".to_string()
+    } else {
+        format!("ip daddr {{ {} }}", join(cfg.node_ips.iter()))
+    };
+    let _ = writeln!(
+        out,
+        "add rule ip {t} services {node_match} meta l4proto . th dport vmap @service-nodeports"
+    );
+    // Services without endpoints: reject new connections.
+    let _ = writeln!(
+        out,
+        "add rule ip {t} no-endpoints meta l4proto tcp reject with tcp reset"
+    );
+    let _ = writeln!(out, "add rule ip {t} no-endpoints reject");
+    for hook in ["filter-input", "filter-forward", "filter-output"] {
+        let _ = writeln!(
+            out,
+            "add rule ip {t} {hook} ct state new ip daddr . meta l4proto . th dport @no-endpoint-services goto no-endpoints"
+        );
+        if hook != "filter-forward" {
+            let _ = writeln!(
+                out,
+                "add rule ip {t} {hook} ct state new {node_match} meta l4proto . th dport @no-endpoint-nodeports goto no-endpoints"
+            );
+        }
+    }
+    // Masquerade.
+    let _ = writeln!(
+        out,
+        "add rule ip {t} nat-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"
+    );
+    if let Some(c) = cfg.cluster_cidr {
+        let c = cidr(c);
+        let _ = writeln!(
+            out,
+            "add rule ip {t} nat-postrouting ip saddr {c} ip daddr != {c} masquerade"
+        );
+    }
+
+    let mut ip_elems: Vec<String> = Vec::new();
+    let mut np_elems: Vec<String> = Vec::new();
+    let mut ip_noep: Vec<String> = Vec::new();
+    let mut np_noep: Vec<String> = Vec::new();
+    for sp in ports {
+        let proto = sp.proto.nft();
+        let all = sp.usable(false);
+        let local = sp.usable(true);
+        let lb_all = ident("lb", &sp.key);
+        let lb_local = ident("lbl", &sp.key);
+        // Balancing chains, only those some entry uses.
+        let need_all = !all.is_empty();
+        let need_local = !local.is_empty() && (sp.internal_local || sp.external_local);
+        if need_all {
+            lb_chain(&mut out, &mut rs, sp, &lb_all, &all);
+        }
+        if need_local {
+            lb_chain(&mut out, &mut rs, sp, &lb_local, &local);
+        }
+        // Cluster entry.
+        if !sp.cluster_ips.is_empty() {
+            let target = if sp.internal_local {
+                (need_local, &lb_local)
+            } else {
+                (need_all, &lb_all)
+            };
+            if all.is_empty() {
+                for ip in &sp.cluster_ips {
+                    ip_noep.push(format!("{ip} . {proto} . {}", sp.port));
+                }
+            } else {
+                let chain = ident("svc", &sp.key);
+                let _ = writeln!(out, "add chain ip {t} {chain}");
+                if let Some(c) = cfg.cluster_cidr {
+                    let _ = writeln!(
+                        out,
+                        "add rule ip {t} {chain} ip saddr != {} meta mark set meta mark | {MASQ_MARK:#x}",
+                        cidr(c)
+                    );
+                }
+                if target.0 {
+                    let _ = writeln!(out, "add rule ip {t} {chain} goto {}", target.1);
+                } else {
+                    // internalTrafficPolicy Local without local endpoints: drop.
+                    let _ = writeln!(out, "add rule ip {t} {chain} drop");
+                }
+                rs.chains.insert(chain.clone());
+                for ip in &sp.cluster_ips {
+                    ip_elems.push(format!("{ip} . {proto} . {} : goto {chain}", sp.port));
+                }
+            }
+        }
+        // External entry: NodePort, load-balancer and external IPs.
+        if sp.node_port.is_some() || !sp.external_ips.is_empty() {
+            if all.is_empty() {
+                if let Some(np) = sp.node_port {
+                    np_noep.push(format!("{proto} . {np}"));
+                }
+                for ip in &sp.external_ips {
+                    ip_noep.push(format!("{ip} . {proto} . {}", sp.port));
+                }
+            } else {
+                let chain = ident("ext", &sp.key);
+                let _ = writeln!(out, "add chain ip {t} {chain}");
+                if sp.external_local {
+                    if need_local {
+                        let _ = writeln!(out, "add rule ip {t} {chain} goto {lb_local}");
+                    } else {
+                        let _ = writeln!(out, "add rule ip {t} {chain} drop");
+                    }
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "add rule ip {t} {chain} meta mark set meta mark | {MASQ_MARK:#x}"
+                    );
+                    let _ = writeln!(out, "add rule ip {t} {chain} goto {lb_all}");
+                }
+                rs.chains.insert(chain.clone());
+                if let Some(np) = sp.node_port {
+                    np_elems.push(format!("{proto} . {np} : goto {chain}"));
+                }
+                for ip in &sp.external_ips {
+                    ip_elems.push(format!("{ip} . {proto} . {} : goto {chain}", sp.port));
+                }
+            }
+        }
+    }
+    for (name, elems) in [
+        ("service-ips", &ip_elems),
+        ("service-nodeports", &np_elems),
+        ("no-endpoint-services", &ip_noep),
+        ("no-endpoint-nodeports", &np_noep),
+    ] {
+        // Keep each command line bounded; nft parses big element lists fast.
+        for chunk in elems.chunks(1000) {
+            let _ = writeln!(out, "add element ip {t} {name} {{ {} }}", chunk.join(", "));
+        }
+    }
+    // What the previous sync defined and this one does not.
+    if let Some(prev) = previous {
+        for c in prev.chains.difference(&rs.chains) {
+            let _ = writeln!(out, "delete chain ip {t} {c}");
+        }
+        for s in prev.sets.difference(&rs.sets) {
+            let _ = writeln!(out, "delete set ip {t} {s}");
+        }
+    }
+    rs.text = out;
+    rs
+}
+
+fn lb_chain(out: &mut String, rs: &mut Ruleset, sp: &ServicePort, name: &str, eps: &[&Endpoint]) {
+    let t = TABLE;
+    let proto = sp.proto.nft();
+    let _ = writeln!(out, "add chain ip {t} {name}");
+    rs.chains.insert(name.to_string());
+    let mut targets = Vec::with_capacity(eps.len());
+    for ep in eps {
+        let ep_key = format!("{}/{}:{}", sp.key, ep.ip, ep.port);
+        let chain = ident("ep", &ep_key);
+        if rs.chains.insert(chain.clone()) {
+            let _ = writeln!(out, "add chain ip {t} {chain}");
+            // Hairpin: a pod reaching itself must see another source.
+            let _ = writeln!(
+                out,
+                "add rule ip {t} {chain} ip saddr {} meta mark set meta mark | {MASQ_MARK:#x}",
+                ep.ip
+            );
+            if let Some(timeout) = sp.affinity_timeout {
+                let set = ident("aff", &format!("{ep_key}/{timeout}"));
+                if rs.sets.insert(set.clone()) {
+                    let _ = writeln!(
+                        out,
+                        "add set ip {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
+                    );
+                }
+                let _ = writeln!(out, "add rule ip {t} {chain} update @{set} {{ ip saddr }}");
+            }
+            let _ = writeln!(
+                out,
+                "add rule ip {t} {chain} meta l4proto {proto} dnat to {}:{}",
+                ep.ip, ep.port
+            );
+            rs.endpoints += 1;
+        }
+        targets.push(chain);
+    }
+    if let Some(timeout) = sp.affinity_timeout {
+        for (ep, chain) in eps.iter().zip(&targets) {
+            let set = ident(
+                "aff",
+                &format!("{}/{}:{}/{timeout}", sp.key, ep.ip, ep.port),
+            );
+            let _ = writeln!(out, "add rule ip {t} {name} ip saddr @{set} goto {chain}");
+        }
+    }
+    if targets.len() == 1 {
+        let _ = writeln!(out, "add rule ip {t} {name} goto {}", targets[0]);
+    } else {
+        let arms: Vec<String> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{i} : goto {c}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "add rule ip {t} {name} numgen random mod {} vmap {{ {} }}",
+            targets.len(),
+            arms.join(", ")
+        );
+    }
+}
+
+fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Proto;
+
+    fn ep(ip: &str, local: bool) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 8080,
+            local,
+            ready: true,
+            serving: true,
+            terminating: false,
+        }
+    }
+
+    fn port(eps: Vec<Endpoint>) -> ServicePort {
+        ServicePort {
+            key: "default/web/http/tcp".into(),
+            proto: Proto::Tcp,
+            port: 80,
+            cluster_ips: vec!["10.43.0.5".parse().unwrap()],
+            node_port: Some(30080),
+            external_ips: vec![],
+            affinity_timeout: None,
+            external_local: false,
+            internal_local: false,
+            endpoints: eps,
+        }
+    }
+
+    #[test]
+    fn balances_over_ready_endpoints() {
+        let cfg = RenderConfig {
+            node_ips: vec!["192.168.1.1".parse().unwrap()],
+            cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
+        };
+        let rs = render(
+            &[port(vec![ep("10.244.0.2", true), ep("10.244.0.3", false)])],
+            &cfg,
+            None,
+        );
+        assert!(rs.text.contains("numgen random mod 2 vmap"), "{}", rs.text);
+        assert!(rs.text.contains("meta l4proto tcp dnat to 10.244.0.3:8080"));
+        assert!(rs.text.contains("10.43.0.5 . tcp . 80 : goto svc-"));
+        assert!(rs.text.contains("tcp . 30080 : goto ext-"));
+        assert!(rs.text.contains("ip daddr { 192.168.1.1 }"));
+        assert!(
+            rs.text
+                .starts_with("add table ip skiff\ndelete table ip skiff\n")
+        );
+        assert_eq!(rs.endpoints, 2);
+    }
+
+    #[test]
+    fn no_endpoints_rejects_and_stale_chains_are_deleted() {
+        let cfg = RenderConfig::default();
+        let first = render(&[port(vec![ep("10.244.0.2", true)])], &cfg, None);
+        let second = render(&[port(vec![])], &cfg, Some(&first));
+        assert!(
+            second
+                .text
+                .contains("add element ip skiff no-endpoint-services { 10.43.0.5 . tcp . 80 }")
+        );
+        assert!(
+            second
+                .text
+                .contains("add element ip skiff no-endpoint-nodeports { tcp . 30080 }")
+        );
+        assert!(second.text.contains("flush table ip skiff"));
+        let deleted = second
+            .text
+            .lines()
+            .filter(|l| l.starts_with("delete chain"))
+            .count();
+        // lb, ep, svc and ext chains of the old endpoint.
+        assert_eq!(deleted, 4, "{}", second.text);
+    }
+
+    #[test]
+    fn local_policy_and_affinity() {
+        let mut p = port(vec![ep("10.244.0.2", false)]);
+        p.external_local = true;
+        p.affinity_timeout = Some(60);
+        let rs = render(&[p], &RenderConfig::default(), None);
+        // No local endpoint: the external entry drops, no masquerade mark.
+        let ext: Vec<&str> = rs
+            .text
+            .lines()
+            .filter(|l| l.contains(" ext-") && l.starts_with("add rule"))
+            .collect();
+        assert_eq!(ext.len(), 1);
+        assert!(ext[0].ends_with(" drop"));
+        assert!(rs.text.contains("flags dynamic,timeout; timeout 60s;"));
+        assert!(rs.text.contains("update @aff-"));
+    }
+}

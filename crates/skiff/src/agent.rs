@@ -1,0 +1,142 @@
+//! The node agent's flags and glue: run in-process by `skiff server`, or
+//! alone as `skiff agent --server URL --token TOKEN`.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// Flags the agent shares between `skiff server` and `skiff agent`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NodeFlags {
+    /// The Node's name (default: the hostname).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The node's InternalIP (default: the address of the default route).
+    #[arg(long)]
+    pub node_ip: Option<IpAddr>,
+    /// Port of the agent's HTTPS server reported in the Node (0: any free port).
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
+}
+
+/// `skiff agent`: a node joining an existing cluster.
+#[derive(clap::Args, Debug)]
+pub struct AgentArgs {
+    /// The API server, `https://IP:PORT`.
+    #[arg(long)]
+    pub server: String,
+    /// The join token `skiff server` printed (also in its data dir).
+    #[arg(long, env = "SKIFF_TOKEN")]
+    pub token: String,
+    /// Where images, pods and credentials live.
+    #[arg(long, env = "SKIFF_DATA_DIR", default_value = "/var/lib/skiff-agent")]
+    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub node: NodeFlags,
+    /// Use this kubeconfig instead of joining (benchmarks, debugging).
+    #[arg(long, hide = true)]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
+pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
+    let cfg = config(&args.node, &args.data_dir, false)?;
+    let kubeconfig = match &args.kubeconfig {
+        Some(k) => k.clone(),
+        None => {
+            let addresses: Vec<String> = args.node.node_ip.iter().map(|i| i.to_string()).collect();
+            crate::join::join(
+                &args.server,
+                &args.token,
+                &args.data_dir,
+                &cfg.node_name,
+                &addresses,
+            )
+            .await?
+        }
+    };
+    let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+    println!(
+        "skiff: agent {} running against {}",
+        cfg.node_name, args.server
+    );
+    let tls = crate::node_streaming::NodeTls::from_join(&args.data_dir)
+        .map_err(|e| tracing::warn!(error = %e, "node server TLS"))
+        .ok();
+    run_with(client, cfg, tls, crate::server::shutdown_signal()).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_lowercase())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+pub fn node_name(flags: &NodeFlags) -> String {
+    flags.node_name.clone().unwrap_or_else(hostname)
+}
+
+/// The agent's configuration from the flags.
+pub fn config(
+    flags: &NodeFlags,
+    data_dir: &Path,
+    control_plane: bool,
+) -> anyhow::Result<skiff_kubelet::Config> {
+    let name = node_name(flags);
+    let mut cfg = skiff_kubelet::Config::new(&name, data_dir.to_path_buf());
+    cfg.node_ip = flags.node_ip;
+    cfg.control_plane = control_plane;
+    cfg.kubelet_port = if flags.kubelet_port == 0 {
+        // Until the streaming server binds it, pick a free port to report.
+        std::net::TcpListener::bind("0.0.0.0:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .context("no free port for the agent")?
+    } else {
+        flags.kubelet_port
+    };
+    // One cgroup subtree per node, so several agents can share a machine.
+    cfg.cgroup_parent = PathBuf::from("/skiff").join(&name);
+    Ok(cfg)
+}
+
+/// Runs the agent with `client` until `shutdown`.
+/// `tls` is the node server's (logs, exec, attach, port-forward); without
+/// it those requests cannot reach this node.
+pub async fn run_with(
+    client: kube::Client,
+    cfg: skiff_kubelet::Config,
+    tls: Option<crate::node_streaming::NodeTls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !nix_is_root() {
+        anyhow::bail!("the node agent needs root (namespaces, mounts, cgroups)");
+    }
+    let agent = skiff_kubelet::agent(&cfg);
+    let server = match tls {
+        Some(tls) => Some(crate::node_streaming::start(&agent, cfg.kubelet_port, tls).await?),
+        None => {
+            tracing::warn!(
+                "no node TLS material: logs, exec and port-forward will not reach this node"
+            );
+            None
+        }
+    };
+    let result = agent.run(client, cfg, shutdown).await;
+    if let Some(server) = server {
+        server.abort();
+    }
+    result?;
+    Ok(())
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
