@@ -17,6 +17,7 @@ mod kubectl;
 mod netsvc;
 mod node_streaming;
 mod registry;
+mod scheduler;
 mod server;
 mod store;
 
@@ -41,6 +42,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Run the controllers alone against a Skiff API server.
     ControllerManager(controller_manager::ControllerManagerArgs),
+    /// Run the scheduler alone against a Skiff API server.
+    Scheduler(scheduler::SchedulerArgs),
     /// Run the real kubectl against this machine's cluster.
     Kubectl(kubectl::KubectlArgs),
     /// Benchmarks that print a table.
@@ -136,6 +139,15 @@ fn main() -> std::process::ExitCode {
                 .build()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(server::run(args)))
+        }
+        Command::Scheduler(args) => {
+            init_tracing();
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(scheduler::run(args)))
         }
         Command::Agent(args) => {
             init_tracing();

@@ -120,6 +120,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }));
         stopped = Some(controllers);
     }
+    let (sched_stop, sched_stopped) = tokio::sync::oneshot::channel::<()>();
+    if !disabled(&args.disable, "scheduler") {
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        tokio::spawn(skiff_scheduler::run(
+            client,
+            skiff_scheduler::Config::default(),
+            async move {
+                let _ = sched_stopped.await;
+            },
+        ));
+    }
     if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
         crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, |c| {
@@ -167,6 +178,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = stop_tx.send(());
+    let _ = sched_stop.send(());
     let _ = agent_stop.send(());
     // Let the controllers release their Lease (bounded: the API server
     // may be gone).

@@ -3,6 +3,7 @@
 //! This module names no kind to route: what differs per kind comes from its
 //! [`KindInfo`] and the small strategy functions in `crate::object`.
 
+mod binding;
 mod decode;
 mod delete;
 mod eviction;
@@ -167,6 +168,12 @@ async fn route(
         (&Method::DELETE, true, None) if verb_allowed("delete") => {
             let body = read(body).await?;
             delete::delete(app, req, &body).await
+        }
+        (&Method::POST, true, Some("binding"))
+            if req.kind.has_sub(skiff_api::kinds::Sub::Binding) =>
+        {
+            let body = read(body).await?;
+            binding::bind(app, req, &body).await
         }
         (_, true, Some("scale")) if req.kind.has_sub(skiff_api::kinds::Sub::Scale) => {
             let body = read(body).await?;

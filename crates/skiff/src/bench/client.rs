@@ -80,6 +80,18 @@ impl Conn {
         Ok((status, body))
     }
 
+    /// Starts a streaming request (a watch) and hands back its body.
+    pub async fn stream(&mut self, path: &str) -> anyhow::Result<hyper::body::Incoming> {
+        let req = http::Request::builder()
+            .uri(path)
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))?;
+        self.send.ready().await?;
+        let res = self.send.send_request(req).await?;
+        anyhow::ensure!(res.status().is_success(), "watch failed: {}", res.status());
+        Ok(res.into_body())
+    }
+
     /// Starts a request whose response streams (a watch) and returns once
     /// the headers arrived; the body is drained in the background.
     pub async fn open_watch(&mut self, path: &str) -> anyhow::Result<()> {

@@ -11,6 +11,7 @@ mod dns;
 mod network;
 mod podstart;
 mod runtime;
+mod schedule;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -26,6 +27,9 @@ enum What {
     /// Container runtime: create -> start -> exit of `true`, against runc
     /// and crun in the same run.
     Runtime(runtime::RuntimeArgs),
+    /// Scheduler: hollow nodes, then pods from concurrent clients; pods
+    /// bound per second and creation-to-binding latency.
+    Schedule(schedule::ScheduleArgs),
     /// Service proxy: full-sync cost and change-to-traffic latency with
     /// 1,000 Services and 10,000 endpoints, in a network namespace.
     Network(network::NetworkArgs),
@@ -57,6 +61,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     match args.what {
         What::Api(a) => rt.block_on(api::run(a))?,
         What::Runtime(a) => rt.block_on(runtime::run(a))?,
+        What::Schedule(a) => rt.block_on(schedule::run(a))?,
         What::Network(a) => {
             let ns = netns.context("no network namespace")?;
             rt.block_on(network::run(a, ns))?
