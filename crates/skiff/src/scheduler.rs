@@ -25,6 +25,16 @@ pub async fn run(args: SchedulerArgs) -> anyhow::Result<ExitCode> {
     let config = skiff_scheduler::Config {
         name: args.scheduler_name,
     };
-    skiff_scheduler::run(client, config, crate::server::shutdown_signal()).await;
+    // Like kube-scheduler's --leader-elect: several may run, one schedules.
+    let lease = skiff_controllers::leader::LeaseConfig::new("kube-system", "kube-scheduler");
+    let work =
+        || skiff_scheduler::run(client.clone(), config.clone(), std::future::pending::<()>());
+    skiff_controllers::leader::run_elected(
+        client.clone(),
+        lease,
+        crate::server::shutdown_signal(),
+        work,
+    )
+    .await;
     Ok(ExitCode::SUCCESS)
 }

@@ -123,13 +123,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let (sched_stop, sched_stopped) = tokio::sync::oneshot::channel::<()>();
     if !disabled(&args.disable, "scheduler") {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
-        tokio::spawn(skiff_scheduler::run(
-            client,
-            skiff_scheduler::Config::default(),
-            async move {
-                let _ = sched_stopped.await;
-            },
-        ));
+        // Schedules only while holding `kube-system/kube-scheduler`, so a
+        // `skiff scheduler` elsewhere never binds the same pods; the same
+        // identity as the controllers', so a restart takes the Lease back.
+        let mut lease =
+            skiff_controllers::leader::LeaseConfig::new("kube-system", "kube-scheduler");
+        lease.identity = controller_identity(&args.data_dir)?;
+        tokio::spawn(async move {
+            let work = || {
+                skiff_scheduler::run(
+                    client.clone(),
+                    skiff_scheduler::Config::default(),
+                    std::future::pending::<()>(),
+                )
+            };
+            skiff_controllers::leader::run_elected(
+                client.clone(),
+                lease,
+                async move {
+                    let _ = sched_stopped.await;
+                },
+                work,
+            )
+            .await;
+        });
     }
     if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
