@@ -78,6 +78,19 @@ fn init_tracing() {
         .init();
 }
 
+/// Runs a long-lived async command (server, agent, scheduler, ...) on a
+/// multi-threaded runtime, with ring as the TLS provider.
+fn run_async(
+    command: impl std::future::Future<Output = anyhow::Result<std::process::ExitCode>>,
+) -> anyhow::Result<std::process::ExitCode> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(command))
+}
+
 fn main() -> std::process::ExitCode {
     // The container runtime's helper (`skiff runtime-init`) must run before
     // anything starts a thread: it forks containers.
@@ -133,39 +146,19 @@ fn main() -> std::process::ExitCode {
         }
         Command::Server(args) => {
             init_tracing();
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(server::run(args)))
+            run_async(server::run(args))
         }
         Command::Scheduler(args) => {
             init_tracing();
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(scheduler::run(args)))
+            run_async(scheduler::run(args))
         }
         Command::Agent(args) => {
             init_tracing();
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(agent::run(args)))
+            run_async(agent::run(args))
         }
         Command::ControllerManager(args) => {
             init_tracing();
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(anyhow::Error::from)
-                .and_then(|rt| rt.block_on(controller_manager::run(args)))
+            run_async(controller_manager::run(args))
         }
     };
     match result {

@@ -2,7 +2,9 @@
 //! as a separate process, once per store backend.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::{Killed, free_port};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,21 +35,6 @@ pub struct ApiArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 fn start_etcd(dir: &std::path::Path) -> anyhow::Result<(Killed, String)> {

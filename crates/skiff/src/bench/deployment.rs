@@ -6,7 +6,9 @@
 //! the controllers' RSS is their own; the hollow nodes run in this process.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::Killed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -30,15 +32,6 @@ pub struct DeploymentArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {

@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::Killed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -31,15 +33,6 @@ pub struct PodstartArgs {
 }
 
 const NETNS_ENV: &str = "SKIFF_BENCH_NETNS";
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Runs the bench inside a fresh network namespace: re-executes itself
 /// there (the namespace must be entered before any thread exists).

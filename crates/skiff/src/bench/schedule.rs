@@ -9,7 +9,9 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
+
+use super::{Killed, free_port};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,21 +44,6 @@ pub struct ScheduleArgs {
     /// scheduler's start.
     #[arg(long)]
     backlog: bool,
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 async fn create_all(
