@@ -32,6 +32,13 @@ pub struct ApiArgs {
     /// Backends to measure: sqlite, etcd, memory.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,etcd")]
     backends: Vec<String>,
+    /// Server components not to run. By default the control plane without
+    /// the scheduler (it would try to place the 20,000 node-less pods, a
+    /// status write and an Event each) and without the node, proxy and DNS
+    /// (they would touch the host's network). The in-process controllers
+    /// stay, as in a real server.
+    #[arg(long, default_value = "agent,proxy,dns,scheduler")]
+    disable: String,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -142,6 +149,7 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
 }
 
 async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
+    let disable = args.disable.as_str();
     let dir = tempfile::tempdir()?;
     let mut _etcd = None;
     let endpoint = match backend {
@@ -158,7 +166,6 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
     let started = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .arg("server")
-        .args(["--disable", "agent"])
         .arg("--data-dir")
         .arg(dir.path())
         .args([
@@ -166,9 +173,8 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
             &port.to_string(),
             "--datastore-endpoint",
             &endpoint,
-            // The benchmark measures the API server, on the host's network.
             "--disable",
-            "proxy,dns",
+            disable,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
