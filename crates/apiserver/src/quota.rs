@@ -149,12 +149,15 @@ pub async fn admit_create(
     obj: &Value,
 ) -> ApiResult<()> {
     let prefix = format!("/registry/core/resourcequotas/{namespace}/");
-    let delta = usage_of(group, plural, obj);
+    // Every namespaced create comes through here: a namespace without
+    // quotas (the common case) costs one cache lookup, not a usage count.
+    let mut delta = None;
     for _ in 0..8 {
         let (quotas, _, _) = app.cache.list(&prefix, None, 0, |_| true);
         if quotas.is_empty() {
             return Ok(());
         }
+        let delta = delta.get_or_insert_with(|| usage_of(group, plural, obj));
         let mut charges = Vec::new();
         for quota in &quotas {
             let hard = quota.value.pointer("/spec/hard").and_then(Value::as_object);
