@@ -22,6 +22,9 @@ pub struct Config {
     pub default_pod_cidr: String,
     /// The bridge pods are attached to.
     pub bridge: String,
+    /// The whole pod network (`--cluster-cidr`): pod traffic leaving it is
+    /// masqueraded. `None`: no masquerade rule, no routes to other nodes.
+    pub cluster_cidr: Option<String>,
 }
 
 impl Config {
@@ -35,6 +38,7 @@ impl Config {
             cgroup_parent: "/skiff".into(),
             default_pod_cidr: "10.42.0.0/24".into(),
             bridge: "skiff0".into(),
+            cluster_cidr: None,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod network;
 pub mod node;
 pub mod probes;
 pub mod quantity;
+pub mod routes;
 pub mod status;
 pub mod sysinfo;
 pub mod volumes;
@@ -74,6 +75,12 @@ impl Agent {
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
         let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
+        // Routes to other nodes' pods only make sense inside one cluster
+        // network; without `cluster_cidr` the node keeps to itself.
+        let routes_task = config
+            .cluster_cidr
+            .is_some()
+            .then(|| tokio::spawn(routes::run(client.clone(), config.clone())));
         let ctx = Arc::new(worker::Context {
             client,
             config: config.clone(),
@@ -88,6 +95,9 @@ impl Agent {
             _ = shutdown => Ok(()),
         };
         node_task.abort();
+        if let Some(t) = routes_task {
+            t.abort();
+        }
         result
     }
 }
