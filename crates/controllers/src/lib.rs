@@ -124,7 +124,9 @@ async fn infra(client: Client, config: Config) {
         serviceaccount::run(client.clone()),
         disruption::run(client.clone()),
         resourcequota::run(client.clone()),
-        volume::run(client.clone()),
+        // Boxed: one more inline state machine overflows a debug build's
+        // worker stack.
+        Box::pin(volume::run(client.clone())),
     );
 }
 

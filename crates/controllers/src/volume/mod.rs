@@ -151,7 +151,13 @@ pub async fn run(client: Client) {
         s.queue.add_all(pending_claims(&s));
         async {}
     });
-    futures::join!(claim_loop, volume_loop, class_loop, pod_loop, node_loop);
+    futures::join!(
+        Box::pin(claim_loop),
+        Box::pin(volume_loop),
+        Box::pin(class_loop),
+        Box::pin(pod_loop),
+        Box::pin(node_loop)
+    );
 }
 
 fn pending_claims(s: &Shared) -> Vec<Key> {
