@@ -18,7 +18,7 @@ use crate::object;
 
 type List = Map<String, Value>;
 
-fn list_at<'a>(item: &'a Value, field: &str) -> List {
+fn list_at(item: &Value, field: &str) -> List {
     item.get(field)
         .and_then(Value::as_object)
         .cloned()
