@@ -199,6 +199,12 @@ fn statefulset_claims_are_provisioned_bound_and_kept() {
         get(&c, &["pv", &volumes[2].0]).is_null() && !Path::new(&volumes[2].1).exists()
     });
     assert!(get(&c, &["pvc", "www-web-2"]).is_null());
+    // A claim a running pod mounts is protected: it waits, Terminating.
+    c.ok(K, &["delete", "pvc", "www-web-0", "--wait=false"]);
+    std::thread::sleep(Duration::from_secs(2));
+    let pvc = get(&c, &["pvc", "www-web-0"]);
+    assert!(!pvc["metadata"]["deletionTimestamp"].is_null(), "{pvc:#}");
+    assert_eq!(pvc["status"]["phase"], "Bound");
 }
 
 #[test]
