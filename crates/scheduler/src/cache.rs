@@ -16,7 +16,18 @@ use k8s_openapi::api::core::v1::Node;
 
 use crate::nodeinfo::NodeInfo;
 use crate::podinfo::PodInfo;
-use crate::selector::Labels;
+use crate::selector::{Labels, Selector};
+
+/// What preemption needs of a PodDisruptionBudget.
+#[derive(Clone, Debug)]
+pub struct Budget {
+    pub namespace: String,
+    /// `None` for a nil or empty selector, which preemption (as upstream)
+    /// treats as matching no pod.
+    pub selector: Option<Selector>,
+    /// `status.disruptionsAllowed`.
+    pub allowed: i32,
+}
 
 #[derive(Debug)]
 struct PodState {
@@ -51,6 +62,8 @@ pub struct Cache {
     /// Image name → number of nodes that have it (ImageLocality's spread).
     image_nodes: HashMap<String, usize>,
     pub ns_labels: HashMap<String, Labels>,
+    /// PodDisruptionBudgets by uid, which preemption prefers not to break.
+    pub pdbs: HashMap<String, Budget>,
     /// Pods nominated to a node by preemption, whose room must be kept
     /// for them: node → pods.
     nominated: HashMap<String, Vec<Arc<PodInfo>>>,
