@@ -765,6 +765,31 @@ fn daemonset_runs_one_pod_per_node_and_rolls() {
     );
     let history = c.ok(K, &["rollout", "history", "ds/agent"]);
     assert!(history.contains('2'), "{history}");
+    // History is trimmed to revisionHistoryLimit, sparing the live one.
+    c.ok(
+        K,
+        &[
+            "patch",
+            "ds/agent",
+            "-p",
+            r#"{"spec":{"revisionHistoryLimit":1}}"#,
+        ],
+    );
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.37"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.38"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    eventually(30, "two revisions left: the live one and one more", || {
+        names(&c, &["controllerrevisions", "-l", "app=agent"]).len() == 2
+    });
+    let newest = jsonpath(
+        &c,
+        &["controllerrevisions", "-l", "app=agent"],
+        "{.items[*].revision}",
+    );
+    let mut newest: Vec<&str> = newest.split_whitespace().collect();
+    newest.sort();
+    assert_eq!(newest, ["3", "4"]);
 }
 
 #[test]
