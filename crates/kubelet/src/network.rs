@@ -93,28 +93,23 @@ impl Network {
             Some(dir) => crate::cni::CniNetwork::load(dir, &config.cni_bin_dirs)?,
             None => None,
         };
-        if let Some(n) = &cni {
-            tracing::info!(network = %n.name, file = %n.source.display(), "pods use CNI");
-            return Ok(Network {
-                cni,
-                bridge,
-                gateway,
-                prefix,
-                network,
-                size: 1 << (32 - prefix),
-                used: Mutex::new(BTreeSet::new()),
-            });
+        match &cni {
+            Some(n) => {
+                tracing::info!(network = %n.name, file = %n.source.display(), "pods use CNI");
+            }
+            None => {
+                // `link add` fails when the bridge exists; -force keeps going.
+                let script = format!(
+                    "link add {bridge} type bridge\naddr replace {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n"
+                );
+                if let Err(e) = ip_batch(None, &script).await {
+                    tracing::debug!(error = %e, "bridge set-up (exists?)");
+                }
+                let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+            }
         }
-        // `link add` fails when the bridge exists; -force keeps going.
-        let script = format!(
-            "link add {bridge} type bridge\naddr replace {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n"
-        );
-        if let Err(e) = ip_batch(None, &script).await {
-            tracing::debug!(error = %e, "bridge set-up (exists?)");
-        }
-        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         let net = Network {
-            cni: None,
+            cni,
             bridge,
             gateway,
             prefix,

@@ -7,27 +7,14 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skiff_images::{Store, fixtures};
-use support::Cluster;
+use support::{Cluster, eventually};
 
 const K: u32 = 33;
 const IMAGE: &str = "localhost/bb:cni";
 const PLUGINS: &str = "/usr/lib/cni";
-
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn pod_ip(c: &Cluster, name: &str) -> Option<String> {
     let out = c.kubectl(K, &["get", "pod", name, "-o", "json"]);

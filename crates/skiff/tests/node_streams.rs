@@ -8,25 +8,12 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skiff_images::{Store, fixtures};
-use support::Cluster;
+use support::{Cluster, eventually};
 
 const IMAGE: &str = "localhost/bb:streams";
-
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn running(c: &Cluster, name: &str) -> Option<()> {
     let out = c.kubectl(33, &["get", "pod", name, "-o", "json"]);
