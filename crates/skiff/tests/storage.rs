@@ -7,25 +7,19 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use skiff_images::{Store, fixtures};
 use support::{Backend, Cluster};
 
-const K: u32 = 33;
-
+/// Polls `check` until it holds (through support's `eventually`).
 #[track_caller]
-fn eventually(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < deadline {
-        if check() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("timed out waiting until {what}");
+fn until(secs: u64, what: &str, mut check: impl FnMut() -> bool) {
+    support::eventually(secs, what, || check().then_some(()))
 }
+
+const K: u32 = 33;
 
 fn get(c: &Cluster, args: &[&str]) -> Value {
     let mut all = vec!["get"];
@@ -90,7 +84,7 @@ fn statefulset_claims_are_provisioned_bound_and_kept() {
     c.apply_stdin(K, &["apply", "-f", "-"], STS);
     // OrderedReady: record which pods were Ready when each one appeared.
     let mut seen: Vec<(String, Vec<String>)> = Vec::new();
-    eventually(90, "web-0, web-1, web-2 ready", || {
+    until(90, "web-0, web-1, web-2 ready", || {
         let pods = get(&c, &["pods", "-l", "app=web"]);
         let items = pods["items"].as_array().cloned().unwrap_or_default();
         let ready_now: Vec<String> = items
@@ -169,7 +163,7 @@ fn statefulset_claims_are_provisioned_bound_and_kept() {
     );
     let uid = get(&c, &["pod", "web-1"])["metadata"]["uid"].clone();
     c.ok(K, &["delete", "pod", "web-1", "--wait=false"]);
-    eventually(60, "a new web-1 ready", || {
+    until(60, "a new web-1 ready", || {
         let p = get(&c, &["pod", "web-1"]);
         p["metadata"]["uid"] != uid && ready(&p)
     });
@@ -185,7 +179,7 @@ fn statefulset_claims_are_provisioned_bound_and_kept() {
 
     // Scale down: web-2 goes, every claim stays Bound.
     c.ok(K, &["scale", "sts", "web", "--replicas=2"]);
-    eventually(60, "web-2 gone", || get(&c, &["pod", "web-2"]).is_null());
+    until(60, "web-2 gone", || get(&c, &["pod", "web-2"]).is_null());
     for i in 0..3 {
         assert_eq!(
             get(&c, &["pvc", &format!("www-web-{i}")])["status"]["phase"],
@@ -195,7 +189,7 @@ fn statefulset_claims_are_provisioned_bound_and_kept() {
     // Deleting the claim deletes (reclaim policy Delete) the volume and its
     // directory.
     c.ok(K, &["delete", "pvc", "www-web-2", "--wait=false"]);
-    eventually(30, "the volume and its directory gone", || {
+    until(30, "the volume and its directory gone", || {
         get(&c, &["pv", &volumes[2].0]).is_null() && !Path::new(&volumes[2].1).exists()
     });
     assert!(get(&c, &["pvc", "www-web-2"]).is_null());
@@ -239,7 +233,7 @@ metadata: {name: defaulted}
 spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 "#,
     );
-    eventually(20, "claim bound", || {
+    until(20, "claim bound", || {
         get(&c, &["pvc", "claim"])["status"]["phase"] == "Bound"
     });
     let pvc = get(&c, &["pvc", "claim"]);
@@ -249,7 +243,7 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
         pvc["metadata"]["annotations"]["pv.kubernetes.io/bound-by-controller"],
         "yes"
     );
-    eventually(10, "volume bound", || {
+    until(10, "volume bound", || {
         get(&c, &["pv", "small"])["status"]["phase"] == "Bound"
     });
     let pv = get(&c, &["pv", "small"]);
@@ -269,7 +263,7 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 
     // The claim goes: its volume is Released and kept (Retain).
     c.ok(K, &["delete", "pvc", "claim"]);
-    eventually(20, "volume released", || {
+    until(20, "volume released", || {
         get(&c, &["pv", "small"])["status"]["phase"] == "Released"
     });
     // An unbound volume's protection finalizer comes off at once.
