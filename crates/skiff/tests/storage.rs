@@ -258,6 +258,10 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
     let d = get(&c, &["pvc", "defaulted"]);
     assert_eq!(d["spec"]["storageClassName"], "local-path");
     assert_eq!(d["status"]["phase"], "Pending");
+    until(10, "the WaitForFirstConsumer event", || {
+        c.ok(K, &["describe", "pvc", "defaulted"])
+            .contains("waiting for first consumer to be created before binding")
+    });
     let out = c.ok(K, &["get", "pvc", "claim"]);
     assert!(out.contains("Bound") && out.contains("small"), "{out}");
 

@@ -8,6 +8,7 @@
 //!   `pv.kubernetes.io/bind-completed` (and `bound-by-controller` when this
 //!   controller chose the pairing), then the claim's status (Bound,
 //!   capacity, access modes).
+//! - Events on the claim: `WaitForFirstConsumer`, `ProvisioningSucceeded`.
 //! - a volume whose claim is gone (or is another claim of the same name)
 //!   is Released; `Delete` then deletes it (only provisioned volumes: a
 //!   static one goes Failed, as upstream without a deleter plugin),
@@ -22,7 +23,8 @@
 pub mod matching;
 pub mod provision;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -59,6 +61,9 @@ struct Shared {
     pods: Store<Pod>,
     nodes: Store<Node>,
     queue: WorkQueue<Key>,
+    /// (claim uid, reason) already reported, so a claim re-synced while it
+    /// waits is not reported again.
+    reported: Mutex<HashSet<(String, &'static str)>>,
 }
 
 /// The claims a pod mounts.
@@ -93,6 +98,7 @@ pub async fn run(client: Client) {
         pods,
         nodes,
         queue: WorkQueue::default(),
+        reported: Mutex::new(HashSet::new()),
     });
     let mut tasks = Tasks::default();
     tasks.spawn(worker(shared.clone()));
@@ -316,6 +322,15 @@ async fn provision_for(shared: &Shared, claim: &PersistentVolumeClaim) -> Result
     let Some(node_name) = node_name else {
         // WaitForFirstConsumer: the scheduler names the node. An Immediate
         // class would need a node chosen here; local-path has none to offer.
+        if class.volume_binding_mode.as_deref() == Some("WaitForFirstConsumer") {
+            event(
+                shared,
+                claim,
+                "WaitForFirstConsumer",
+                "waiting for first consumer to be created before binding".into(),
+            )
+            .await;
+        }
         return Ok(false);
     };
     let Some(node) = shared.nodes.get(&ObjectRef::new(node_name)) else {
@@ -331,7 +346,11 @@ async fn provision_for(shared: &Shared, claim: &PersistentVolumeClaim) -> Result
     let name = pv.metadata.name.clone().unwrap_or_default();
     let api = Api::<PersistentVolume>::all(shared.client.clone());
     match api.create(&PostParams::default(), &pv).await {
-        Ok(_) => Ok(false),
+        Ok(_) => {
+            let msg = format!("Successfully provisioned volume {name} on node {node_name}");
+            event(shared, claim, "ProvisioningSucceeded", msg).await;
+            Ok(false)
+        }
         // Created before: the volume's event binds it.
         Err(kube::Error::Api(s)) if s.code == 409 => Ok(false),
         Err(e) => Err(Error::api_named("create", "persistentvolumes", &name, e)),
@@ -537,5 +556,54 @@ async fn reclaim(shared: &Shared, pv: &PersistentVolume) -> Result<bool, Error> 
                 .map(|_| false)
         }
         _ => Ok(false),
+    }
+}
+
+/// A Normal core/v1 Event on the claim from `persistentvolume-controller`,
+/// once per claim and reason; failures are only logged (events are best
+/// effort, as upstream's recorder).
+async fn event(
+    shared: &Shared,
+    claim: &PersistentVolumeClaim,
+    reason: &'static str,
+    message: String,
+) {
+    let uid = claim.metadata.uid.clone().unwrap_or_default();
+    let first = shared
+        .reported
+        .lock()
+        .map(|mut r| r.insert((uid.clone(), reason)))
+        .unwrap_or(false);
+    if !first {
+        return;
+    }
+    let ns = claim.metadata.namespace.clone().unwrap_or_default();
+    let name = claim.metadata.name.clone().unwrap_or_default();
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let ev = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": format!("{name}."), "namespace": ns},
+        "involvedObject": {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "namespace": ns, "name": name, "uid": uid,
+            "resourceVersion": claim.metadata.resource_version,
+        },
+        "reason": reason,
+        "message": message,
+        "type": "Normal",
+        "source": {"component": "persistentvolume-controller"},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    });
+    let Ok(ev) = serde_json::from_value::<k8s_openapi::api::core::v1::Event>(ev) else {
+        return;
+    };
+    let api = Api::<k8s_openapi::api::core::v1::Event>::namespaced(shared.client.clone(), &ns);
+    if let Err(e) = api.create(&PostParams::default(), &ev).await {
+        tracing::debug!(error = %e, claim = %name, "persistentvolume: event");
     }
 }
