@@ -104,6 +104,11 @@ pub async fn run(client: Client) {
     tasks.spawn(worker(shared.clone()));
     let s = shared.clone();
     let claim_loop = claim_events.for_each(move |ev| {
+        if let watcher::Event::Delete(c) = &ev
+            && let Ok(mut r) = s.reported.lock()
+        {
+            r.retain(|(uid, _)| Some(uid) != c.metadata.uid.as_ref());
+        }
         if let Some(c) = objects(&ev) {
             let (ns, name) = key_of(c);
             s.queue.add(Key::Claim(ns, name));
