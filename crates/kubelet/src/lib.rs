@@ -30,6 +30,7 @@ pub mod node;
 pub mod probes;
 pub mod quantity;
 pub mod status;
+pub mod storage;
 pub mod sysinfo;
 pub mod volumes;
 pub mod worker;
@@ -75,6 +76,7 @@ impl Agent {
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
         let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
+        let storage_task = tokio::spawn(storage::run(client.clone(), config.clone()));
         let ctx = Arc::new(worker::Context {
             client,
             config: config.clone(),
@@ -89,6 +91,7 @@ impl Agent {
             _ = shutdown => Ok(()),
         };
         node_task.abort();
+        storage_task.abort();
         result
     }
 }
