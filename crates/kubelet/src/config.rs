@@ -25,6 +25,11 @@ pub struct Config {
     /// The whole pod network (`--cluster-cidr`): pod traffic leaving it is
     /// masqueraded. `None`: no masquerade rule, no routes to other nodes.
     pub cluster_cidr: Option<String>,
+    /// Where a CNI network configuration may be (`--cni-conf-dir`); when
+    /// it holds one, pods are wired by CNI plugins instead of the bridge.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are looked up (`--cni-bin-dir`).
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -39,6 +44,8 @@ impl Config {
             default_pod_cidr: "10.42.0.0/24".into(),
             bridge: "skiff0".into(),
             cluster_cidr: None,
+            cni_conf_dir: None,
+            cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
         }
     }
 

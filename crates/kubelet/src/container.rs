@@ -115,6 +115,17 @@ pub struct Inputs<'a> {
     pub runtime_name: String,
 }
 
+/// Whether the pod's volume is a claim mounted read-only
+/// (`persistentVolumeClaim.readOnly` forces every mount of it read-only).
+fn claim_read_only(pod: &Pod, volume: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter(|v| v.name == volume)
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .any(|c| c.read_only == Some(true))
+}
+
 /// Builds the runtime config, or a `CreateContainerConfigError` message.
 pub fn config(i: Inputs<'_>) -> Result<ContainerConfig, String> {
     let c = i.container;
@@ -291,7 +302,7 @@ pub fn config(i: Inputs<'_>) -> Result<ContainerConfig, String> {
             kind: MountKind::Bind,
             source,
             destination: vm.mount_path.clone().into(),
-            readonly: vm.read_only.unwrap_or(false),
+            readonly: vm.read_only.unwrap_or(false) || claim_read_only(i.pod, &vm.name),
             propagation,
         });
     }

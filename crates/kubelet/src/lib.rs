@@ -16,6 +16,7 @@
 //! [`quantity`].
 
 pub mod backoff;
+pub mod cni;
 pub mod config;
 pub mod container;
 pub mod env;
@@ -30,6 +31,7 @@ pub mod probes;
 pub mod quantity;
 pub mod routes;
 pub mod status;
+pub mod storage;
 pub mod sysinfo;
 pub mod volumes;
 pub mod worker;
@@ -81,6 +83,7 @@ impl Agent {
             .cluster_cidr
             .is_some()
             .then(|| tokio::spawn(routes::run(client.clone(), config.clone())));
+        let storage_task = tokio::spawn(storage::run(client.clone(), config.clone()));
         let ctx = Arc::new(worker::Context {
             client,
             config: config.clone(),
@@ -98,6 +101,7 @@ impl Agent {
         if let Some(t) = routes_task {
             t.abort();
         }
+        storage_task.abort();
         result
     }
 }
