@@ -52,13 +52,22 @@ pub struct AgentArgs {
     /// without containers. For measuring scale on one machine.
     #[arg(long, default_value_t = 0)]
     pub hollow: usize,
+    /// The cluster DNS Service's ClusterIP, written into `ClusterFirst`
+    /// pods' resolv.conf.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: std::net::Ipv4Addr,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
 }
 
 /// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
-    let cfg = config(&args.node, &args.data_dir, false)?;
+    let mut cfg = config(&args.node, &args.data_dir, false)?;
+    cfg.cluster_dns = vec![args.cluster_dns.into()];
+    cfg.cluster_domain = args.cluster_domain.clone();
     let kubeconfig = match &args.kubeconfig {
         Some(k) => k.clone(),
         None => {
