@@ -30,6 +30,11 @@ pub struct Config {
     pub cni_conf_dir: Option<PathBuf>,
     /// Where CNI plugin binaries are looked up (`--cni-bin-dir`).
     pub cni_bin_dirs: Vec<PathBuf>,
+    /// The cluster DNS servers pods with `dnsPolicy: ClusterFirst` use
+    /// (`--cluster-dns`); empty: pods get the node's resolver.
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster domain (`--cluster-domain`).
+    pub cluster_domain: String,
 }
 
 impl Config {
@@ -46,6 +51,8 @@ impl Config {
             cluster_cidr: None,
             cni_conf_dir: None,
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
         }
     }
 
