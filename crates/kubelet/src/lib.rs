@@ -80,10 +80,9 @@ impl Agent {
         let events = events::Recorder::start(client.clone(), &config.node_name);
         let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
         // Routes to other nodes' pods only make sense inside one cluster
-        // network; without `cluster_cidr` the node keeps to itself.
-        let routes_task = config
-            .cluster_cidr
-            .is_some()
+        // network; without `cluster_cidr` the node keeps to itself, and
+        // with a CNI network the plugins own routing.
+        let routes_task = (config.cluster_cidr.is_some() && net.cni.is_none())
             .then(|| tokio::spawn(routes::run(client.clone(), config.clone())));
         let storage_task = tokio::spawn(storage::run(client.clone(), config.clone()));
         let ctx = Arc::new(worker::Context {
