@@ -1,0 +1,170 @@
+//! The Ingress controller loop: on any change to Ingresses, IngressClasses,
+//! Services, EndpointSlices, Secrets or Nodes, rebuild the routing table
+//! and the certificate map from the stores, swap them in, and bring each
+//! Ingress' `status.loadBalancer` in line with this node's address.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use parking_lot::RwLock;
+use tokio::sync::Notify;
+
+use crate::backends::{Endpoints, Upstream};
+use crate::proxy::Routes;
+use crate::tls::CertMap;
+use crate::watch::{mirror, ready};
+use crate::{CLASS_NAME, DEFAULT_CLASS_ANNOTATION, LEGACY_CLASS_ANNOTATION};
+
+/// Whether this controller serves `ing`: its class is ours, or it names
+/// none and our IngressClass is the default.
+pub fn ours(ing: &Ingress, default: bool) -> bool {
+    let by_field = ing
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress_class_name.as_deref());
+    let by_annotation = ing
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
+        .map(String::as_str);
+    match by_field.or(by_annotation) {
+        Some(c) => c == CLASS_NAME,
+        None => default,
+    }
+}
+
+fn is_default(classes: &Store<IngressClass>) -> bool {
+    classes
+        .get(&ObjectRef::new(CLASS_NAME))
+        .and_then(|c| {
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
+                .map(|v| v == "true")
+        })
+        // Until the class is listed, treat it as what we create.
+        .unwrap_or(true)
+}
+
+pub fn node_addresses(nodes: &Store<Node>) -> BTreeSet<String> {
+    nodes
+        .state()
+        .iter()
+        .flat_map(|n| {
+            n.status
+                .iter()
+                .flat_map(|s| s.addresses.iter().flatten())
+                .map(|a| a.address.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+pub struct Shared {
+    pub routes: Arc<RwLock<Arc<Routes>>>,
+    pub certs: Arc<RwLock<Arc<CertMap>>>,
+}
+
+/// Runs until dropped.
+pub async fn run(client: kube::Client, node_ip: Option<IpAddr>, shared: Shared) {
+    let wake = Arc::new(Notify::new());
+    let ingresses = mirror::<Ingress>(Api::all(client.clone()), wake.clone());
+    let classes = mirror::<IngressClass>(Api::all(client.clone()), wake.clone());
+    let services = mirror::<Service>(Api::all(client.clone()), wake.clone());
+    let slices = mirror::<EndpointSlice>(Api::all(client.clone()), wake.clone());
+    let secrets = mirror::<Secret>(Api::all(client.clone()), wake.clone());
+    let nodes = mirror::<Node>(Api::all(client.clone()), wake.clone());
+    ready(&ingresses).await;
+    ready(&classes).await;
+    ready(&services).await;
+    ready(&slices).await;
+    ready(&secrets).await;
+    ready(&nodes).await;
+    loop {
+        let default = is_default(&classes.store);
+        let all = ingresses.store.state();
+        let mine: Vec<&Ingress> = all
+            .iter()
+            .map(|i| i.as_ref())
+            .filter(|i| ours(i, default))
+            .collect();
+        let svcs = services.store.state();
+        let sls = slices.store.state();
+        let eps = Endpoints::new(
+            svcs.iter().map(|s| s.as_ref()),
+            sls.iter().map(|s| s.as_ref()),
+        );
+        let table = crate::routes::compile(mine.iter().copied()).map(|b| {
+            let name = format!("{}/{}:{:?}", b.namespace, b.service, b.port);
+            Arc::new(Upstream::new(name, eps.resolve(&b)))
+        });
+        *shared.routes.write() = Arc::new(table);
+        let certs = crate::tls::build(mine.iter().copied(), |ns, name| {
+            secrets.store.get(&ObjectRef::new(name).within(ns))
+        });
+        *shared.certs.write() = Arc::new(certs);
+        if let Some(ip) = node_ip {
+            let known = node_addresses(&nodes.store);
+            for ing in all.iter() {
+                let want = ours(ing, default);
+                if let Err(e) = write_status(&client, ing, ip, want, &known).await {
+                    tracing::debug!(error = %e, "ingress status");
+                }
+            }
+        }
+        wake.notified().await;
+        // Coalesce a burst (a Deployment's endpoints arriving together).
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+fn current_ips(ing: &Ingress) -> Vec<String> {
+    ing.status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.clone())
+        .collect()
+}
+
+/// Patches `status.loadBalancer.ingress` when it differs from what it
+/// should be (so a steady state writes nothing).
+async fn write_status(
+    client: &kube::Client,
+    ing: &Ingress,
+    ip: IpAddr,
+    add: bool,
+    known: &BTreeSet<String>,
+) -> Result<(), kube::Error> {
+    let cur = current_ips(ing);
+    let want = crate::status::merged(&cur, ip, add, known);
+    let mut sorted = cur.clone();
+    sorted.sort_by_key(|ip| ip.parse::<IpAddr>().ok());
+    if sorted == want {
+        return Ok(());
+    }
+    let (Some(ns), Some(name)) = (
+        ing.metadata.namespace.as_deref(),
+        ing.metadata.name.as_deref(),
+    ) else {
+        return Ok(());
+    };
+    let api: Api<Ingress> = Api::namespaced(client.clone(), ns);
+    let body =
+        serde_json::json!({"status": {"loadBalancer": {"ingress": crate::status::entries(&want)}}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! The reverse proxy: HTTP/1.1 and HTTP/2 (h2c and ALPN `h2` over TLS) in,
+//! HTTP/1.1 to the endpoints out through one shared connection pool.
+//!
+//! Every request reads the current routing snapshot (an `Arc` swapped by
+//! the watch loop), so a request never waits on a rebuild.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use parking_lot::RwLock;
+use tokio::net::TcpListener;
+
+use crate::backends::Upstream;
+use crate::routes::{Table, request_host};
+
+pub type Body = BoxBody<Bytes, hyper::Error>;
+pub type Routes = Table<Arc<Upstream>>;
+
+/// What every connection shares: the live table and the backend pool.
+pub struct Proxy {
+    pub routes: Arc<RwLock<Arc<Routes>>>,
+    client: Client<HttpConnector, Incoming>,
+}
+
+impl Proxy {
+    pub fn new(routes: Arc<RwLock<Arc<Routes>>>) -> Arc<Proxy> {
+        let mut conn = HttpConnector::new();
+        conn.set_nodelay(true);
+        conn.set_connect_timeout(Some(Duration::from_secs(5)));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(conn);
+        Arc::new(Proxy { routes, client })
+    }
+
+    /// Serves plain HTTP (HTTP/1.1, and HTTP/2 with prior knowledge).
+    pub async fn serve_http(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            let Ok((tcp, peer)) = accept(&listener).await else {
+                continue;
+            };
+            let me = self.clone();
+            tokio::spawn(async move { me.serve_conn(TokioIo::new(tcp), peer, false).await });
+        }
+    }
+
+    /// Serves HTTPS with the SNI-resolving TLS config.
+    pub async fn serve_https(self: Arc<Self>, listener: TcpListener, tls: rustls::ServerConfig) {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        loop {
+            let Ok((tcp, peer)) = accept(&listener).await else {
+                continue;
+            };
+            let me = self.clone();
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                match acceptor.accept(tcp).await {
+                    Ok(tls) => me.serve_conn(TokioIo::new(tls), peer, true).await,
+                    Err(e) => tracing::debug!(%peer, error = %e, "ingress TLS handshake failed"),
+                }
+            });
+        }
+    }
+
+    async fn serve_conn<I>(self: Arc<Self>, io: I, peer: SocketAddr, https: bool)
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let service = service_fn(move |req| {
+            let me = self.clone();
+            async move { Ok::<_, Infallible>(me.handle(req, peer, https).await) }
+        });
+        let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        if let Err(e) = builder.serve_connection(io, service).await {
+            tracing::debug!(%peer, error = %e, "ingress connection ended with an error");
+        }
+    }
+
+    /// Routes and forwards one request.
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+        https: bool,
+    ) -> Response<Body> {
+        let host_header = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let authority = req.uri().authority().map(|a| a.as_str().to_string());
+        let host = request_host(authority.as_deref(), host_header.as_deref());
+        let routes = self.routes.read().clone();
+        let Some(upstream) = routes.lookup(&host, req.uri().path()).cloned() else {
+            return text(StatusCode::NOT_FOUND, "404 page not found\n");
+        };
+        let Some(addr) = upstream.pick() else {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable: no endpoints\n",
+            );
+        };
+        let (mut parts, body) = req.into_parts();
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let Ok(uri) = Uri::try_from(format!("http://{addr}{pq}")) else {
+            return text(StatusCode::BAD_REQUEST, "bad request target\n");
+        };
+        let orig_host = host_header.or(authority).unwrap_or_default();
+        strip_hop_by_hop(&mut parts.headers);
+        let h = &mut parts.headers;
+        if let Ok(v) = HeaderValue::from_str(&orig_host) {
+            h.insert(header::HOST, v.clone());
+            h.insert(HeaderName::from_static("x-forwarded-host"), v);
+        }
+        let xff = HeaderName::from_static("x-forwarded-for");
+        let client_ip = peer.ip().to_string();
+        let chain = match h.get(&xff).and_then(|v| v.to_str().ok()) {
+            Some(prev) => format!("{prev}, {client_ip}"),
+            None => client_ip.clone(),
+        };
+        if let Ok(v) = HeaderValue::from_str(&chain) {
+            h.insert(xff, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&client_ip) {
+            h.insert(HeaderName::from_static("x-real-ip"), v);
+        }
+        h.insert(
+            HeaderName::from_static("x-forwarded-proto"),
+            HeaderValue::from_static(if https { "https" } else { "http" }),
+        );
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        let out = Request::from_parts(parts, body);
+        match self.client.request(out).await {
+            Ok(resp) => {
+                let (mut parts, body) = resp.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.boxed())
+            }
+            Err(e) => {
+                tracing::debug!(upstream = %upstream.name, %addr, error = %e, "ingress backend failed");
+                text(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+            }
+        }
+    }
+}
+
+async fn accept(l: &TcpListener) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match l.accept().await {
+        Ok((tcp, peer)) => {
+            let _ = tcp.set_nodelay(true);
+            Ok((tcp, peer))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "ingress accept failed");
+            // Out of descriptors and the like: do not spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Err(e)
+        }
+    }
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 7.6.1),
+/// plus those the `Connection` header names.
+fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "te",
+        "trailer",
+        "proxy-authorization",
+        "proxy-authenticate",
+    ] {
+        h.remove(n);
+    }
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut r = Response::new(
+        Full::new(Bytes::from_static(body.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
