@@ -217,3 +217,110 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     );
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::{PathKind, Route};
+
+    /// A backend on loopback answering with the request's head.
+    async fn echo_backend(name: &'static str) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let svc = service_fn(|req: Request<Incoming>| async move {
+                        let mut s = format!("{name}\n{} {}\n", req.method(), req.uri());
+                        for (k, v) in req.headers() {
+                            s += &format!("{k}: {}\n", v.to_str().unwrap_or(""));
+                        }
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(s))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    async fn get(proxy: SocketAddr, host: &str, path: &str, extra: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(proxy).await.unwrap();
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close, x-drop\r\nx-drop: 1\r\n{extra}\r\n"
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn forwards_with_x_forwarded_headers_round_robin_and_statuses() {
+        let (b1, b2) = (echo_backend("b1").await, echo_backend("b2").await);
+        let mut table = Routes::default();
+        table.exact.insert(
+            "app.test".into(),
+            vec![
+                Route {
+                    path: "/none".into(),
+                    kind: PathKind::Exact,
+                    backend: Arc::new(Upstream::new("empty".into(), vec![])),
+                },
+                Route {
+                    path: "/".into(),
+                    kind: PathKind::Prefix,
+                    backend: Arc::new(Upstream::new("web".into(), vec![b1, b2])),
+                },
+            ],
+        );
+        let proxy = Proxy::new(Arc::new(RwLock::new(Arc::new(table))));
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(proxy.serve_http(l));
+
+        let r = get(
+            addr,
+            "App.Test:8080",
+            "/p?q=1",
+            "X-Forwarded-For: 203.0.113.9\r\n",
+        )
+        .await;
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("GET /p?q=1\n"), "{r}");
+        assert!(r.contains("host: App.Test:8080\n"), "{r}");
+        assert!(r.contains("x-forwarded-host: App.Test:8080\n"), "{r}");
+        assert!(
+            r.contains("x-forwarded-for: 203.0.113.9, 127.0.0.1\n"),
+            "{r}"
+        );
+        assert!(r.contains("x-forwarded-proto: http\n"), "{r}");
+        assert!(!r.contains("x-drop"), "hop-by-hop header forwarded: {r}");
+
+        // Round-robin: consecutive requests alternate between endpoints.
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let r = get(addr, "app.test", "/", "").await;
+            let body = r.split("\r\n\r\n").nth(1).unwrap_or("");
+            seen.push(body.lines().next().unwrap_or("").to_string());
+        }
+        assert!(
+            seen[0] != seen[1] && seen[0] == seen[2] && seen[1] == seen[3],
+            "{seen:?}"
+        );
+        assert_eq!(
+            get(addr, "app.test", "/none", "").await[..12],
+            *"HTTP/1.1 503"
+        );
+        assert_eq!(
+            get(addr, "other.test", "/", "").await[..12],
+            *"HTTP/1.1 404"
+        );
+    }
+}
