@@ -90,6 +90,7 @@ pub async fn run(client: kube::Client, node_ip: Option<IpAddr>, shared: Shared) 
     ready(&slices).await;
     ready(&secrets).await;
     ready(&nodes).await;
+    let mut keys = crate::tls::KeyCache::default();
     loop {
         let default = is_default(&classes.store);
         let all = ingresses.store.state();
@@ -110,9 +111,10 @@ pub async fn run(client: kube::Client, node_ip: Option<IpAddr>, shared: Shared) 
         });
         *shared.routes.write() = Arc::new(table);
         let certs = crate::tls::build(mine.iter().copied(), |ns, name| {
-            secrets.store.get(&ObjectRef::new(name).within(ns))
+            keys.get(secrets.store.get(&ObjectRef::new(name).within(ns)))
         });
         *shared.certs.write() = Arc::new(certs);
+        keys.sweep();
         if let Some(ip) = node_ip {
             let known = node_addresses(&nodes.store);
             for ing in all.iter() {
@@ -149,7 +151,16 @@ async fn write_status(
     known: &BTreeSet<String>,
 ) -> Result<(), kube::Error> {
     let cur = current_ips(ing);
-    let want = crate::status::merged(&cur, ip, add, known);
+    let own = ip.to_string();
+    let want = if add {
+        crate::status::merged(&cur, ip, true, known)
+    } else if cur.contains(&own) {
+        // Not (or no longer) ours: take only our own entry off; the rest
+        // belongs to whichever controller serves it.
+        cur.iter().filter(|i| **i != own).cloned().collect()
+    } else {
+        return Ok(());
+    };
     let mut sorted = cur.clone();
     sorted.sort_by_key(|ip| ip.parse::<IpAddr>().ok());
     if sorted == want {

@@ -52,34 +52,21 @@ pub fn certified_key(secret: &Secret) -> Result<CertifiedKey, String> {
     Ok(CertifiedKey::new(certs, signer))
 }
 
-/// Builds the map from the Ingresses' `spec.tls`; `secret` looks a Secret
-/// up by (namespace, name). The oldest Ingress wins a host.
+/// Builds the map from the Ingresses' `spec.tls`; `key` gives the
+/// certificate of a Secret by (namespace, name). The oldest Ingress wins a
+/// host.
 pub fn build<'a>(
     ingresses: impl IntoIterator<Item = &'a Ingress>,
-    secret: impl Fn(&str, &str) -> Option<Arc<Secret>>,
+    mut key: impl FnMut(&str, &str) -> Option<Arc<CertifiedKey>>,
 ) -> CertMap {
     let mut map = CertMap::default();
-    let mut parsed: HashMap<(String, String), Option<Arc<CertifiedKey>>> = HashMap::new();
     for ing in crate::routes::ordered(ingresses) {
         let ns = ing.metadata.namespace.clone().unwrap_or_default();
         for t in ing.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
-            let Some(name) = t.secret_name.clone() else {
+            let Some(name) = t.secret_name.as_deref() else {
                 continue;
             };
-            let key = parsed
-                .entry((ns.clone(), name.clone()))
-                .or_insert_with(|| {
-                    let s = secret(&ns, &name)?;
-                    match certified_key(&s) {
-                        Ok(k) => Some(Arc::new(k)),
-                        Err(e) => {
-                            tracing::warn!(secret = %format!("{ns}/{name}"), "unusable TLS Secret: {e}");
-                            None
-                        }
-                    }
-                })
-                .clone();
-            let Some(key) = key else { continue };
+            let Some(key) = key(&ns, name) else { continue };
             for h in t.hosts.iter().flatten() {
                 let h = h.to_ascii_lowercase();
                 match h.strip_prefix("*.") {
@@ -94,6 +81,46 @@ pub fn build<'a>(
         }
     }
     map
+}
+
+/// Parsed Secrets by (namespace, name, resourceVersion), so a rebuild
+/// caused by an endpoint change parses no key again, and a changed Secret
+/// (new resourceVersion) is parsed once.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: HashMap<(String, String), (String, Option<Arc<CertifiedKey>>)>,
+    used: std::collections::HashSet<(String, String)>,
+}
+
+impl KeyCache {
+    pub fn get(&mut self, secret: Option<Arc<Secret>>) -> Option<Arc<CertifiedKey>> {
+        let s = secret?;
+        let ns = s.metadata.namespace.clone().unwrap_or_default();
+        let name = s.metadata.name.clone().unwrap_or_default();
+        let rv = s.metadata.resource_version.clone().unwrap_or_default();
+        let k = (ns, name);
+        self.used.insert(k.clone());
+        if let Some((cached_rv, key)) = self.keys.get(&k)
+            && *cached_rv == rv
+        {
+            return key.clone();
+        }
+        let key = match certified_key(&s) {
+            Ok(key) => Some(Arc::new(key)),
+            Err(e) => {
+                tracing::warn!(secret = %format!("{}/{}", k.0, k.1), "unusable TLS Secret: {e}");
+                None
+            }
+        };
+        self.keys.insert(k, (rv, key.clone()));
+        key
+    }
+
+    /// Forgets Secrets no `get` asked for since the last sweep.
+    pub fn sweep(&mut self) {
+        let used = std::mem::take(&mut self.used);
+        self.keys.retain(|k, _| used.contains(k));
+    }
 }
 
 /// Picks the certificate by SNI from the live map.
