@@ -83,12 +83,15 @@ pub fn build<'a>(
     map
 }
 
+type Cached = (String, Option<Arc<CertifiedKey>>);
+
 /// Parsed Secrets by (namespace, name, resourceVersion), so a rebuild
 /// caused by an endpoint change parses no key again, and a changed Secret
 /// (new resourceVersion) is parsed once.
 #[derive(Default)]
 pub struct KeyCache {
-    keys: HashMap<(String, String), (String, Option<Arc<CertifiedKey>>)>,
+    /// (namespace, name) → (resourceVersion, parsed key or None if unusable).
+    keys: HashMap<(String, String), Cached>,
     used: std::collections::HashSet<(String, String)>,
 }
 
