@@ -22,6 +22,11 @@ pub struct Config {
     pub default_pod_cidr: String,
     /// The bridge pods are attached to.
     pub bridge: String,
+    /// Where a CNI network configuration may be (`--cni-conf-dir`); when
+    /// it holds one, pods are wired by CNI plugins instead of the bridge.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are looked up (`--cni-bin-dir`).
+    pub cni_bin_dirs: Vec<PathBuf>,
 }
 
 impl Config {
@@ -35,6 +40,8 @@ impl Config {
             cgroup_parent: "/skiff".into(),
             default_pod_cidr: "10.42.0.0/24".into(),
             bridge: "skiff0".into(),
+            cni_conf_dir: None,
+            cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
         }
     }
 

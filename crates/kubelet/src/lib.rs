@@ -16,6 +16,7 @@
 //! [`quantity`].
 
 pub mod backoff;
+pub mod cni;
 pub mod config;
 pub mod container;
 pub mod env;

@@ -18,6 +18,15 @@ pub struct NodeFlags {
     /// Port of the agent's HTTPS server reported in the Node (0: any free port).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
+    /// A CNI network configuration directory: when it holds a
+    /// `*.conflist`/`*.conf`, pods are wired by those CNI plugins instead
+    /// of Skiff's own bridge.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are (repeatable; default /opt/cni/bin,
+    /// /usr/lib/cni).
+    #[arg(long)]
+    pub cni_bin_dir: Vec<PathBuf>,
 }
 
 /// `skiff agent`: a node joining an existing cluster.
@@ -103,6 +112,10 @@ pub fn config(
     let mut cfg = skiff_kubelet::Config::new(&name, data_dir.to_path_buf());
     cfg.node_ip = flags.node_ip;
     cfg.control_plane = control_plane;
+    cfg.cni_conf_dir = flags.cni_conf_dir.clone();
+    if !flags.cni_bin_dir.is_empty() {
+        cfg.cni_bin_dirs = flags.cni_bin_dir.clone();
+    }
     cfg.kubelet_port = if flags.kubelet_port == 0 {
         // Until the streaming server binds it, pick a free port to report.
         std::net::TcpListener::bind("0.0.0.0:0")

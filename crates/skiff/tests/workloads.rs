@@ -538,6 +538,106 @@ fn jobs_complete_fail_at_the_backoff_limit_and_index_their_pods() {
 }
 
 #[test]
+fn indexed_jobs_fail_per_index_and_succeed_by_policy() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    // Every index fails; each may fail twice (limit 1) before it is
+    // failed for good, so the Job ends with all three failed indexes.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "perindex",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  backoffLimitPerIndex: 1\n",
+            "exit 1",
+        ),
+    );
+    // Any failed index ends this one at once.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "maxfailed",
+            "  completions: 2\n  parallelism: 2\n  completionMode: Indexed\n  backoffLimitPerIndex: 0\n  maxFailedIndexes: 0\n",
+            "exit 1",
+        ),
+    );
+    // Index 0 alone is enough.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "leader",
+            "  completions: 3\n  parallelism: 1\n  completionMode: Indexed\n  successPolicy:\n    rules: [{succeededIndexes: \"0\"}]\n",
+            "exit 0",
+        ),
+    );
+
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=failed",
+            "job/maxfailed",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["job", "maxfailed"],
+            r#"{.status.conditions[?(@.type=="Failed")].reason}"#
+        ),
+        "MaxFailedIndexesExceeded"
+    );
+
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/leader",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["job", "leader"],
+            r#"{.status.conditions[?(@.type=="Complete")].reason}/{.status.completedIndexes}"#
+        ),
+        "SuccessPolicy/0"
+    );
+
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=failed",
+            "job/perindex",
+            "--timeout=90s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["job", "perindex"],
+            r#"{.status.conditions[?(@.type=="Failed")].reason}/{.status.failedIndexes}/{.status.failed}"#
+        ),
+        "FailedIndexes/0-2/6"
+    );
+    // The second pod of each index says how often the index failed before.
+    let counts = jsonpath(
+        &c,
+        &["pods", "-l", "job-name=perindex"],
+        r#"{range .items[*]}{.metadata.annotations.batch\.kubernetes\.io/job-index-failure-count}{" "}{end}"#,
+    );
+    let mut counts: Vec<&str> = counts.split_whitespace().collect();
+    counts.sort();
+    assert_eq!(counts, ["0", "0", "0", "1", "1", "1"]);
+}
+
+#[test]
 fn cronjob_catches_up_with_a_missed_minute() {
     let c = Cluster::start(Backend::Memory);
     let _nodes = c.hollow_nodes(&["hollow-a"]);
@@ -665,6 +765,31 @@ fn daemonset_runs_one_pod_per_node_and_rolls() {
     );
     let history = c.ok(K, &["rollout", "history", "ds/agent"]);
     assert!(history.contains('2'), "{history}");
+    // History is trimmed to revisionHistoryLimit, sparing the live one.
+    c.ok(
+        K,
+        &[
+            "patch",
+            "ds/agent",
+            "-p",
+            r#"{"spec":{"revisionHistoryLimit":1}}"#,
+        ],
+    );
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.37"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.38"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    eventually(30, "two revisions left: the live one and one more", || {
+        names(&c, &["controllerrevisions", "-l", "app=agent"]).len() == 2
+    });
+    let newest = jsonpath(
+        &c,
+        &["controllerrevisions", "-l", "app=agent"],
+        "{.items[*].revision}",
+    );
+    let mut newest: Vec<&str> = newest.split_whitespace().collect();
+    newest.sort();
+    assert_eq!(newest, ["3", "4"]);
 }
 
 #[test]
