@@ -6,25 +6,12 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::netns::{Topology, exec};
-use support::{Backend, Cluster};
+use support::{Backend, Cluster, eventually};
 
 const NODE: &str = "192.168.200.1";
-
-/// Polls `f` until it returns Some, or panics after `secs`.
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// A selector-less Service (port 80 → 8080) and its EndpointSlice.
 fn service(name: &str, spec_extra: &str, eps: &[&str]) -> String {
