@@ -83,7 +83,7 @@ impl Proxy {
             async move { Ok::<_, Infallible>(me.handle(req, peer, https).await) }
         });
         let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        if let Err(e) = builder.serve_connection(io, service).await {
+        if let Err(e) = builder.serve_connection_with_upgrades(io, service).await {
             tracing::debug!(%peer, error = %e, "ingress connection ended with an error");
         }
     }
@@ -91,7 +91,7 @@ impl Proxy {
     /// Routes and forwards one request.
     pub async fn handle(
         &self,
-        req: Request<Incoming>,
+        mut req: Request<Incoming>,
         peer: SocketAddr,
         https: bool,
     ) -> Response<Body> {
@@ -112,6 +112,10 @@ impl Proxy {
                 "503 Service Unavailable: no endpoints\n",
             );
         };
+        // An HTTP/1.1 Upgrade (WebSocket): forwarded, and on 101 the two
+        // connections are spliced.
+        let upgrade = wants_upgrade(req.headers());
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let pq = parts
             .uri
@@ -123,6 +127,12 @@ impl Proxy {
         };
         let orig_host = host_header.or(authority).unwrap_or_default();
         strip_hop_by_hop(&mut parts.headers);
+        if let Some(proto) = &upgrade {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts.headers.insert(header::UPGRADE, proto.clone());
+        }
         let h = &mut parts.headers;
         if let Ok(v) = HeaderValue::from_str(&orig_host) {
             h.insert(header::HOST, v.clone());
@@ -148,7 +158,24 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         let out = Request::from_parts(parts, body);
         match self.client.request(out).await {
-            Ok(resp) => {
+            Ok(mut resp) => {
+                if resp.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client_up) = client_upgrade
+                {
+                    let backend_up = hyper::upgrade::on(&mut resp);
+                    tokio::spawn(async move {
+                        let (Ok(c), Ok(b)) = (client_up.await, backend_up.await) else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(
+                            &mut TokioIo::new(c),
+                            &mut TokioIo::new(b),
+                        )
+                        .await;
+                    });
+                    let (parts, body) = resp.into_parts();
+                    return Response::from_parts(parts, body.boxed());
+                }
                 let (mut parts, body) = resp.into_parts();
                 strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
@@ -159,6 +186,18 @@ impl Proxy {
             }
         }
     }
+}
+
+/// The `Upgrade` protocol when the request asks for one (`Connection:
+/// upgrade`).
+fn wants_upgrade(h: &HeaderMap) -> Option<HeaderValue> {
+    let asks = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| h.get(header::UPGRADE).cloned()).flatten()
 }
 
 async fn accept(l: &TcpListener) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
@@ -259,6 +298,77 @@ mod tests {
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
         out
+    }
+
+    /// A backend that switches protocols and then echoes bytes.
+    async fn upgrading_backend() -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    let svc = service_fn(|mut req: Request<Incoming>| async move {
+                        let up = hyper::upgrade::on(&mut req);
+                        tokio::spawn(async move {
+                            if let Ok(io) = up.await {
+                                let (mut r, mut w) = tokio::io::split(TokioIo::new(io));
+                                let _ = tokio::io::copy(&mut r, &mut w).await;
+                            }
+                        });
+                        let mut resp = Response::new(Full::new(Bytes::new()));
+                        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                        resp.headers_mut()
+                            .insert(header::UPGRADE, HeaderValue::from_static("echo"));
+                        resp.headers_mut()
+                            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+                        Ok::<_, Infallible>(resp)
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .with_upgrades()
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn upgrade_is_spliced() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let b = upgrading_backend().await;
+        let mut table = Routes::default();
+        table.any_host.push(Route {
+            path: "/ws".into(),
+            kind: PathKind::Prefix,
+            backend: Arc::new(Upstream::new("ws".into(), vec![b])),
+        });
+        let proxy = Proxy::new(Arc::new(RwLock::new(Arc::new(table))));
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(proxy.serve_http(l));
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut byte).await.unwrap();
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        s.write_all(b"ping").await.unwrap();
+        let mut buf = [0u8; 4];
+        tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut buf))
+            .await
+            .expect("echo through the upgraded connection")
+            .unwrap();
+        assert_eq!(&buf, b"ping");
     }
 
     #[tokio::test]
