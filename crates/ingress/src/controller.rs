@@ -21,39 +21,65 @@ use crate::backends::{Endpoints, Upstream};
 use crate::proxy::Routes;
 use crate::tls::CertMap;
 use crate::watch::{mirror, ready};
-use crate::{CLASS_NAME, DEFAULT_CLASS_ANNOTATION, LEGACY_CLASS_ANNOTATION};
+use crate::{CLASS_NAME, CONTROLLER, DEFAULT_CLASS_ANNOTATION, LEGACY_CLASS_ANNOTATION};
 
-/// Whether this controller serves `ing`: its class is ours, or it names
-/// none and our IngressClass is the default.
-pub fn ours(ing: &Ingress, default: bool) -> bool {
-    let by_field = ing
-        .spec
-        .as_ref()
-        .and_then(|s| s.ingress_class_name.as_deref());
-    let by_annotation = ing
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
-        .map(String::as_str);
-    match by_field.or(by_annotation) {
-        Some(c) => c == CLASS_NAME,
-        None => default,
-    }
+/// The IngressClasses this controller implements (`spec.controller` =
+/// `skiff.io/ingress`; `skiff` itself until it is listed) and whether one
+/// of them is the default.
+pub struct Classes {
+    pub names: BTreeSet<String>,
+    pub default: bool,
 }
 
-fn is_default(classes: &Store<IngressClass>) -> bool {
-    classes
-        .get(&ObjectRef::new(CLASS_NAME))
-        .and_then(|c| {
-            c.metadata
+impl Classes {
+    pub fn from_store<'a>(classes: impl IntoIterator<Item = &'a IngressClass>) -> Classes {
+        let mut c = Classes {
+            names: BTreeSet::new(),
+            default: false,
+        };
+        for class in classes {
+            let controller = class.spec.as_ref().and_then(|s| s.controller.as_deref());
+            if controller != Some(CONTROLLER) {
+                continue;
+            }
+            let Some(name) = class.metadata.name.clone() else {
+                continue;
+            };
+            c.default |= class
+                .metadata
                 .annotations
                 .as_ref()
                 .and_then(|a| a.get(DEFAULT_CLASS_ANNOTATION))
-                .map(|v| v == "true")
-        })
-        // Until the class is listed, treat it as what we create.
-        .unwrap_or(true)
+                .is_some_and(|v| v == "true");
+            c.names.insert(name);
+        }
+        if !c.names.contains(CLASS_NAME) {
+            // Not created yet (or not listed yet): as we create it.
+            c.names.insert(CLASS_NAME.to_string());
+            c.default = true;
+        }
+        c
+    }
+
+    /// Whether this controller serves `ing`: its class (field, else the
+    /// legacy annotation) is one of ours, or it names none and one of ours
+    /// is the default.
+    pub fn serves(&self, ing: &Ingress) -> bool {
+        let by_field = ing
+            .spec
+            .as_ref()
+            .and_then(|s| s.ingress_class_name.as_deref());
+        let by_annotation = ing
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(LEGACY_CLASS_ANNOTATION))
+            .map(String::as_str);
+        match by_field.or(by_annotation) {
+            Some(c) => self.names.contains(c),
+            None => self.default,
+        }
+    }
 }
 
 pub fn node_addresses(nodes: &Store<Node>) -> BTreeSet<String> {
@@ -92,12 +118,13 @@ pub async fn run(client: kube::Client, node_ip: Option<IpAddr>, shared: Shared) 
     ready(&nodes).await;
     let mut keys = crate::tls::KeyCache::default();
     loop {
-        let default = is_default(&classes.store);
+        let class_list = classes.store.state();
+        let served = Classes::from_store(class_list.iter().map(|c| c.as_ref()));
         let all = ingresses.store.state();
         let mine: Vec<&Ingress> = all
             .iter()
             .map(|i| i.as_ref())
-            .filter(|i| ours(i, default))
+            .filter(|i| served.serves(i))
             .collect();
         let svcs = services.store.state();
         let sls = slices.store.state();
@@ -118,7 +145,7 @@ pub async fn run(client: kube::Client, node_ip: Option<IpAddr>, shared: Shared) 
         if let Some(ip) = node_ip {
             let known = node_addresses(&nodes.store);
             for ing in all.iter() {
-                let want = ours(ing, default);
+                let want = served.serves(ing);
                 if let Err(e) = write_status(&client, ing, ip, want, &known).await {
                     tracing::debug!(error = %e, "ingress status");
                 }
@@ -178,4 +205,48 @@ async fn write_status(
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
         .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn serves_own_classes_and_classless_when_default() {
+        let ing = |class: Option<&str>, ann: Option<&str>| -> Ingress {
+            let mut v = serde_json::json!({"metadata": {"name": "i"}, "spec": {}});
+            if let Some(c) = class {
+                v["spec"]["ingressClassName"] = c.into();
+            }
+            if let Some(a) = ann {
+                v["metadata"]["annotations"] = serde_json::json!({LEGACY_CLASS_ANNOTATION: a});
+            }
+            obj(v)
+        };
+        let skiff: IngressClass = obj(serde_json::json!({
+            "metadata": {"name": "skiff", "annotations": {DEFAULT_CLASS_ANNOTATION: "true"}},
+            "spec": {"controller": CONTROLLER}}));
+        let internal: IngressClass = obj(serde_json::json!({
+            "metadata": {"name": "internal"}, "spec": {"controller": CONTROLLER}}));
+        let nginx: IngressClass = obj(serde_json::json!({
+            "metadata": {"name": "nginx"}, "spec": {"controller": "k8s.io/ingress-nginx"}}));
+        let c = Classes::from_store([&skiff, &internal, &nginx]);
+        assert!(c.serves(&ing(Some("skiff"), None)));
+        assert!(c.serves(&ing(Some("internal"), None)));
+        assert!(!c.serves(&ing(Some("nginx"), None)));
+        assert!(!c.serves(&ing(None, Some("nginx"))));
+        assert!(c.serves(&ing(None, Some("skiff"))));
+        assert!(c.serves(&ing(None, None)));
+        let mut undefaulted = skiff.clone();
+        undefaulted.metadata.annotations = None;
+        let c = Classes::from_store([&undefaulted, &nginx]);
+        assert!(!c.serves(&ing(None, None)));
+        assert!(c.serves(&ing(Some("skiff"), None)));
+        // Before any class is listed: as created, the default.
+        assert!(Classes::from_store([]).serves(&ing(None, None)));
+    }
 }
