@@ -19,6 +19,7 @@ pub mod backoff;
 pub mod cni;
 pub mod config;
 pub mod container;
+pub mod dns;
 pub mod env;
 pub mod error;
 pub mod events;
@@ -29,7 +30,10 @@ pub mod network;
 pub mod node;
 pub mod probes;
 pub mod quantity;
+pub mod routes;
+pub mod service_env;
 pub mod status;
+pub mod storage;
 pub mod sysinfo;
 pub mod volumes;
 pub mod worker;
@@ -75,6 +79,13 @@ impl Agent {
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
         let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
+        // Routes to other nodes' pods only make sense inside one cluster
+        // network; without `cluster_cidr` the node keeps to itself.
+        let routes_task = config
+            .cluster_cidr
+            .is_some()
+            .then(|| tokio::spawn(routes::run(client.clone(), config.clone())));
+        let storage_task = tokio::spawn(storage::run(client.clone(), config.clone()));
         let ctx = Arc::new(worker::Context {
             client,
             config: config.clone(),
@@ -89,6 +100,10 @@ impl Agent {
             _ = shutdown => Ok(()),
         };
         node_task.abort();
+        if let Some(t) = routes_task {
+            t.abort();
+        }
+        storage_task.abort();
         result
     }
 }

@@ -409,8 +409,14 @@ impl Worker {
         let shown_ip = ip
             .map(|i| i.to_string())
             .unwrap_or_else(|| self.host_ip.clone());
-        crate::container::write_etc(&self.pod_dir.join("etc"), pod, &hostname, &shown_ip)
-            .map_err(crate::error::io("pod /etc files"))?;
+        crate::container::write_etc(
+            &self.pod_dir.join("etc"),
+            pod,
+            &hostname,
+            &shown_ip,
+            &self.ctx.config,
+        )
+        .map_err(crate::error::io("pod /etc files"))?;
         self.ctx
             .lookup
             .set_netns(&self.namespace, &self.name, netns.clone());

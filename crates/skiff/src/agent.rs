@@ -43,6 +43,10 @@ pub struct AgentArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub node: NodeFlags,
+    /// The whole pod network (the server's `--cluster-cidr`): routes to
+    /// other nodes' pods, masquerade for traffic leaving it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
     /// Use this kubeconfig instead of joining (benchmarks, debugging).
     #[arg(long, hide = true)]
     pub kubeconfig: Option<PathBuf>,
@@ -53,13 +57,29 @@ pub struct AgentArgs {
     /// The Ingress controller and ServiceLB.
     #[command(flatten)]
     pub ingress: crate::ingress::IngressArgs,
+    /// Run N simulated ("hollow") nodes instead of a real one, as
+    /// upstream's kubemark: Node objects and Leases named
+    /// `<node-name>-<i>`, and pods bound to them reported Running at once
+    /// without containers. For measuring scale on one machine.
+    #[arg(long, default_value_t = 0)]
+    pub hollow: usize,
+    /// The cluster DNS Service's ClusterIP, written into `ClusterFirst`
+    /// pods' resolv.conf.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: std::net::Ipv4Addr,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
 }
 
 /// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
-    let cfg = config(&args.node, &args.data_dir, false)?;
+    let mut cfg = config(&args.node, &args.data_dir, false)?;
+    cfg.cluster_cidr = Some(args.cluster_cidr.clone());
+    cfg.cluster_dns = vec![args.cluster_dns.into()];
+    cfg.cluster_domain = args.cluster_domain.clone();
     let kubeconfig = match &args.kubeconfig {
         Some(k) => k.clone(),
         None => {
@@ -75,6 +95,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     };
     let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+    if args.hollow > 0 {
+        return run_hollow(client, &cfg.node_name, args.hollow, &args.server).await;
+    }
     println!(
         "skiff: agent {} running against {}",
         cfg.node_name, args.server
@@ -87,6 +110,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         .map_err(|e| tracing::warn!(error = %e, "node server TLS"))
         .ok();
     run_with(client, cfg, tls, crate::server::shutdown_signal()).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `skiff agent --hollow N`: registers N hollow nodes and serves their
+/// pods until SIGTERM/SIGINT.
+async fn run_hollow(
+    client: kube::Client,
+    prefix: &str,
+    count: usize,
+    server: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let nodes = crate::hollow::HollowNodes::register(client, names)
+        .await
+        .context("registering hollow nodes")?;
+    println!("skiff: {count} hollow nodes ({prefix}-0 ...) running against {server}");
+    tokio::select! {
+        _ = nodes.run() => {}
+        _ = crate::server::shutdown_signal() => {}
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 

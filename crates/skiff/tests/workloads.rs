@@ -861,3 +861,63 @@ fn statefulset_starts_pods_in_order_with_their_own_claims() {
     );
     assert_eq!(names(&c, &["pvc"]).len(), 3);
 }
+
+/// `skiff agent --hollow N` joins with the token and serves N simulated
+/// nodes; the scheduler spreads a Deployment over them.
+#[test]
+fn agent_runs_hollow_nodes() {
+    let c = Cluster::start(Backend::Memory);
+    let token = std::fs::read_to_string(c.data_dir().join("token")).expect("token");
+    let agent_dir = c.data_dir().join("hollow-agent");
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["agent", "--server", &c.url, "--token", token.trim()])
+        .args(["--node-name", "sim", "--hollow", "3", "--data-dir"])
+        .arg(&agent_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent");
+    struct Stop<'a>(&'a mut std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(&mut agent);
+    eventually(30, "three Ready hollow nodes", || {
+        jsonpath(
+            &c,
+            &["nodes", "-l", "skiff.dev/hollow=true"],
+            r#"{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}"#,
+        )
+        .trim()
+            == "sim-0=True sim-1=True sim-2=True"
+    });
+    c.ok(
+        K,
+        &[
+            "create",
+            "deployment",
+            "spread",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    c.ok(
+        K,
+        &["rollout", "status", "deployment/spread", "--timeout=60s"],
+    );
+    let nodes = jsonpath(
+        &c,
+        &["pods", "-l", "app=spread"],
+        "{.items[*].spec.nodeName}",
+    );
+    let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        ["sim-0", "sim-1", "sim-2"],
+        "spread by the scheduler"
+    );
+}
