@@ -50,6 +50,13 @@ pub struct AgentArgs {
     /// Use this kubeconfig instead of joining (benchmarks, debugging).
     #[arg(long, hide = true)]
     pub kubeconfig: Option<PathBuf>,
+    /// Node components not to run (comma-separated or repeated):
+    /// `ingress`, `servicelb`.
+    #[arg(long, value_delimiter = ',')]
+    pub disable: Vec<String>,
+    /// The Ingress controller and ServiceLB.
+    #[command(flatten)]
+    pub ingress: crate::ingress::IngressArgs,
     /// Run N simulated ("hollow") nodes instead of a real one, as
     /// upstream's kubemark: Node objects and Leases named
     /// `<node-name>-<i>`, and pods bound to them reported Running at once
@@ -95,6 +102,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         "skiff: agent {} running against {}",
         cfg.node_name, args.server
     );
+    crate::ingress::start(&args.ingress, &args.node, &client, |c| {
+        args.disable.iter().any(|d| d.trim() == c)
+    })
+    .await;
     let tls = crate::node_streaming::NodeTls::from_join(&args.data_dir)
         .map_err(|e| tracing::warn!(error = %e, "node server TLS"))
         .ok();

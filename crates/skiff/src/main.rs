@@ -12,6 +12,7 @@ mod container;
 mod controller_manager;
 mod hollow;
 mod image;
+mod ingress;
 mod join;
 mod kubectl;
 mod netsvc;

@@ -133,7 +133,7 @@ async fn ensure_dns_service(
 }
 
 /// The first non-loopback IPv4 address of an interface that is up.
-fn first_ipv4() -> Option<Ipv4Addr> {
+pub(crate) fn first_ipv4() -> Option<Ipv4Addr> {
     let mut out = None;
     // SAFETY: getifaddrs fills a list we only read and then free.
     unsafe {

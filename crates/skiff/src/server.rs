@@ -51,6 +51,9 @@ pub struct ServerArgs {
     /// Node networking: proxy and cluster DNS.
     #[command(flatten)]
     pub net: crate::netsvc::NetArgs,
+    /// The Ingress controller and ServiceLB.
+    #[command(flatten)]
+    pub ingress: crate::ingress::IngressArgs,
 }
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
@@ -154,6 +157,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             disabled(&args.disable, c)
         })
         .await?;
+    }
+    if !disabled(&args.disable, "ingress") || !disabled(&args.disable, "servicelb") {
+        let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+        crate::ingress::start(&args.ingress, &args.node, &client, |c| {
+            disabled(&args.disable, c)
+        })
+        .await;
     }
     let (agent_stop, agent_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = if !disabled(&args.disable, "agent") {

@@ -34,10 +34,10 @@ pub struct ApiArgs {
     backends: Vec<String>,
     /// Server components not to run. By default the control plane without
     /// the scheduler (it would try to place the 20,000 node-less pods, a
-    /// status write and an Event each) and without the node, proxy and DNS
+    /// status write and an Event each) and without the node, proxy, DNS and Ingress
     /// (they would touch the host's network). The in-process controllers
     /// stay, as in a real server.
-    #[arg(long, default_value = "agent,proxy,dns,scheduler")]
+    #[arg(long, default_value = "agent,proxy,dns,ingress,servicelb,scheduler")]
     disable: String,
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -57,7 +57,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
             &endpoint,
         ])
         // The host's own network stays untouched: no proxy, no DNS.
-        .args(["--disable", "controllers,proxy,dns"])
+        .args(["--disable", "controllers,proxy,dns,ingress,servicelb"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;

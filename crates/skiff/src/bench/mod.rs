@@ -8,6 +8,7 @@ mod api;
 mod client;
 mod deployment;
 mod dns;
+mod ingress;
 mod network;
 mod podstart;
 mod runtime;
@@ -35,6 +36,9 @@ enum What {
     Network(network::NetworkArgs),
     /// Cluster DNS: queries/s and latency from concurrent UDP clients.
     Dns(dns::DnsArgs),
+    /// Ingress proxy: requests/s and p99 through the Ingress to 3 busybox
+    /// httpd backends, against direct requests to one, in a namespace.
+    Ingress(ingress::IngressArgs),
     /// Workload controllers: time for a Deployment to become fully
     /// available on hollow nodes, and the controllers' RSS.
     Deployment(deployment::DeploymentArgs),
@@ -55,6 +59,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         What::Network(_) => Some(network::enter()?),
         _ => None,
     };
+    let ingress_ns = match &args.what {
+        What::Ingress(_) => Some(ingress::enter()?),
+        _ => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -67,6 +75,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             rt.block_on(network::run(a, ns))?
         }
         What::Dns(a) => rt.block_on(dns::run(a))?,
+        What::Ingress(a) => {
+            let ns = ingress_ns.context("no network namespace")?;
+            rt.block_on(ingress::run(a, ns))?
+        }
         What::Deployment(a) => rt.block_on(deployment::run(a))?,
         What::Podstart(_) => {}
     }

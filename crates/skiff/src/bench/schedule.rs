@@ -109,6 +109,8 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             "controllers,scheduler"
         },
     ]);
+    // Nothing that binds ports on the host's address.
+    cmd.args(["--disable", "ingress,servicelb"]);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

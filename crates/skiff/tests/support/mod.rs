@@ -327,8 +327,9 @@ impl Cluster {
         }
         if self.netns.is_none() {
             // The proxy and DNS run only in a namespace the test made for
-            // them: never program the host's own network from a test.
-            cmd.args(["--disable", "proxy,dns"]);
+            // them: never program the host's own network from a test (nor
+            // bind the Ingress proxy's ports on the host's address).
+            cmd.args(["--disable", "proxy,dns,ingress,servicelb"]);
         }
         let mut child = cmd
             .arg("--data-dir")

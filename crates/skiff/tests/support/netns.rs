@@ -178,6 +178,20 @@ impl Topology {
         self.dirs.push(dir);
     }
 
+    /// `busybox httpd` on `port` in pod `i` serving `files` (path relative
+    /// to the document root, content), plus `/` = its name.
+    pub fn httpd_with(&mut self, i: usize, port: u16, files: &[(&str, &str)]) {
+        self.httpd(i, port);
+        let root = self.dirs.last().expect("httpd dir").path().to_path_buf();
+        for (rel, body) in files {
+            let path = root.join(rel);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("httpd subdir");
+            }
+            std::fs::write(path, body).expect("httpd file");
+        }
+    }
+
     /// Keeps a process started in one of the namespaces, for killing on drop.
     pub fn adopt(&mut self, child: Child) {
         self.children.push(child);
