@@ -8,9 +8,11 @@
 //! ARCHITECTURE.md). Kept free of I/O so the upstream semantics are unit
 //! tested on their own.
 
+mod controller;
 mod eval;
 mod render;
 
 pub use render::{PodPolicy, TABLE, script};
 
+pub use controller::run;
 pub use eval::{Direction, Peer, PortRange, Rule, isolation, rules_for};
