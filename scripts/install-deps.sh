@@ -8,6 +8,7 @@ packages=(
   busybox-static                      # test images are built from it
   skopeo runc crun                    # registry interop and runtime comparisons
   nftables iptables iproute2          # service proxy and pod networking
+  containernetworking-plugins         # CNI plugins (bridge, host-local) for the CNI test
   kubectl                             # pinned kubectl.1.27 ... kubectl.1.33 binaries
 )
 missing=()

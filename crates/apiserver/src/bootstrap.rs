@@ -1,5 +1,5 @@
-//! The objects a cluster has from its first start: the system namespaces
-//! and the `kubernetes` Service.
+//! The objects a cluster has from its first start: the system namespaces,
+//! and the `kubernetes` Service, plus the default `local-path` StorageClass.
 
 use serde_json::{Value, json};
 use skiff_store::Store;
@@ -11,6 +11,23 @@ fn namespace(name: &str) -> Value {
         "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
         "spec": {"finalizers": ["kubernetes"]},
         "status": {"phase": "Active"},
+    })
+}
+
+/// The default StorageClass, served by the local-path provisioner in
+/// `skiff-controllers` (k3s ships the same class). Re-created at start when
+/// deleted, as k3s re-applies its manifest.
+fn local_path_class() -> Value {
+    json!({
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {
+            "name": "local-path",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+        },
+        "provisioner": "rancher.io/local-path",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer",
     })
 }
 
@@ -43,6 +60,10 @@ pub async fn ensure_defaults(
             },
             "status": {"loadBalancer": {}},
         }),
+    ));
+    objects.push((
+        "/registry/storage.k8s.io/storageclasses/local-path".into(),
+        local_path_class(),
     ));
     for (key, mut obj) in objects {
         if store.get(&key).await?.is_some() {

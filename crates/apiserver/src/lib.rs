@@ -13,6 +13,7 @@ mod crd;
 pub mod discovery;
 pub mod error;
 pub mod join;
+mod limitrange;
 mod managed;
 pub mod node_proxy;
 mod object;
@@ -23,6 +24,7 @@ pub mod registry;
 pub mod request;
 mod rest;
 pub mod server;
+mod storage_admission;
 mod table;
 pub mod wire;
 

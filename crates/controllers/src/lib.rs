@@ -5,8 +5,9 @@
 //!   orphan deletion).
 //! - [`namespace`]: the namespace lifecycle controller (empties and
 //!   releases terminating namespaces).
-//! - `endpoints`, `nodeipam`, `nodelifecycle`, `serviceaccount`: the
-//!   infrastructure controllers (see ARCHITECTURE.md).
+//! - `endpoints`, `nodeipam`, `nodelifecycle`, `serviceaccount`,
+//!   `volume` (PersistentVolume binding and the local-path provisioner):
+//!   the infrastructure controllers (see ARCHITECTURE.md).
 //! - [`leader`]: Lease-based leader election; [`run_with`] works only
 //!   while holding `kube-system/kube-controller-manager`.
 //! - Workloads ([`workload`] holds what they share): [`replicaset`]
@@ -37,6 +38,7 @@ mod replicaset;
 mod resourcequota;
 mod serviceaccount;
 mod statefulset;
+mod volume;
 mod workload;
 
 use std::future::Future;
@@ -122,6 +124,9 @@ async fn infra(client: Client, config: Config) {
         serviceaccount::run(client.clone()),
         disruption::run(client.clone()),
         resourcequota::run(client.clone()),
+        // Boxed: one more inline state machine overflows a debug build's
+        // worker stack.
+        Box::pin(volume::run(client.clone())),
     );
 }
 

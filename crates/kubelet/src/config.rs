@@ -22,6 +22,16 @@ pub struct Config {
     pub default_pod_cidr: String,
     /// The bridge pods are attached to.
     pub bridge: String,
+    /// Where a CNI network configuration may be (`--cni-conf-dir`); when
+    /// it holds one, pods are wired by CNI plugins instead of the bridge.
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are looked up (`--cni-bin-dir`).
+    pub cni_bin_dirs: Vec<PathBuf>,
+    /// The cluster DNS servers pods with `dnsPolicy: ClusterFirst` use
+    /// (`--cluster-dns`); empty: pods get the node's resolver.
+    pub cluster_dns: Vec<IpAddr>,
+    /// The cluster domain (`--cluster-domain`).
+    pub cluster_domain: String,
 }
 
 impl Config {
@@ -35,6 +45,10 @@ impl Config {
             cgroup_parent: "/skiff".into(),
             default_pod_cidr: "10.42.0.0/24".into(),
             bridge: "skiff0".into(),
+            cni_conf_dir: None,
+            cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
+            cluster_dns: Vec::new(),
+            cluster_domain: "cluster.local".into(),
         }
     }
 

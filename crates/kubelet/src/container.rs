@@ -115,6 +115,17 @@ pub struct Inputs<'a> {
     pub runtime_name: String,
 }
 
+/// Whether the pod's volume is a claim mounted read-only
+/// (`persistentVolumeClaim.readOnly` forces every mount of it read-only).
+fn claim_read_only(pod: &Pod, volume: &str) -> bool {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter(|v| v.name == volume)
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .any(|c| c.read_only == Some(true))
+}
+
 /// Builds the runtime config, or a `CreateContainerConfigError` message.
 pub fn config(i: Inputs<'_>) -> Result<ContainerConfig, String> {
     let c = i.container;
@@ -291,7 +302,7 @@ pub fn config(i: Inputs<'_>) -> Result<ContainerConfig, String> {
             kind: MountKind::Bind,
             source,
             destination: vm.mount_path.clone().into(),
-            readonly: vm.read_only.unwrap_or(false),
+            readonly: vm.read_only.unwrap_or(false) || claim_read_only(i.pod, &vm.name),
             propagation,
         });
     }
@@ -330,7 +341,13 @@ fn pod_desc(pod: &Pod) -> String {
 }
 
 /// Writes the pod's `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`.
-pub fn write_etc(dir: &Path, pod: &Pod, hostname: &str, ip: &str) -> std::io::Result<()> {
+pub fn write_etc(
+    dir: &Path,
+    pod: &Pod,
+    hostname: &str,
+    ip: &str,
+    config: &crate::Config,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let spec = pod.spec.clone().unwrap_or_default();
     let mut hosts = String::from(
@@ -339,8 +356,9 @@ pub fn write_etc(dir: &Path, pod: &Pod, hostname: &str, ip: &str) -> std::io::Re
     if !ip.is_empty() {
         let fqdn = spec.subdomain.as_ref().map(|s| {
             format!(
-                "{hostname}.{s}.{}.svc.cluster.local\t",
-                pod.metadata.namespace.clone().unwrap_or_default()
+                "{hostname}.{s}.{}.svc.{}\t",
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                config.cluster_domain
             )
         });
         hosts.push_str(&format!("{ip}\t{}{hostname}\n", fqdn.unwrap_or_default()));
@@ -353,8 +371,10 @@ pub fn write_etc(dir: &Path, pod: &Pod, hostname: &str, ip: &str) -> std::io::Re
         ));
     }
     std::fs::write(dir.join("hosts"), hosts)?;
-    // The host's resolver for now; cluster DNS comes with the DNS issue.
-    let resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let host = crate::dns::Resolver::parse(
+        &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+    );
+    let resolv = crate::dns::resolv_conf(pod, &config.cluster_dns, &config.cluster_domain, &host);
     std::fs::write(dir.join("resolv.conf"), resolv)?;
     std::fs::write(dir.join("hostname"), format!("{hostname}\n"))?;
     Ok(())

@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret};
-use kube::api::Api;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use kube::api::{Api, ListParams};
 
 /// Values only known at run time, for `fieldRef`.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +44,35 @@ impl<'a> Sources<'a> {
             self.configmaps.insert(name.to_string(), cm);
         }
         Ok(self.configmaps.get(name).and_then(|c| c.as_ref()))
+    }
+
+    /// The Services whose variables a pod gets (see `service_env`): its
+    /// namespace's when `links` is on, and `default/kubernetes` always.
+    pub async fn services(&mut self, links: bool) -> Result<Vec<Service>, String> {
+        let mut out = Vec::new();
+        if links {
+            let api: Api<Service> = Api::namespaced(self.client.clone(), self.namespace);
+            let list = api
+                .list(&ListParams::default())
+                .await
+                .map_err(|e| format!("services: {e}"))?;
+            out.extend(list.items);
+        }
+        if !links || self.namespace != "default" {
+            let api: Api<Service> = Api::namespaced(self.client.clone(), "default");
+            if let Some(k) = api
+                .get_opt("kubernetes")
+                .await
+                .map_err(|e| format!("service kubernetes: {e}"))?
+                // A Service of the pod's own namespace with that name wins.
+                && !out
+                    .iter()
+                    .any(|s| s.metadata.name.as_deref() == Some("kubernetes"))
+            {
+                out.push(k);
+            }
+        }
+        Ok(out)
     }
 
     pub async fn secret(&mut self, name: &str) -> Result<Option<&Secret>, String> {
@@ -180,7 +209,14 @@ pub async fn build(
     sources: &mut Sources<'_>,
     rt: &RuntimeFields,
 ) -> Result<Vec<(String, String)>, String> {
-    let mut out: Vec<(String, String)> = Vec::new();
+    // Service variables rank lowest: anything below replaces them, and
+    // `$(VAR)` can refer to them.
+    let links = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut out: Vec<(String, String)> = crate::service_env::vars(&sources.services(links).await?);
     let set = |out: &mut Vec<(String, String)>, k: String, v: String| {
         out.retain(|(n, _)| *n != k);
         out.push((k, v));

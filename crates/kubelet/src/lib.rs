@@ -16,8 +16,10 @@
 //! [`quantity`].
 
 pub mod backoff;
+pub mod cni;
 pub mod config;
 pub mod container;
+pub mod dns;
 pub mod env;
 pub mod error;
 pub mod events;
@@ -28,7 +30,9 @@ pub mod network;
 pub mod node;
 pub mod probes;
 pub mod quantity;
+pub mod service_env;
 pub mod status;
+pub mod storage;
 pub mod sysinfo;
 pub mod volumes;
 pub mod worker;
@@ -74,6 +78,7 @@ impl Agent {
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
         let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
+        let storage_task = tokio::spawn(storage::run(client.clone(), config.clone()));
         let ctx = Arc::new(worker::Context {
             client,
             config: config.clone(),
@@ -88,6 +93,7 @@ impl Agent {
             _ = shutdown => Ok(()),
         };
         node_task.abort();
+        storage_task.abort();
         result
     }
 }

@@ -24,6 +24,9 @@ use tokio::io::AsyncWriteExt;
 use crate::{Config, Error, Result};
 
 pub struct Network {
+    /// A CNI network configured by the user: when set, pods are wired by
+    /// its plugins (see `cni.rs`) and the bridge below is not made.
+    pub cni: Option<crate::cni::CniNetwork>,
     pub bridge: String,
     pub gateway: Ipv4Addr,
     pub prefix: u8,
@@ -86,15 +89,27 @@ impl Network {
         let network = u32::from(base) & mask;
         let gateway = Ipv4Addr::from(network + 1);
         let bridge = config.bridge.clone();
-        // `link add` fails when the bridge exists; -force keeps going.
-        let script = format!(
-            "link add {bridge} type bridge\naddr replace {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n"
-        );
-        if let Err(e) = ip_batch(None, &script).await {
-            tracing::debug!(error = %e, "bridge set-up (exists?)");
+        let cni = match &config.cni_conf_dir {
+            Some(dir) => crate::cni::CniNetwork::load(dir, &config.cni_bin_dirs)?,
+            None => None,
+        };
+        match &cni {
+            Some(n) => {
+                tracing::info!(network = %n.name, file = %n.source.display(), "pods use CNI");
+            }
+            None => {
+                // `link add` fails when the bridge exists; -force keeps going.
+                let script = format!(
+                    "link add {bridge} type bridge\naddr replace {gateway}/{prefix} dev {bridge}\nlink set {bridge} up\n"
+                );
+                if let Err(e) = ip_batch(None, &script).await {
+                    tracing::debug!(error = %e, "bridge set-up (exists?)");
+                }
+                let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
+            }
         }
-        let _ = std::fs::write("/proc/sys/net/ipv4/ip_forward", "1");
         let net = Network {
+            cni,
             bridge,
             gateway,
             prefix,

@@ -30,7 +30,7 @@ pub async fn register(client: &kube::Client, config: &Config) -> Result<String> 
     let existing = nodes.get_opt(&config.node_name).await?;
     let node = match existing {
         Some(n) => {
-            let patch = json!({"metadata": {"labels": labels}});
+            let patch = json!({"metadata": {"labels": labels, "annotations": annotations(config)}});
             nodes
                 .patch(
                     &config.node_name,
@@ -44,7 +44,7 @@ pub async fn register(client: &kube::Client, config: &Config) -> Result<String> 
             let obj: Node = serde_json::from_value(json!({
                 "apiVersion": "v1",
                 "kind": "Node",
-                "metadata": {"name": config.node_name, "labels": labels},
+                "metadata": {"name": config.node_name, "labels": labels, "annotations": annotations(config)},
                 "spec": {},
             }))
             .map_err(|e| crate::Error::Other(format!("node object: {e}")))?;
@@ -84,6 +84,12 @@ pub async fn register(client: &kube::Client, config: &Config) -> Result<String> 
         )
         .await?;
     Ok(cidr)
+}
+
+/// Where this node keeps local-path volumes: the controllers'
+/// provisioner reads it from the Node (it cannot see this node's disk).
+fn annotations(config: &Config) -> Value {
+    json!({crate::storage::STORAGE_DIR: crate::storage::dir(config).display().to_string()})
 }
 
 fn labels(config: &Config) -> Value {

@@ -1,5 +1,7 @@
 //! Pod volumes under the pod directory: emptyDir (disk, or a tmpfs for
-//! `medium: Memory` with `sizeLimit`), hostPath, and the projected kinds
+//! `medium: Memory` with `sizeLimit`), hostPath, persistentVolumeClaim
+//! (bound to a hostPath or local PersistentVolume: the volume's host
+//! directory, bind-mounted like hostPath), and the projected kinds
 //! (configMap, secret (always on a tmpfs), downwardAPI, projected), whose
 //! files are swapped in atomically the way upstream's AtomicWriter does:
 //! a timestamped directory, `..data` pointing at it, and each top-level
@@ -9,7 +11,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{KeyToPath, Pod, Volume};
+use k8s_openapi::api::core::v1::{
+    HostPathVolumeSource, KeyToPath, PersistentVolume, PersistentVolumeClaim, Pod, Volume,
+};
+use kube::Api;
 
 use crate::env::{RuntimeFields, Sources};
 
@@ -351,6 +356,43 @@ fn field(pod: &Pod, path: &str, rt: &RuntimeFields) -> Result<String, String> {
     crate::env::field_value_pub(pod, path, rt)
 }
 
+/// The host directory behind a PersistentVolumeClaim: its volume must be
+/// bound and be a `hostPath` or `local` volume (a `local` path must
+/// exist, as upstream's local volume plugin requires).
+async fn claim_source(sources: &Sources<'_>, claim: &str) -> Result<HostPathVolumeSource, String> {
+    let claims: Api<PersistentVolumeClaim> =
+        Api::namespaced(sources.client.clone(), sources.namespace);
+    let pvc = claims
+        .get_opt(claim)
+        .await
+        .map_err(|e| format!("persistentvolumeclaim {claim:?}: {e}"))?
+        .ok_or_else(|| format!("persistentvolumeclaim \"{claim}\" not found"))?;
+    let phase = pvc.status.as_ref().and_then(|s| s.phase.as_deref());
+    let volume = pvc.spec.as_ref().and_then(|s| s.volume_name.clone());
+    let (Some("Bound"), Some(volume)) = (phase, volume) else {
+        return Err(format!("persistentvolumeclaim \"{claim}\" is not bound"));
+    };
+    let pvs: Api<PersistentVolume> = Api::all(sources.client.clone());
+    let pv = pvs
+        .get_opt(&volume)
+        .await
+        .map_err(|e| format!("persistentvolume {volume:?}: {e}"))?
+        .ok_or_else(|| format!("persistentvolume \"{volume}\" not found"))?;
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(hp) = spec.host_path {
+        return Ok(hp);
+    }
+    if let Some(local) = spec.local {
+        return Ok(HostPathVolumeSource {
+            path: local.path,
+            type_: Some("Directory".into()),
+        });
+    }
+    Err(format!(
+        "persistentvolume \"{volume}\" is neither hostPath nor local: no volume plugin for it on this node"
+    ))
+}
+
 /// Makes the volume's directory (or mount) and fills it; returns the host
 /// path to bind into containers.
 pub async fn setup(
@@ -361,7 +403,15 @@ pub async fn setup(
     rt: &RuntimeFields,
 ) -> Result<PathBuf, String> {
     let dir = volumes_dir(pod_dir).join(&v.name);
-    if let Some(hp) = &v.host_path {
+    let claimed;
+    let host_path = match &v.persistent_volume_claim {
+        Some(c) => {
+            claimed = claim_source(sources, &c.claim_name).await?;
+            Some(&claimed)
+        }
+        None => v.host_path.as_ref(),
+    };
+    if let Some(hp) = host_path {
         let p = PathBuf::from(&hp.path);
         match hp.type_.as_deref().unwrap_or("") {
             "DirectoryOrCreate" => {

@@ -359,6 +359,31 @@ impl Worker {
                 .map_err(|e| crate::Error::Other(format!("netns task: {e}")))?
                 .map_err(crate::error::io("sharing the node's network namespace"))?;
             None
+        } else if let Some(cni) = self.ctx.net.cni.clone() {
+            let at = crate::cni::Attachment {
+                container_id: &id,
+                netns: &netns,
+                pod_namespace: &self.namespace,
+                pod_name: &self.name,
+                pod_uid: &self.uid,
+            };
+            let added = cni.add(&at).await.and_then(|result| {
+                let ip = crate::cni::ipv4_of(&result).ok_or_else(|| {
+                    crate::Error::Other(format!("CNI network {} gave no IPv4 address", cni.name))
+                })?;
+                std::fs::write(crate::cni::result_file(&self.pod_dir), result.to_string())
+                    .and_then(|_| std::fs::write(self.pod_dir.join("ip"), ip.to_string()))
+                    .map_err(crate::error::io("pod CNI result"))?;
+                Ok(ip)
+            });
+            match added {
+                Ok(ip) => Some(ip),
+                Err(e) => {
+                    let _ = cni.del(&at, None).await;
+                    let _ = self.ctx.runtime.remove_pod_sandbox(&id).await;
+                    return Err(e);
+                }
+            }
         } else {
             let previous: Option<Ipv4Addr> = std::fs::read_to_string(self.pod_dir.join("ip"))
                 .ok()
@@ -384,8 +409,14 @@ impl Worker {
         let shown_ip = ip
             .map(|i| i.to_string())
             .unwrap_or_else(|| self.host_ip.clone());
-        crate::container::write_etc(&self.pod_dir.join("etc"), pod, &hostname, &shown_ip)
-            .map_err(crate::error::io("pod /etc files"))?;
+        crate::container::write_etc(
+            &self.pod_dir.join("etc"),
+            pod,
+            &hostname,
+            &shown_ip,
+            &self.ctx.config,
+        )
+        .map_err(crate::error::io("pod /etc files"))?;
         self.ctx
             .lookup
             .set_netns(&self.namespace, &self.name, netns.clone());
@@ -1055,10 +1086,29 @@ impl Worker {
             }
         }
         if let Some(sb) = self.sandbox.take() {
+            // CNI plugins free their addresses and links while the
+            // namespace still exists.
+            if let (Some(cni), Some(_)) = (self.ctx.net.cni.clone(), sb.ip) {
+                let prev = std::fs::read(crate::cni::result_file(&self.pod_dir))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+                let at = crate::cni::Attachment {
+                    container_id: &sb.id,
+                    netns: &sb.netns,
+                    pod_namespace: &self.namespace,
+                    pod_name: &self.name,
+                    pod_uid: &self.uid,
+                };
+                if let Err(e) = cni.del(&at, prev.as_ref()).await {
+                    tracing::warn!(pod = %self.name, error = %e, "CNI DEL");
+                }
+            }
             if let Err(e) = self.ctx.runtime.remove_pod_sandbox(&sb.id).await {
                 tracing::warn!(pod = %self.name, error = %e, "removing sandbox");
             }
-            if let Some(ip) = sb.ip {
+            if let Some(ip) = sb.ip
+                && self.ctx.net.cni.is_none()
+            {
                 self.ctx.net.detach(&self.uid).await;
                 self.ctx.net.release(ip);
             }

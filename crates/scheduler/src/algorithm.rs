@@ -88,10 +88,10 @@ pub fn run_filters(
     node: &NodeInfo,
     ctx: &Ctx,
 ) -> Status {
-    for p in &fw.plugins {
-        if !p.has_filter() || state.skip_filter.contains(&p.name()) {
+    for &i in &state.active_filters {
+        let Some(p) = fw.plugins.get(i) else {
             continue;
-        }
+        };
         let mut st = p.filter(state, pod, node, ctx);
         if !st.is_success() {
             st.plugin = p.name();
@@ -101,8 +101,10 @@ pub fn run_filters(
     Status::success()
 }
 
-/// Runs the PreFilter plugins; a rejection is returned as is.
+/// Runs the PreFilter plugins; a rejection is returned as is. On success
+/// it also fixes the list of Filter plugins `run_filters` will call.
 pub fn run_pre_filters(fw: &Framework, state: &mut CycleState, pod: &PodInfo, ctx: &Ctx) -> Status {
+    state.active_filters.clear();
     for p in &fw.plugins {
         let mut st = p.pre_filter(state, pod, ctx);
         match st.code {
@@ -114,6 +116,10 @@ pub fn run_pre_filters(fw: &Framework, state: &mut CycleState, pod: &PodInfo, ct
             }
         }
     }
+    state.active_filters = (fw.plugins.iter().enumerate())
+        .filter(|(_, p)| p.has_filter() && !state.skip_filter.contains(&p.name()))
+        .map(|(i, _)| i)
+        .collect();
     Status::success()
 }
 
@@ -153,11 +159,10 @@ pub fn schedule(
     }
     if !st.is_success() {
         let statuses = cache
-            .node_names()
-            .iter()
+            .nodes()
             .map(|n| {
                 (
-                    n.clone(),
+                    n.name.clone(),
                     Status {
                         reasons: vec![],
                         ..st.clone()
@@ -184,14 +189,12 @@ pub fn schedule(
         };
     }
     let want = num_feasible_to_find(all);
-    let names = cache.node_names();
     let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(all));
     let mut statuses = HashMap::new();
     let mut processed = 0;
     for i in 0..all {
-        let name = &names[(*start + i) % all];
         processed += 1;
-        let Some(node) = cache.node(name) else {
+        let Some(node) = cache.node_at((*start + i) % all) else {
             continue;
         };
         let st = run_filters(fw, &state, pod, node, &ctx);
@@ -203,7 +206,7 @@ pub fn schedule(
         } else if st.code == Code::Error {
             return Outcome::Error(st.reasons.join(", "));
         } else {
-            statuses.insert(name.clone(), st);
+            statuses.insert(node.name.clone(), st);
         }
     }
     *start = (*start + processed) % all;

@@ -83,21 +83,36 @@ impl Status {
 /// Per-cycle data plugins pass from PreFilter/PreScore to Filter/Score.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    /// A handful of entries read once per node per plugin: a linear scan
+    /// of short keys beats hashing them.
+    data: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
     /// Plugins whose PreFilter/PreScore returned Skip.
     pub skip_filter: Vec<&'static str>,
+    /// Indexes (into the framework's plugins) of the Filter plugins to run
+    /// on each node, fixed once PreFilter is done: the per-node loop then
+    /// neither asks every plugin nor searches the skip list.
+    pub active_filters: Vec<usize>,
     pub skip_score: Vec<&'static str>,
 }
 
 impl CycleState {
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, v: T) {
-        self.data.insert(key, Box::new(v));
+        match self.data.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = Box::new(v),
+            None => self.data.push((key, Box::new(v))),
+        }
     }
     pub fn read<T: Any + Send + Sync>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|b| b.downcast_ref())
+        self.data
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, b)| b.downcast_ref())
     }
     pub fn read_mut<T: Any + Send + Sync>(&mut self, key: &'static str) -> Option<&mut T> {
-        self.data.get_mut(key).and_then(|b| b.downcast_mut())
+        self.data
+            .iter_mut()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, b)| b.downcast_mut())
     }
 }
 

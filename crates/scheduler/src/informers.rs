@@ -8,15 +8,18 @@ use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::Resource;
 use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 
+use crate::cache::Budget;
 use crate::podinfo::is_terminal;
 use crate::queue::Event as QEvent;
 use crate::scheduler::{Class, Scheduler};
+use crate::selector::Selector;
 
 /// Applies a watcher's events through `apply`/`delete`, and after every
 /// (re)list deletes what the list no longer has (a watch that broke may
@@ -204,6 +207,33 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
                 if let Some(name) = ns_names.lock().remove(uid) {
                     this.cache.lock().ns_labels.remove(&name);
                 }
+            }
+        },
+        None,
+    )));
+    tasks.0.push(tokio::spawn(drive(
+        watcher::watcher(Api::<PodDisruptionBudget>::all(client.clone()), cfg()),
+        {
+            let this = s.clone();
+            move |b: Arc<PodDisruptionBudget>| {
+                let uid = b.metadata.uid.clone().unwrap_or_default();
+                let selector = b.spec.as_ref().and_then(|sp| sp.selector.as_ref());
+                let empty = selector.is_none_or(|sel| {
+                    sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+                        && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+                });
+                let budget = Budget {
+                    namespace: b.metadata.namespace.clone().unwrap_or_default(),
+                    selector: (!empty).then(|| Selector::parse(selector)),
+                    allowed: b.status.as_ref().map_or(0, |st| st.disruptions_allowed),
+                };
+                this.cache.lock().pdbs.insert(uid, budget);
+            }
+        },
+        {
+            let this = s.clone();
+            move |uid: &str| {
+                this.cache.lock().pdbs.remove(uid);
             }
         },
         None,

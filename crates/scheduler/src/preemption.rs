@@ -4,8 +4,10 @@
 //! lowest sum of victim priorities, then the fewest victims; victims that
 //! can stay are reprieved, highest priority first.
 //!
-//! PodDisruptionBudgets are not consulted (upstream prefers nodes that
-//! violate none); not done.
+//! PodDisruptionBudgets shape the choice as upstream's: victims whose
+//! eviction would break a budget are reprieved first, and the node with
+//! the fewest broken budgets wins before any priority comparison. Budgets
+//! are a preference, not a veto (preemption deletes; it does not evict).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -22,6 +24,35 @@ pub const NO_VICTIMS: &str = "No preemption victims found for incoming pod";
 pub struct Candidate {
     pub node: String,
     pub victims: Vec<Arc<PodInfo>>,
+    /// Victims whose eviction breaks a PodDisruptionBudget.
+    pub violations: usize,
+}
+
+/// Splits `pods` (most important first) into those whose removal would
+/// break a budget and those whose would not, consuming each budget's
+/// allowed disruptions in that order (upstream's
+/// `filterPodsWithPDBViolation`).
+fn split_by_budget(cache: &Cache, pods: &[Arc<PodInfo>]) -> (Vec<Arc<PodInfo>>, Vec<Arc<PodInfo>>) {
+    let mut allowed: Vec<(&crate::cache::Budget, i32)> =
+        cache.pdbs.values().map(|b| (b, b.allowed)).collect();
+    let (mut violating, mut fine) = (Vec::new(), Vec::new());
+    for p in pods {
+        let mut breaks = false;
+        for (b, left) in allowed.iter_mut() {
+            let matches = b.namespace == p.namespace
+                && b.selector.as_ref().is_some_and(|s| s.matches(&p.labels));
+            if matches {
+                *left -= 1;
+                breaks |= *left < 0;
+            }
+        }
+        if breaks {
+            violating.push(p.clone());
+        } else {
+            fine.push(p.clone());
+        }
+    }
+    (violating, fine)
 }
 
 pub enum Preemption {
@@ -108,19 +139,27 @@ pub fn preempt(fw: &Framework, cache: &Cache, pod: &PodInfo, fit: &FitError) -> 
             *hist.entry(NO_VICTIMS).or_default() += 1;
             continue;
         }
-        // Reprieve: try to keep each, most important first.
+        // Reprieve: try to keep each, budget-breaking ones first, then
+        // the rest, most important first within each group.
         lower.sort_by_key(|v| std::cmp::Reverse(v.priority));
+        let (violating, fine) = split_by_budget(cache, &lower);
         let mut victims = lower.clone();
-        for p in &lower {
+        let mut violations = 0;
+        for (p, breaks) in
+            (violating.iter().map(|p| (p, true))).chain(fine.iter().map(|p| (p, false)))
+        {
             let without: Vec<Arc<PodInfo>> =
                 victims.iter().filter(|v| v.uid != p.uid).cloned().collect();
             if fits_without(fw, cache, pod, name, &without) {
                 victims = without;
+            } else if breaks {
+                violations += 1;
             }
         }
         candidates.push(Candidate {
             node: name.clone(),
             victims,
+            violations,
         });
     }
     let nodes_without_status = all.saturating_sub(fit.statuses.len());
@@ -139,7 +178,7 @@ pub fn preempt(fw: &Framework, cache: &Cache, pod: &PodInfo, fit: &FitError) -> 
             .iter()
             .map(|v| v.priority as i64 + (1 << 31))
             .sum();
-        (highest, sum, c.victims.len())
+        (c.violations, highest, sum, c.victims.len())
     });
     match best {
         Some(c) => Preemption::Nominate(c),
@@ -214,5 +253,45 @@ mod tests {
             msg,
             "preemption: 0/2 nodes are available: 1 No preemption victims found for incoming pod, 1 Preemption is not helpful for scheduling."
         );
+    }
+
+    #[test]
+    fn prefers_the_node_whose_victims_break_no_budget() {
+        let fw = Framework::default_plugins();
+        let alloc = json!({"status": {"allocatable": {"cpu": "1", "memory": "4Gi", "pods": "10"}}});
+        let guarded = pod(
+            json!({"metadata": {"name": "guarded", "labels": {"app": "db"}},
+            "spec": {"priority": 1, "containers": [{"name": "c", "resources": {"requests": {"cpu": "1"}}}]}}),
+        );
+        let mut c = cache(
+            vec![("a", alloc.clone()), ("b", alloc)],
+            vec![("a", guarded), ("b", p("free", 50, "1"))],
+        );
+        let hi = p("hi", 100, "1");
+        let Outcome::NoFit(fit) = schedule(&fw, &c, &hi, &mut 0, &mut Rng::new(1)) else {
+            panic!("nodes are full");
+        };
+        // Without a budget the cheaper victim (priority 1, on a) is chosen.
+        let Preemption::Nominate(cand) = preempt(&fw, &c, &hi, &fit) else {
+            panic!("expected a candidate");
+        };
+        assert_eq!((cand.node.as_str(), cand.violations), ("a", 0));
+        // A budget with no disruptions left on app=db moves it to b.
+        let sel = k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some([("app".to_string(), "db".to_string())].into()),
+            ..Default::default()
+        };
+        c.pdbs.insert(
+            "pdb".into(),
+            crate::cache::Budget {
+                namespace: "default".into(),
+                selector: Some(crate::selector::Selector::parse(Some(&sel))),
+                allowed: 0,
+            },
+        );
+        let Preemption::Nominate(cand) = preempt(&fw, &c, &hi, &fit) else {
+            panic!("expected a candidate");
+        };
+        assert_eq!((cand.node.as_str(), cand.violations), ("b", 0));
     }
 }

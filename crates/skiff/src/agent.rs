@@ -18,6 +18,15 @@ pub struct NodeFlags {
     /// Port of the agent's HTTPS server reported in the Node (0: any free port).
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
+    /// A CNI network configuration directory: when it holds a
+    /// `*.conflist`/`*.conf`, pods are wired by those CNI plugins instead
+    /// of Skiff's own bridge.
+    #[arg(long)]
+    pub cni_conf_dir: Option<PathBuf>,
+    /// Where CNI plugin binaries are (repeatable; default /opt/cni/bin,
+    /// /usr/lib/cni).
+    #[arg(long)]
+    pub cni_bin_dir: Vec<PathBuf>,
 }
 
 /// `skiff agent`: a node joining an existing cluster.
@@ -37,13 +46,28 @@ pub struct AgentArgs {
     /// Use this kubeconfig instead of joining (benchmarks, debugging).
     #[arg(long, hide = true)]
     pub kubeconfig: Option<PathBuf>,
+    /// Run N simulated ("hollow") nodes instead of a real one, as
+    /// upstream's kubemark: Node objects and Leases named
+    /// `<node-name>-<i>`, and pods bound to them reported Running at once
+    /// without containers. For measuring scale on one machine.
+    #[arg(long, default_value_t = 0)]
+    pub hollow: usize,
+    /// The cluster DNS Service's ClusterIP, written into `ClusterFirst`
+    /// pods' resolv.conf.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: std::net::Ipv4Addr,
+    /// The cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
 }
 
 /// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
-    let cfg = config(&args.node, &args.data_dir, false)?;
+    let mut cfg = config(&args.node, &args.data_dir, false)?;
+    cfg.cluster_dns = vec![args.cluster_dns.into()];
+    cfg.cluster_domain = args.cluster_domain.clone();
     let kubeconfig = match &args.kubeconfig {
         Some(k) => k.clone(),
         None => {
@@ -59,6 +83,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         }
     };
     let client = crate::client::from_kubeconfig(&kubeconfig).await?;
+    if args.hollow > 0 {
+        return run_hollow(client, &cfg.node_name, args.hollow, &args.server).await;
+    }
     println!(
         "skiff: agent {} running against {}",
         cfg.node_name, args.server
@@ -67,6 +94,26 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         .map_err(|e| tracing::warn!(error = %e, "node server TLS"))
         .ok();
     run_with(client, cfg, tls, crate::server::shutdown_signal()).await?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `skiff agent --hollow N`: registers N hollow nodes and serves their
+/// pods until SIGTERM/SIGINT.
+async fn run_hollow(
+    client: kube::Client,
+    prefix: &str,
+    count: usize,
+    server: &str,
+) -> anyhow::Result<std::process::ExitCode> {
+    let names: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let nodes = crate::hollow::HollowNodes::register(client, names)
+        .await
+        .context("registering hollow nodes")?;
+    println!("skiff: {count} hollow nodes ({prefix}-0 ...) running against {server}");
+    tokio::select! {
+        _ = nodes.run() => {}
+        _ = crate::server::shutdown_signal() => {}
+    }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -92,6 +139,10 @@ pub fn config(
     let mut cfg = skiff_kubelet::Config::new(&name, data_dir.to_path_buf());
     cfg.node_ip = flags.node_ip;
     cfg.control_plane = control_plane;
+    cfg.cni_conf_dir = flags.cni_conf_dir.clone();
+    if !flags.cni_bin_dir.is_empty() {
+        cfg.cni_bin_dirs = flags.cni_bin_dir.clone();
+    }
     cfg.kubelet_port = if flags.kubelet_port == 0 {
         // Until the streaming server binds it, pick a free port to report.
         std::net::TcpListener::bind("0.0.0.0:0")

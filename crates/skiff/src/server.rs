@@ -159,7 +159,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let agent = if !disabled(&args.disable, "agent") {
         // The node agent: this machine is a node of its own cluster.
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
-        let cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
+        let mut cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
+        cfg.cluster_dns = vec![args.net.cluster_dns.into()];
+        cfg.cluster_domain = args.net.cluster_domain.clone();
         // The in-process node serves with the API server's certificate.
         let tls = crate::node_streaming::NodeTls {
             ca_pem: pki.ca_cert.clone(),

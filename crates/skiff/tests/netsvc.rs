@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use support::netns::{Topology, exec, wget};
-use support::{Backend, Cluster};
+use support::{Backend, Cluster, eventually};
 
 fn start(t: &Topology, extra: &[&str]) -> Cluster {
     let mut args = vec![
@@ -65,19 +65,6 @@ addressType: IPv4
 ports: [{{name: {port_name}, port: 8080, protocol: TCP}}]
 endpoints: {endpoints}"
     )
-}
-
-/// Polls `f` until it returns Some, or panics after `secs`.
-#[track_caller]
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn hits(ns: &str, url: &str, n: usize) -> BTreeMap<String, usize> {

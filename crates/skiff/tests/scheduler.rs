@@ -288,6 +288,56 @@ fn preemption_evicts_a_lower_priority_pod() {
 }
 
 #[test]
+fn preemption_spares_pods_a_disruption_budget_protects() {
+    let c = start();
+    create(
+        &c,
+        "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: low}\nvalue: 10\n---\n\
+         apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: mid}\nvalue: 50\n---\n\
+         apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata: {name: high}\nvalue: 1000\n---\n\
+         apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: db}\n\
+         spec: {minAvailable: 1, selector: {matchLabels: {app: db}}}\n",
+    );
+    node(&c, "a", "1", "", "[]");
+    create(
+        &c,
+        &pod_yaml(
+            "guarded",
+            "1",
+            "  labels: {app: db}\n",
+            "  priorityClassName: low\n",
+        ),
+    );
+    assert_eq!(bound(&c, "guarded"), "a");
+    node(&c, "b", "1", "", "[]");
+    create(&c, &pod_yaml("free", "1", "", "  priorityClassName: mid\n"));
+    assert_eq!(bound(&c, "free"), "b");
+    // Without the budget the cheaper victim would be `guarded` (priority
+    // 10); the budget allows no disruption, so `free` goes instead.
+    create(
+        &c,
+        &pod_yaml("high", "1", "", "  priorityClassName: high\n"),
+    );
+    eventually("high is nominated to b", || {
+        (get_pod(&c, "high")
+            .pointer("/status/nominatedNodeName")?
+            .as_str()?
+            == "b")
+            .then_some(())
+    });
+    assert!(
+        get_pod(&c, "free")
+            .pointer("/metadata/deletionTimestamp")
+            .is_some()
+    );
+    assert!(
+        get_pod(&c, "guarded")
+            .pointer("/metadata/deletionTimestamp")
+            .is_none()
+    );
+}
+
+#[test]
 fn other_scheduler_names_are_left_alone() {
     let c = start();
     node(&c, "node1", "4", "", "[]");

@@ -538,6 +538,106 @@ fn jobs_complete_fail_at_the_backoff_limit_and_index_their_pods() {
 }
 
 #[test]
+fn indexed_jobs_fail_per_index_and_succeed_by_policy() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    // Every index fails; each may fail twice (limit 1) before it is
+    // failed for good, so the Job ends with all three failed indexes.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "perindex",
+            "  completions: 3\n  parallelism: 3\n  completionMode: Indexed\n  backoffLimitPerIndex: 1\n",
+            "exit 1",
+        ),
+    );
+    // Any failed index ends this one at once.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "maxfailed",
+            "  completions: 2\n  parallelism: 2\n  completionMode: Indexed\n  backoffLimitPerIndex: 0\n  maxFailedIndexes: 0\n",
+            "exit 1",
+        ),
+    );
+    // Index 0 alone is enough.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml(
+            "leader",
+            "  completions: 3\n  parallelism: 1\n  completionMode: Indexed\n  successPolicy:\n    rules: [{succeededIndexes: \"0\"}]\n",
+            "exit 0",
+        ),
+    );
+
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=failed",
+            "job/maxfailed",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["job", "maxfailed"],
+            r#"{.status.conditions[?(@.type=="Failed")].reason}"#
+        ),
+        "MaxFailedIndexesExceeded"
+    );
+
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=complete",
+            "job/leader",
+            "--timeout=60s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["job", "leader"],
+            r#"{.status.conditions[?(@.type=="Complete")].reason}/{.status.completedIndexes}"#
+        ),
+        "SuccessPolicy/0"
+    );
+
+    c.ok(
+        K,
+        &[
+            "wait",
+            "--for=condition=failed",
+            "job/perindex",
+            "--timeout=90s",
+        ],
+    );
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["job", "perindex"],
+            r#"{.status.conditions[?(@.type=="Failed")].reason}/{.status.failedIndexes}/{.status.failed}"#
+        ),
+        "FailedIndexes/0-2/6"
+    );
+    // The second pod of each index says how often the index failed before.
+    let counts = jsonpath(
+        &c,
+        &["pods", "-l", "job-name=perindex"],
+        r#"{range .items[*]}{.metadata.annotations.batch\.kubernetes\.io/job-index-failure-count}{" "}{end}"#,
+    );
+    let mut counts: Vec<&str> = counts.split_whitespace().collect();
+    counts.sort();
+    assert_eq!(counts, ["0", "0", "0", "1", "1", "1"]);
+}
+
+#[test]
 fn cronjob_catches_up_with_a_missed_minute() {
     let c = Cluster::start(Backend::Memory);
     let _nodes = c.hollow_nodes(&["hollow-a"]);
@@ -665,6 +765,31 @@ fn daemonset_runs_one_pod_per_node_and_rolls() {
     );
     let history = c.ok(K, &["rollout", "history", "ds/agent"]);
     assert!(history.contains('2'), "{history}");
+    // History is trimmed to revisionHistoryLimit, sparing the live one.
+    c.ok(
+        K,
+        &[
+            "patch",
+            "ds/agent",
+            "-p",
+            r#"{"spec":{"revisionHistoryLimit":1}}"#,
+        ],
+    );
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.37"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    c.ok(K, &["set", "image", "ds/agent", "c=busybox:1.38"]);
+    c.ok(K, &["rollout", "status", "ds/agent", "--timeout=60s"]);
+    eventually(30, "two revisions left: the live one and one more", || {
+        names(&c, &["controllerrevisions", "-l", "app=agent"]).len() == 2
+    });
+    let newest = jsonpath(
+        &c,
+        &["controllerrevisions", "-l", "app=agent"],
+        "{.items[*].revision}",
+    );
+    let mut newest: Vec<&str> = newest.split_whitespace().collect();
+    newest.sort();
+    assert_eq!(newest, ["3", "4"]);
 }
 
 #[test]
@@ -735,4 +860,64 @@ fn statefulset_starts_pods_in_order_with_their_own_claims() {
             .all(|n| n != "pod/web-2")
     );
     assert_eq!(names(&c, &["pvc"]).len(), 3);
+}
+
+/// `skiff agent --hollow N` joins with the token and serves N simulated
+/// nodes; the scheduler spreads a Deployment over them.
+#[test]
+fn agent_runs_hollow_nodes() {
+    let c = Cluster::start(Backend::Memory);
+    let token = std::fs::read_to_string(c.data_dir().join("token")).expect("token");
+    let agent_dir = c.data_dir().join("hollow-agent");
+    let mut agent = std::process::Command::new(env!("CARGO_BIN_EXE_skiff"))
+        .args(["agent", "--server", &c.url, "--token", token.trim()])
+        .args(["--node-name", "sim", "--hollow", "3", "--data-dir"])
+        .arg(&agent_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("agent");
+    struct Stop<'a>(&'a mut std::process::Child);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _stop = Stop(&mut agent);
+    eventually(30, "three Ready hollow nodes", || {
+        jsonpath(
+            &c,
+            &["nodes", "-l", "skiff.dev/hollow=true"],
+            r#"{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status} {end}"#,
+        )
+        .trim()
+            == "sim-0=True sim-1=True sim-2=True"
+    });
+    c.ok(
+        K,
+        &[
+            "create",
+            "deployment",
+            "spread",
+            "--image=busybox",
+            "--replicas=3",
+        ],
+    );
+    c.ok(
+        K,
+        &["rollout", "status", "deployment/spread", "--timeout=60s"],
+    );
+    let nodes = jsonpath(
+        &c,
+        &["pods", "-l", "app=spread"],
+        "{.items[*].spec.nodeName}",
+    );
+    let mut nodes: Vec<&str> = nodes.split_whitespace().collect();
+    nodes.sort();
+    assert_eq!(
+        nodes,
+        ["sim-0", "sim-1", "sim-2"],
+        "spread by the scheduler"
+    );
 }

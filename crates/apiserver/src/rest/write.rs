@@ -222,6 +222,12 @@ pub async fn create_object(
     object::prepare_create(&req.kind, &mut obj);
     apply_defaults(req, &mut obj, true);
     check_namespace_open(app, req)?;
+    if req.kind.custom.is_none() && req.kind.group.is_empty() {
+        crate::storage_admission::admit_create(app, &req.kind.plural, &mut obj);
+        if let Some(ns) = req.namespace() {
+            crate::limitrange::admit_create(app, ns, &req.kind.plural, &mut obj)?;
+        }
+    }
     let claimed = if is_service(req) {
         Some(app.alloc.allocate(None, &mut obj, req.dry_run()).await?)
     } else {

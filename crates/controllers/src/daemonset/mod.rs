@@ -65,6 +65,10 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         collisions,
     )
     .await?;
+    let mut in_use = revision::hashes_of(owned.iter().map(|p| &**p));
+    in_use.insert(hash.clone());
+    let limit = spec.revision_history_limit.unwrap_or(10);
+    revision::trim(&ctx, &key.0, &owner.uid, limit, &in_use).await?;
 
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let now = jiff::Timestamp::now();

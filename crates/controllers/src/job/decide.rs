@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::{JobSpec, PodFailurePolicyRule};
 use k8s_openapi::api::core::v1::Pod;
+use std::collections::BTreeMap;
 
 /// Upstream's pod recreation backoff: 10 s, doubling, at most 6 minutes.
 pub fn backoff(failures: i32) -> Duration {
@@ -25,6 +26,8 @@ pub enum Verdict {
     Ignore,
     /// Fails the whole Job, with upstream's message.
     FailJob(String),
+    /// Fails the pod's index at once (`backoffLimitPerIndex` Jobs).
+    FailIndex,
 }
 
 /// Upstream's `matchPodFailurePolicy`: the first rule matching the failed
@@ -93,6 +96,7 @@ pub fn judge(rules: &[PodFailurePolicyRule], pod: &Pod) -> Verdict {
             return match rule.action.as_str() {
                 "Ignore" => Verdict::Ignore,
                 "FailJob" => Verdict::FailJob(msg),
+                "FailIndex" => Verdict::FailIndex,
                 _ => Verdict::Count,
             };
         }
@@ -144,6 +148,67 @@ pub fn format_indexes(set: &BTreeSet<i32>) -> String {
         i = j + 1;
     }
     parts.join(",")
+}
+
+/// The first `successPolicy` rule the completed indexes satisfy (upstream:
+/// `succeededIndexes` alone needs all of them, `succeededCount` alone that
+/// many of any, both that many of those).
+pub fn success_rule(spec: &JobSpec, completed: &BTreeSet<i32>) -> Option<usize> {
+    let rules = &spec.success_policy.as_ref()?.rules;
+    rules.iter().position(|r| {
+        let within: Option<BTreeSet<i32>> = r.succeeded_indexes.as_deref().map(parse_indexes);
+        let hits = match &within {
+            Some(set) => set.intersection(completed).count(),
+            None => completed.len(),
+        };
+        match (within, r.succeeded_count) {
+            (Some(_), Some(n)) | (None, Some(n)) => hits as i32 >= n,
+            (Some(set), None) => hits == set.len(),
+            (None, None) => false,
+        }
+    })
+}
+
+/// Per-index failure bookkeeping for `backoffLimitPerIndex` Jobs.
+#[derive(Debug, Default, PartialEq)]
+pub struct IndexFailures {
+    /// Indexes that failed for good.
+    pub failed: BTreeSet<i32>,
+    /// Counted failures so far per index (what the next pod of that index
+    /// carries in its failure-count annotation).
+    pub counts: BTreeMap<i32, i32>,
+    /// When each index last failed (for its own recreation backoff).
+    pub last_failure: BTreeMap<i32, jiff::Timestamp>,
+}
+
+/// Upstream's annotation carrying how often a pod's index failed before.
+pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+
+/// Folds one failed pod of index `index` into the bookkeeping: its
+/// failure count is the one it was created with plus one, unless the
+/// failure policy ignores it; an index over `limit`, or failed by a
+/// `FailIndex` rule, fails for good.
+pub fn note_index_failure(
+    acc: &mut IndexFailures,
+    index: i32,
+    created_with: i32,
+    verdict: &Verdict,
+    finished_at: Option<jiff::Timestamp>,
+    limit: i32,
+) {
+    let count = match verdict {
+        Verdict::Ignore => created_with,
+        _ => created_with + 1,
+    };
+    let slot = acc.counts.entry(index).or_insert(0);
+    *slot = (*slot).max(count);
+    if let Some(t) = finished_at {
+        let last = acc.last_failure.entry(index).or_insert(t);
+        *last = (*last).max(t);
+    }
+    if matches!(verdict, Verdict::FailIndex) || count > limit {
+        acc.failed.insert(index);
+    }
 }
 
 pub fn indexed(spec: &JobSpec) -> bool {
@@ -252,5 +317,50 @@ mod tests {
                 "Container main for pod ns/p failed with exit code 42 matching FailJob rule at index 0".into()
             )
         );
+    }
+
+    #[test]
+    fn success_policy_rules() {
+        use k8s_openapi::api::batch::v1::{SuccessPolicy, SuccessPolicyRule};
+        let spec = |rules: Vec<SuccessPolicyRule>| JobSpec {
+            success_policy: Some(SuccessPolicy { rules }),
+            ..Default::default()
+        };
+        let done = parse_indexes("0,2");
+        let rule = |idx: Option<&str>, n: Option<i32>| SuccessPolicyRule {
+            succeeded_indexes: idx.map(String::from),
+            succeeded_count: n,
+        };
+        assert_eq!(
+            success_rule(&spec(vec![rule(Some("0-1"), None)]), &done),
+            None
+        );
+        assert_eq!(
+            success_rule(
+                &spec(vec![rule(Some("0-1"), None), rule(Some("0,2"), None)]),
+                &done
+            ),
+            Some(1)
+        );
+        assert_eq!(
+            success_rule(&spec(vec![rule(Some("0-3"), Some(2))]), &done),
+            Some(0)
+        );
+        assert_eq!(success_rule(&spec(vec![rule(None, Some(3))]), &done), None);
+        assert_eq!(success_rule(&JobSpec::default(), &done), None);
+    }
+
+    #[test]
+    fn an_index_fails_for_good_past_its_limit_or_by_rule() {
+        let mut acc = IndexFailures::default();
+        note_index_failure(&mut acc, 0, 0, &Verdict::Count, None, 1);
+        assert!(acc.failed.is_empty());
+        assert_eq!(acc.counts[&0], 1);
+        note_index_failure(&mut acc, 0, 1, &Verdict::Count, None, 1);
+        assert_eq!(acc.failed.iter().copied().collect::<Vec<_>>(), [0]);
+        note_index_failure(&mut acc, 1, 0, &Verdict::Ignore, None, 1);
+        assert_eq!(acc.counts[&1], 0);
+        note_index_failure(&mut acc, 2, 0, &Verdict::FailIndex, None, 5);
+        assert!(acc.failed.contains(&2));
     }
 }

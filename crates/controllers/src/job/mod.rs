@@ -147,7 +147,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
                     fail_job.get_or_insert(msg);
                     un_f.insert(uid);
                 }
-                Verdict::Count => {
+                Verdict::Count | Verdict::FailIndex => {
                     un_f.insert(uid);
                 }
             },
@@ -238,6 +238,35 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         succeeded: Some(recorded(&un_s)),
         failed: Some(recorded(&un_f)),
     });
+    // `backoffLimitPerIndex`: each index has its own failure budget,
+    // derived from the failed pods (which the Job keeps) and the indexes
+    // already recorded as failed.
+    let per_index_limit = spec.backoff_limit_per_index.filter(|_| indexed);
+    let mut by_index = decide::IndexFailures::default();
+    if let Some(limit) = per_index_limit {
+        by_index.failed = decide::parse_indexes(status.failed_indexes.as_deref().unwrap_or(""));
+        for p in owned.iter().filter(|p| pods::phase(p) == "Failed") {
+            let Some(i) = index_of(p) else {
+                continue;
+            };
+            let created_with = p
+                .annotations()
+                .get(decide::INDEX_FAILURE_COUNT)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let verdict = decide::judge(&rules, p);
+            decide::note_index_failure(
+                &mut by_index,
+                i,
+                created_with,
+                &verdict,
+                failed_at(p),
+                limit,
+            );
+        }
+        by_index.failed.retain(|i| !completed.contains(i));
+        status.failed_indexes = Some(decide::format_indexes(&by_index.failed));
+    }
 
     let active: Vec<&Pod> = owned
         .iter()
@@ -256,7 +285,26 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     // 4. Decide the Job's fate.
     let suspended = spec.suspend == Some(true);
     if !has_cond(&status, "FailureTarget") && !has_cond(&status, "SuccessCriteriaMet") {
-        let backoff_limit = spec.backoff_limit.unwrap_or(6);
+        // Upstream defaults backoffLimit to 6, or to "unlimited" when
+        // each index has its own limit.
+        let backoff_limit = spec.backoff_limit.unwrap_or(if per_index_limit.is_some() {
+            i32::MAX
+        } else {
+            6
+        });
+        let completions = spec.completions.unwrap_or(1);
+        let too_many_failed_indexes = per_index_limit.is_some()
+            && spec
+                .max_failed_indexes
+                .is_some_and(|m| by_index.failed.len() as i32 > m);
+        let indexes_settled_with_failures = per_index_limit.is_some()
+            && !by_index.failed.is_empty()
+            && (completed.len() + by_index.failed.len()) as i32 >= completions;
+        let success_rule = if indexed {
+            decide::success_rule(&spec, &completed)
+        } else {
+            None
+        };
         let deadline_passed = spec
             .active_deadline_seconds
             .zip(status.start_time.as_ref())
@@ -289,6 +337,15 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
                 &msg,
                 now,
             );
+        } else if too_many_failed_indexes {
+            set_cond(
+                &mut status,
+                "FailureTarget",
+                "True",
+                "MaxFailedIndexesExceeded",
+                "Job has exceeded the specified maximal number of failed indexes",
+                now,
+            );
         } else if failed > backoff_limit {
             set_cond(
                 &mut status,
@@ -305,6 +362,24 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
                 "True",
                 "DeadlineExceeded",
                 "Job was active longer than specified deadline",
+                now,
+            );
+        } else if indexes_settled_with_failures {
+            set_cond(
+                &mut status,
+                "FailureTarget",
+                "True",
+                "FailedIndexes",
+                "Job has failed indexes",
+                now,
+            );
+        } else if let Some(rule) = success_rule {
+            set_cond(
+                &mut status,
+                "SuccessCriteriaMet",
+                "True",
+                "SuccessPolicy",
+                &format!("Matched rules at index {rule}"),
                 now,
             );
         } else if done {
@@ -332,19 +407,13 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             write_status(&ctx, &job, &status).await?;
             return Ok(Some(Duration::from_millis(500)));
         }
-        let (final_type, reason, msg) = if t.type_ == "FailureTarget" {
-            (
-                "Failed",
-                t.reason.clone().unwrap_or_default(),
-                t.message.clone().unwrap_or_default(),
-            )
+        let final_type = if t.type_ == "FailureTarget" {
+            "Failed"
         } else {
-            (
-                "Complete",
-                "CompletionsReached".to_string(),
-                "Reached expected number of succeeded pods".to_string(),
-            )
+            "Complete"
         };
+        let reason = t.reason.clone().unwrap_or_default();
+        let msg = t.message.clone().unwrap_or_default();
         set_cond(&mut status, final_type, "True", &reason, &msg, now);
         if final_type == "Complete" {
             status.completion_time = Some(Time(now));
@@ -396,7 +465,7 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         let want = decide::want_active(
             &spec,
             if indexed {
-                completed.len() as i32
+                (completed.len() + by_index.failed.len()) as i32
             } else {
                 succeeded
             },
@@ -408,11 +477,30 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
             control::delete_pods(&ctx.client, &ctx.job, &key, &ranked[..active.len() - want])
                 .await?;
         } else if active.len() < want {
-            let wait = recreate_wait(&owned, failed, now);
-            if wait > Duration::ZERO {
-                again = Some(again.map_or(wait, |a| a.min(wait)));
+            // Per-index Jobs back off per index; others per Job.
+            let (wait, skip) = if per_index_limit.is_some() {
+                index_backoff(&by_index, now)
             } else {
-                let new = new_pods(&job, &key, &active, &completed, want - active.len());
+                (recreate_wait(&owned, failed, now), BTreeSet::new())
+            };
+            if let Some(w) = Some(wait).filter(|w| *w > Duration::ZERO) {
+                again = Some(again.map_or(w, |a| a.min(w)));
+            }
+            let new = if per_index_limit.is_some() || wait == Duration::ZERO {
+                let per_index = per_index_limit.map(|_| &by_index);
+                new_pods(
+                    &job,
+                    &key,
+                    &active,
+                    &completed,
+                    &skip,
+                    per_index,
+                    want - active.len(),
+                )
+            } else {
+                Vec::new()
+            };
+            if !new.is_empty() {
                 write_status(&ctx, &job, &status).await?;
                 let created = control::create_slow_start(&ctx.client, &ctx.job, &key, new).await;
                 created?;
@@ -424,6 +512,46 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
     Ok(again)
 }
 
+/// When a failed pod's last container finished.
+fn failed_at(p: &Pod) -> Option<jiff::Timestamp> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .iter()
+        .filter_map(|c| {
+            c.state
+                .as_ref()?
+                .terminated
+                .as_ref()?
+                .finished_at
+                .as_ref()
+                .map(|t| t.0)
+        })
+        .max()
+}
+
+/// For per-index backoff: the indexes still backing off (failed too
+/// recently for their own failure count) and the shortest remaining wait
+/// among them (zero when none waits).
+fn index_backoff(
+    by_index: &decide::IndexFailures,
+    now: jiff::Timestamp,
+) -> (Duration, BTreeSet<i32>) {
+    let mut skip = by_index.failed.clone();
+    let mut wait: Option<Duration> = None;
+    for (i, last) in &by_index.last_failure {
+        let count = by_index.counts.get(i).copied().unwrap_or(0);
+        let at = *last + jiff::SignedDuration::try_from(decide::backoff(count)).unwrap_or_default();
+        if at > now {
+            skip.insert(*i);
+            let w = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+            wait = Some(wait.map_or(w, |x| x.min(w)));
+        }
+    }
+    (wait.unwrap_or_default(), skip)
+}
+
 /// How long before failed pods may be replaced: the backoff for the
 /// failures so far, from the last failure.
 fn recreate_wait(owned: &[Arc<Pod>], failed: i32, now: jiff::Timestamp) -> Duration {
@@ -433,23 +561,7 @@ fn recreate_wait(owned: &[Arc<Pod>], failed: i32, now: jiff::Timestamp) -> Durat
     let last = owned
         .iter()
         .filter(|p| pods::phase(p) == "Failed")
-        .filter_map(|p| {
-            p.status
-                .as_ref()?
-                .container_statuses
-                .as_ref()?
-                .iter()
-                .filter_map(|c| {
-                    c.state
-                        .as_ref()?
-                        .terminated
-                        .as_ref()?
-                        .finished_at
-                        .as_ref()
-                        .map(|t| t.0)
-                })
-                .max()
-        })
+        .filter_map(|p| failed_at(p))
         .max();
     let Some(last) = last else {
         return Duration::ZERO;
@@ -462,13 +574,17 @@ fn recreate_wait(owned: &[Arc<Pod>], failed: i32, now: jiff::Timestamp) -> Durat
     }
 }
 
-/// `n` new pods; Indexed Jobs get the lowest missing indexes, their
-/// index annotation and label, hostname and `JOB_COMPLETION_INDEX`.
+/// `n` new pods; Indexed Jobs get the lowest missing indexes not in
+/// `skip`, their index annotation and label, hostname and
+/// `JOB_COMPLETION_INDEX`, and (per-index backoff) the index's failure
+/// count so far.
 fn new_pods(
     job: &Job,
     key: &Key,
     active: &[&Pod],
     completed: &BTreeSet<i32>,
+    skip: &BTreeSet<i32>,
+    per_index: Option<&decide::IndexFailures>,
     n: usize,
 ) -> Vec<Pod> {
     let Some(spec) = job.spec.as_ref() else {
@@ -487,10 +603,12 @@ fn new_pods(
             .get_or_insert_with(Vec::new)
             .push(TRACKING_FINALIZER.into());
         if let Some(i) = index {
-            p.metadata
-                .annotations
-                .get_or_insert_with(Default::default)
-                .insert(COMPLETION_INDEX.into(), i.to_string());
+            let annotations = p.metadata.annotations.get_or_insert_with(Default::default);
+            annotations.insert(COMPLETION_INDEX.into(), i.to_string());
+            if let Some(f) = per_index {
+                let count = f.counts.get(&i).copied().unwrap_or(0);
+                annotations.insert(decide::INDEX_FAILURE_COUNT.into(), count.to_string());
+            }
             p.metadata
                 .labels
                 .get_or_insert_with(Default::default)
@@ -523,7 +641,7 @@ fn new_pods(
     if decide::indexed(spec) {
         let running: HashSet<i32> = active.iter().filter_map(|p| index_of(p)).collect();
         (0..spec.completions.unwrap_or(1))
-            .filter(|i| !completed.contains(i) && !running.contains(i))
+            .filter(|i| !completed.contains(i) && !running.contains(i) && !skip.contains(i))
             .take(n)
             .map(|i| make(Some(i)))
             .collect()

@@ -95,6 +95,11 @@ pub async fn reconcile(ctx: Arc<Ctx>, key: Key) -> Outcome {
         .unwrap_or_else(|| update_rev.clone());
     let current_template =
         template_of(&ctx, &key.0, &uid, &current_rev).unwrap_or_else(|| spec.template.clone());
+    let mut in_use = revision::hashes_of(owned.iter().map(|p| &**p));
+    in_use.insert(update_rev.clone());
+    in_use.insert(current_rev.clone());
+    let limit = spec.revision_history_limit.unwrap_or(10);
+    revision::trim(&ctx, &key.0, &uid, limit, &in_use).await?;
 
     let replicas = spec.replicas.unwrap_or(1).max(0);
     let start = spec

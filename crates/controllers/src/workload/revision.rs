@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::runtime::RawExtension;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::{Ctx, hash, pods};
@@ -97,4 +97,59 @@ pub async fn ensure(
             e,
         )),
     }
+}
+
+/// Deletes the oldest revisions of `owner_uid` beyond `limit`
+/// (`revisionHistoryLimit`), sparing any named in `in_use` (the current
+/// and update revisions, by name or hash, and those live pods still carry
+/// in their `controller-revision-hash` label), as upstream's history
+/// cleanup does.
+pub async fn trim(
+    ctx: &Ctx,
+    ns: &str,
+    owner_uid: &str,
+    limit: i32,
+    in_use: &std::collections::HashSet<String>,
+) -> Result<(), Error> {
+    let used = |r: &ControllerRevision| {
+        in_use.contains(&r.name_any())
+            || r.labels()
+                .get(REVISION_HASH)
+                .is_some_and(|h| in_use.contains(h))
+    };
+    let spare: Vec<Arc<ControllerRevision>> = owned(ctx, ns, owner_uid)
+        .into_iter()
+        .filter(|r| !used(r))
+        .collect();
+    let excess = spare.len().saturating_sub(limit.max(0) as usize);
+    if excess == 0 {
+        return Ok(());
+    }
+    let api: Api<ControllerRevision> = Api::namespaced(ctx.client.clone(), ns);
+    // `owned` sorts oldest first.
+    for r in spare.iter().take(excess) {
+        match api.delete(&r.name_any(), &DeleteParams::default()).await {
+            Ok(_) => {}
+            Err(e) if crate::status_code(&e) == Some(404) => {}
+            Err(e) => {
+                return Err(Error::api_named(
+                    "delete",
+                    "controllerrevisions.apps",
+                    &r.name_any(),
+                    e,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The `controller-revision-hash` labels of `pods` (their revisions are
+/// in use).
+pub fn hashes_of<'a>(
+    pods: impl IntoIterator<Item = &'a k8s_openapi::api::core::v1::Pod>,
+) -> std::collections::HashSet<String> {
+    pods.into_iter()
+        .filter_map(|p| p.labels().get(REVISION_HASH).cloned())
+        .collect()
 }

@@ -75,6 +75,9 @@ impl Plugin for InterPodAffinity {
     }
     fn pre_filter(&self, state: &mut CycleState, pod: &PodInfo, ctx: &Ctx) -> Status {
         let own_terms = !pod.affinity.is_empty() || !pod.anti_affinity.is_empty();
+        if !own_terms && !ctx.cache.any_pod_with_required_anti_affinity() {
+            return Status::skip();
+        }
         let mut s = FilterState::default();
         for node in ctx.cache.nodes() {
             if !own_terms && node.pods_with_required_anti_affinity == 0 {
@@ -156,6 +159,9 @@ impl Plugin for InterPodAffinity {
         ctx: &Ctx,
     ) -> Status {
         let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
+        if !own && !ctx.cache.any_pod_with_affinity() {
+            return Status::skip();
+        }
         let ns = ns_lookup(ctx);
         let mut scores: HashMap<Pair, i64> = HashMap::new();
         let mut add = |t: &AffinityTerm, node: &NodeInfo, w: i64| {

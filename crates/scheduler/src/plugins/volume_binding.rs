@@ -4,7 +4,8 @@
 //! the node, which is then written to the claim as the
 //! `volume.kubernetes.io/selected-node` annotation before the pod is
 //! bound (the provisioner provisions there). Unbound `Immediate` claims
-//! keep the pod pending until the binder binds them.
+//! keep the pod pending until the binder binds them. A claim whose node
+//! was already selected (being provisioned) keeps its pod on that node.
 //!
 //! Not done (upstream does): matching unbound claims against available
 //! static PVs per node, and waiting in PreBind for the claim to be bound.
@@ -12,7 +13,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+use k8s_openapi::api::core::v1::{
+    NodeSelectorRequirement, NodeSelectorTerm, PersistentVolume, PersistentVolumeClaim,
+};
 use parking_lot::RwLock;
 
 use crate::framework::{Ctx, CycleState, Plugin, Status};
@@ -95,13 +98,24 @@ impl Plugin for VolumeBinding {
                     let class = spec.storage_class_name.clone().unwrap_or_default();
                     let mode = vols.classes.get(&class).map(String::as_str);
                     if mode == Some("WaitForFirstConsumer") {
-                        let annotated = pvc
+                        let selected = pvc
                             .metadata
                             .annotations
                             .as_ref()
-                            .is_some_and(|a| a.contains_key(SELECTED_NODE));
-                        if !annotated {
-                            pv.delayed.push((pod.namespace.clone(), claim.clone()));
+                            .and_then(|a| a.get(SELECTED_NODE));
+                        match selected {
+                            // Being provisioned there: stay with it (our
+                            // provisioner acts at once, so moving on would
+                            // strand the pod from its volume).
+                            Some(node) => pv.bound.push(vec![NodeTerm::parse(&NodeSelectorTerm {
+                                match_fields: Some(vec![NodeSelectorRequirement {
+                                    key: "metadata.name".into(),
+                                    operator: "In".into(),
+                                    values: Some(vec![node.clone()]),
+                                }]),
+                                ..Default::default()
+                            })]),
+                            None => pv.delayed.push((pod.namespace.clone(), claim.clone())),
                         }
                     } else {
                         return Status::unresolvable(REASON_IMMEDIATE);
@@ -201,6 +215,21 @@ mod tests {
             vb.pre_filter(&mut s, &with("now"), &ctx).reasons,
             vec![REASON_IMMEDIATE]
         );
+        {
+            let mut v = vb.state.write();
+            let picked: PersistentVolumeClaim = serde_json::from_value(json!({
+                "metadata": {"name": "picked", "namespace": "default",
+                             "annotations": {SELECTED_NODE: "b"}},
+                "spec": {"storageClassName": "local"}}))
+            .unwrap();
+            v.claims.insert("default/picked".into(), Arc::new(picked));
+        }
+        let mut s = CycleState::default();
+        let p = with("picked");
+        assert!(vb.pre_filter(&mut s, &p, &ctx).is_success());
+        assert!(vb.delayed_claims(&s).is_empty());
+        assert!(vb.filter(&s, &p, &b, &ctx).is_success());
+        assert_eq!(vb.filter(&s, &p, &a, &ctx).reasons, vec![REASON_CONFLICT]);
         let st = vb.pre_filter(&mut CycleState::default(), &with("missing"), &ctx);
         assert_eq!(st.code, Code::UnschedulableAndUnresolvable);
         assert_eq!(

@@ -186,7 +186,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         .as_str()
         .unwrap_or("0")
         .to_string();
-    let mut stream = conn
+    let first_stream = conn
         .stream(&format!(
             "/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv}"
         ))
@@ -195,30 +195,55 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let total = args.pods;
     let watcher = {
         let started = started.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let mut bound: HashMap<String, Instant> = HashMap::new();
-            let mut buf = Vec::new();
+            let mut rv = rv;
+            let mut stream = Some(first_stream);
+            // The server may end a watch that falls behind (as upstream
+            // does); resume from the last event seen, so a slow reader
+            // here never reads as unbound pods.
             while bound.len() < total {
-                let Some(frame) = stream.frame().await else {
-                    break;
+                let mut current = match stream.take() {
+                    Some(s) => s,
+                    None => {
+                        let Ok(mut conn) = tls.connect(port).await else {
+                            break;
+                        };
+                        let path = format!(
+                            "/api/v1/namespaces/bench/pods?watch=true&resourceVersion={rv}"
+                        );
+                        match conn.stream(&path).await {
+                            Ok(s) => s,
+                            Err(_) => break,
+                        }
+                    }
                 };
-                let Ok(frame) = frame else { break };
-                let Some(data) = frame.data_ref() else {
-                    continue;
-                };
-                buf.extend_from_slice(data);
-                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=nl).collect();
-                    let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                let mut buf = Vec::new();
+                while bound.len() < total {
+                    let Some(Ok(frame)) = current.frame().await else {
+                        break;
+                    };
+                    let Some(data) = frame.data_ref() else {
                         continue;
                     };
-                    let obj = &ev["object"];
-                    if let (Some(name), Some(_)) = (
-                        obj["metadata"]["name"].as_str(),
-                        obj["spec"]["nodeName"].as_str(),
-                    ) && !bound.contains_key(name)
-                    {
-                        bound.insert(name.to_string(), Instant::now());
+                    buf.extend_from_slice(data);
+                    while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=nl).collect();
+                        let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                            continue;
+                        };
+                        let obj = &ev["object"];
+                        if let Some(v) = obj["metadata"]["resourceVersion"].as_str() {
+                            rv = v.to_string();
+                        }
+                        if let (Some(name), Some(_)) = (
+                            obj["metadata"]["name"].as_str(),
+                            obj["spec"]["nodeName"].as_str(),
+                        ) && !bound.contains_key(name)
+                        {
+                            bound.insert(name.to_string(), Instant::now());
+                        }
                     }
                 }
             }

@@ -4,17 +4,13 @@
 //! (or `true` / `false`) finishes with that code. A pod being deleted on
 //! a hollow node is confirmed gone, as a kubelet would.
 //!
-//! Pods are bound through `pods/binding` when the API server serves it;
-//! until a scheduler exists, a pod with no node is taken by the first
-//! hollow node set that sees it (round-robin over its nodes, or the node a
-//! DaemonSet's `metadata.name` node affinity names) and reported running
-//! there without a `nodeName`.
+//! Like a kubelet, a hollow node only acts on pods the scheduler has bound
+//! to it (`spec.nodeName`); it never places pods itself.
 //!
 //! Used by `skiff bench` and, through `#[path]`, by the integration tests
 //! (`crates/skiff/tests/support`), so it uses nothing the tests lack.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -41,39 +37,7 @@ fn ar(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
 pub struct HollowNodes {
     pub names: Vec<String>,
     client: kube::Client,
-    next: AtomicUsize,
-    /// Pod uid → the node it runs on (kept for pods bound by us without a
-    /// binding subresource).
-    placed: parking_lot_free::Map,
-    binding_served: AtomicBool,
     limit: Semaphore,
-}
-
-/// A tiny mutex-guarded map (std only: the tests have no parking_lot).
-mod parking_lot_free {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
-    #[derive(Default)]
-    pub struct Map(Mutex<HashMap<String, String>>);
-
-    impl Map {
-        pub fn get(&self, k: &str) -> Option<String> {
-            self.0.lock().ok()?.get(k).cloned()
-        }
-        /// Inserts unless present; returns the value now stored.
-        pub fn get_or_insert(&self, k: &str, v: String) -> String {
-            match self.0.lock() {
-                Ok(mut m) => m.entry(k.to_string()).or_insert(v).clone(),
-                Err(_) => v,
-            }
-        }
-        pub fn remove(&self, k: &str) {
-            if let Ok(mut m) = self.0.lock() {
-                m.remove(k);
-            }
-        }
-    }
 }
 
 fn now() -> String {
@@ -126,9 +90,6 @@ impl HollowNodes {
         let h = Arc::new(HollowNodes {
             names,
             client,
-            next: AtomicUsize::new(0),
-            placed: Default::default(),
-            binding_served: AtomicBool::new(true),
             limit: Semaphore::new(32),
         });
         h.renew_leases().await;
@@ -187,52 +148,26 @@ impl HollowNodes {
         tokio::join!(leases, watch);
     }
 
-    /// The node of `pod` if it is ours (placing it now if it has none).
-    fn node_for(&self, pod: &Value, uid: &str) -> Option<String> {
-        let bound = pod
+    /// Whether `pod` is bound to one of these nodes.
+    fn is_ours(&self, pod: &DynamicObject) -> bool {
+        let node = pod
+            .data
             .pointer("/spec/nodeName")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if !bound.is_empty() {
-            return self
-                .names
-                .iter()
-                .any(|n| n == bound)
-                .then(|| bound.to_string());
-        }
-        if let Some(n) = self.placed.get(uid) {
-            return Some(n);
-        }
-        let scheduler = pod
-            .pointer("/spec/schedulerName")
-            .and_then(Value::as_str)
-            .unwrap_or("default-scheduler");
-        if scheduler != "default-scheduler" {
-            return None;
-        }
-        let pick = match affinity_node(pod) {
-            Some(n) if self.names.contains(&n) => n,
-            Some(_) => return None,
-            None => {
-                let i = self.next.fetch_add(1, Ordering::Relaxed) % self.names.len().max(1);
-                self.names.get(i)?.clone()
-            }
-        };
-        Some(self.placed.get_or_insert(uid, pick))
+        !node.is_empty() && self.names.iter().any(|n| n == node)
     }
 
     async fn handle(&self, pod: DynamicObject) -> Result<(), kube::Error> {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
-        let uid = pod.metadata.uid.clone().unwrap_or_default();
-        let v = serde_json::to_value(&pod).unwrap_or_default();
-        let Some(node) = self.node_for(&v, &uid) else {
+        if !self.is_ours(&pod) {
             return Ok(());
-        };
+        }
+        let v = serde_json::to_value(&pod).unwrap_or_default();
         let api: Api<DynamicObject> =
             Api::namespaced_with(self.client.clone(), &ns, &ar("", "v1", "Pod", "pods"));
         if pod.metadata.deletion_timestamp.is_some() {
-            self.placed.remove(&uid);
             let dp = DeleteParams {
                 grace_period_seconds: Some(0),
                 ..Default::default()
@@ -242,33 +177,6 @@ impl HollowNodes {
                 Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
                 Err(e) => Err(e),
             };
-        }
-        let bound = !v
-            .pointer("/spec/nodeName")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty();
-        if !bound && self.binding_served.load(Ordering::Relaxed) {
-            let binding = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": name, "namespace": ns, "uid": uid},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
-            });
-            let url = format!("/api/v1/namespaces/{ns}/pods/{name}/binding");
-            let req = http::Request::post(url)
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&binding).unwrap_or_default());
-            if let Ok(req) = req {
-                match self.client.request::<Value>(req).await {
-                    // The bound pod comes back as an event.
-                    Ok(_) => return Ok(()),
-                    Err(kube::Error::Api(s)) if matches!(s.code, 404 | 405) => {
-                        self.binding_served.store(false, Ordering::Relaxed);
-                    }
-                    Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-            }
         }
         let phase = v
             .pointer("/status/phase")
@@ -298,30 +206,6 @@ impl HollowNodes {
             Err(e) => Err(e),
         }
     }
-}
-
-/// The node a DaemonSet pod's required node affinity names
-/// (`matchFields` on `metadata.name`).
-fn affinity_node(pod: &Value) -> Option<String> {
-    let terms = pod
-        .pointer("/spec/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")?
-        .as_array()?;
-    for t in terms {
-        for f in t
-            .get("matchFields")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if f.get("key").and_then(Value::as_str) == Some("metadata.name") {
-                return f
-                    .pointer("/values/0")
-                    .and_then(Value::as_str)
-                    .map(String::from);
-            }
-        }
-    }
-    None
 }
 
 /// The exit code a hollow container "runs" to: `exit N`, `true`, `false`;

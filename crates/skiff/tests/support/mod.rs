@@ -475,6 +475,23 @@ impl Cluster {
     }
 }
 
+/// Polls `f` every 50 ms until it returns `Some`, or panics naming `what`
+/// after `secs` seconds.
+#[track_caller]
+pub fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop();
