@@ -22,6 +22,9 @@ pub struct Config {
     pub default_pod_cidr: String,
     /// The bridge pods are attached to.
     pub bridge: String,
+    /// The whole pod network (`--cluster-cidr`): pod traffic leaving it is
+    /// masqueraded. `None`: no masquerade rule, no routes to other nodes.
+    pub cluster_cidr: Option<String>,
     /// Where a CNI network configuration may be (`--cni-conf-dir`); when
     /// it holds one, pods are wired by CNI plugins instead of the bridge.
     pub cni_conf_dir: Option<PathBuf>,
@@ -45,6 +48,7 @@ impl Config {
             cgroup_parent: "/skiff".into(),
             default_pod_cidr: "10.42.0.0/24".into(),
             bridge: "skiff0".into(),
+            cluster_cidr: None,
             cni_conf_dir: None,
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             cluster_dns: Vec::new(),

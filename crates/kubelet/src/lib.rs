@@ -30,6 +30,7 @@ pub mod network;
 pub mod node;
 pub mod probes;
 pub mod quantity;
+pub mod routes;
 pub mod service_env;
 pub mod status;
 pub mod storage;
@@ -78,6 +79,11 @@ impl Agent {
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
         let node_task = tokio::spawn(node::heartbeat(client.clone(), config.clone()));
+        // Routes to other nodes' pods only make sense inside one cluster
+        // network; without `cluster_cidr` the node keeps to itself, and
+        // with a CNI network the plugins own routing.
+        let routes_task = (config.cluster_cidr.is_some() && net.cni.is_none())
+            .then(|| tokio::spawn(routes::run(client.clone(), config.clone())));
         let storage_task = tokio::spawn(storage::run(client.clone(), config.clone()));
         let ctx = Arc::new(worker::Context {
             client,
@@ -93,6 +99,9 @@ impl Agent {
             _ = shutdown => Ok(()),
         };
         node_task.abort();
+        if let Some(t) = routes_task {
+            t.abort();
+        }
         storage_task.abort();
         result
     }

@@ -2,11 +2,15 @@
 //! keeps one nftables table (`ip skiff`) equal to what they ask for.
 //!
 //! - `model`: Services + slices → service ports with their usable endpoints.
-//! - `nft`: service ports → one `nft -f` transaction replacing the table.
+//! - `fragment`: one Service's chains, sets and map elements, as data.
+//! - `nft`: fragments → one `nft -f` transaction replacing the table.
+//! - `delta`: old and new fragments → a transaction with only the changes.
 //! - `apply`: runs nft; sets the forwarding sysctls.
 //! - `sync`: the watches and the coalescing sync loop.
 
 pub mod apply;
+pub mod delta;
+pub mod fragment;
 pub mod model;
 pub mod nft;
 mod sync;
@@ -31,6 +35,9 @@ pub struct ProxyConfig {
     pub coalesce: Duration,
     /// Longest a continuous stream of changes may defer a sync.
     pub max_delay: Duration,
+    /// Render and apply the whole table at least this often, repairing
+    /// any drift between incremental syncs.
+    pub full_resync: Duration,
     pub nft_path: PathBuf,
 }
 
@@ -42,6 +49,7 @@ impl ProxyConfig {
             cluster_cidr: None,
             coalesce: Duration::from_millis(2),
             max_delay: Duration::from_millis(50),
+            full_resync: Duration::from_secs(300),
             nft_path: PathBuf::from("nft"),
         }
     }

@@ -221,30 +221,59 @@ pub struct State {
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 impl State {
-    pub fn service_ports(&self, node_name: &str) -> Vec<ServicePort> {
+    /// Every Service's ports, keyed by `namespace/name`.
+    pub fn ports_by_service(&self, node_name: &str) -> BTreeMap<String, Vec<ServicePort>> {
         let mut by_service: BTreeMap<(String, String), Vec<&EndpointSlice>> = BTreeMap::new();
         for s in self.slices.values() {
-            let ns = s.metadata.namespace.clone().unwrap_or_default();
-            if let Some(svc) = s
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-            {
-                by_service.entry((ns, svc.clone())).or_default().push(s);
+            if let Some(key) = slice_service(s) {
+                by_service.entry(key).or_default().push(s);
             }
         }
-        let mut out = Vec::new();
+        let mut out = BTreeMap::new();
         for svc in self.services.values() {
             let key = (
                 svc.metadata.namespace.clone().unwrap_or_default(),
                 svc.metadata.name.clone().unwrap_or_default(),
             );
             let slices = by_service.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-            out.extend(service_ports(svc, slices, node_name));
+            out.insert(
+                format!("{}/{}", key.0, key.1),
+                service_ports(svc, slices, node_name),
+            );
         }
         out
     }
+
+    /// All service ports, in Service order.
+    pub fn service_ports(&self, node_name: &str) -> Vec<ServicePort> {
+        self.ports_by_service(node_name)
+            .into_values()
+            .flatten()
+            .collect()
+    }
+
+    /// The ports of one Service (`namespace/name`); empty when it is gone.
+    pub fn ports_of(&self, key: &str, node_name: &str) -> Vec<ServicePort> {
+        let Some(svc) = self.services.get(key) else {
+            return Vec::new();
+        };
+        let (ns, name) = key.split_once('/').unwrap_or(("", key));
+        let slices: Vec<&EndpointSlice> = self
+            .slices
+            .range(format!("{ns}/")..)
+            .take_while(|(k, _)| k.starts_with(&format!("{ns}/")))
+            .map(|(_, s)| s)
+            .filter(|s| slice_service(s).is_some_and(|(n, svc)| n == ns && svc == name))
+            .collect();
+        service_ports(svc, &slices, node_name)
+    }
+}
+
+/// The Service (namespace, name) a slice belongs to, from its label.
+pub fn slice_service(s: &EndpointSlice) -> Option<(String, String)> {
+    let ns = s.metadata.namespace.clone().unwrap_or_default();
+    let svc = s.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some((ns, svc.clone()))
 }
 
 #[cfg(test)]

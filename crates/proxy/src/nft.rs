@@ -1,6 +1,7 @@
 //! The `ip skiff` table as one `nft -f` transaction.
 //!
-//! Every sync renders the whole table: `flush table` empties every chain,
+//! The full render (at start and periodically; `delta` does the syncs in
+//! between) writes the whole table: `flush table` empties every chain,
 //! the named maps and sets are flushed and refilled, chains and sets that
 //! no longer exist are deleted, all in one transaction, so the kernel
 //! switches from the old rules to the new ones atomically. Set *elements*
@@ -25,11 +26,12 @@
 //! - Services without endpoints are in `no-endpoint-*` sets that the
 //!   filter hooks reject (TCP reset, else ICMP port unreachable).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use crate::model::{Endpoint, ServicePort};
+use crate::fragment::{Fragment, Shared};
+use crate::model::ServicePort;
 
 pub const TABLE: &str = "skiff";
 /// The mark bit asking `nat-postrouting` to masquerade (upstream's 0x4000).
@@ -84,6 +86,11 @@ const BASE_CHAINS: &[(&str, &str)] = &[
     ("no-endpoints", ""),
 ];
 
+/// The names of the fixed chains.
+pub fn base_chains() -> impl Iterator<Item = &'static str> {
+    BASE_CHAINS.iter().map(|(n, _)| *n)
+}
+
 /// A short stable hash for object names (FNV-1a, 64 bit).
 fn hash(s: &str) -> String {
     let mut h: u64 = 0xcbf29ce484222325;
@@ -96,7 +103,7 @@ fn hash(s: &str) -> String {
 
 /// nft identifiers allow letters, digits and `/ - _ .`; names keep the
 /// human-readable key (as upstream) after a hash that makes them unique.
-fn ident(prefix: &str, key: &str) -> String {
+pub(crate) fn ident(prefix: &str, key: &str) -> String {
     let readable: String = key
         .chars()
         .map(|c| {
@@ -111,7 +118,7 @@ fn ident(prefix: &str, key: &str) -> String {
     format!("{prefix}-{}-{readable}", hash(key))
 }
 
-fn cidr(c: (Ipv4Addr, u8)) -> String {
+pub(crate) fn cidr(c: (Ipv4Addr, u8)) -> String {
     format!("{}/{}", c.0, c.1)
 }
 
@@ -119,9 +126,19 @@ fn cidr(c: (Ipv4Addr, u8)) -> String {
 /// defined (None on the first sync: the table is then deleted and made
 /// afresh, dropping whatever an earlier process left).
 pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Ruleset>) -> Ruleset {
+    let frags: Vec<Fragment> = ports.iter().map(|p| Fragment::of_ports([p], cfg)).collect();
+    render_fragments(frags.iter(), cfg, previous)
+}
+
+/// Renders the whole table from Services' fragments (see `render`).
+pub fn render_fragments<'a>(
+    fragments: impl IntoIterator<Item = &'a Fragment>,
+    cfg: &RenderConfig,
+    previous: Option<&Ruleset>,
+) -> Ruleset {
     let mut rs = Ruleset::default();
     let t = TABLE;
-    let mut out = String::with_capacity(256 + ports.len() * 600);
+    let mut out = String::with_capacity(1 << 16);
     let _ = writeln!(out, "add table ip {t}");
     if previous.is_none() {
         let _ = writeln!(out, "delete table ip {t}");
@@ -210,102 +227,41 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
         );
     }
 
-    let mut ip_elems: Vec<String> = Vec::new();
-    let mut np_elems: Vec<String> = Vec::new();
-    let mut ip_noep: Vec<String> = Vec::new();
-    let mut np_noep: Vec<String> = Vec::new();
-    for sp in ports {
-        let proto = sp.proto.nft();
-        let all = sp.usable(false);
-        let local = sp.usable(true);
-        let lb_all = ident("lb", &sp.key);
-        let lb_local = ident("lbl", &sp.key);
-        // Balancing chains, only those some entry uses.
-        let need_all = !all.is_empty();
-        let need_local = !local.is_empty() && (sp.internal_local || sp.external_local);
-        if need_all {
-            lb_chain(&mut out, &mut rs, sp, &lb_all, &all);
-        }
-        if need_local {
-            lb_chain(&mut out, &mut rs, sp, &lb_local, &local);
-        }
-        // Cluster entry.
-        if !sp.cluster_ips.is_empty() {
-            let target = if sp.internal_local {
-                (need_local, &lb_local)
-            } else {
-                (need_all, &lb_all)
-            };
-            if all.is_empty() {
-                for ip in &sp.cluster_ips {
-                    ip_noep.push(format!("{ip} . {proto} . {}", sp.port));
-                }
-            } else {
-                let chain = ident("svc", &sp.key);
-                let _ = writeln!(out, "add chain ip {t} {chain}");
-                if let Some(c) = cfg.cluster_cidr {
-                    let _ = writeln!(
-                        out,
-                        "add rule ip {t} {chain} ip saddr != {} meta mark set meta mark | {MASQ_MARK:#x}",
-                        cidr(c)
-                    );
-                }
-                if target.0 {
-                    let _ = writeln!(out, "add rule ip {t} {chain} goto {}", target.1);
-                } else {
-                    // internalTrafficPolicy Local without local endpoints: drop.
-                    let _ = writeln!(out, "add rule ip {t} {chain} drop");
-                }
-                rs.chains.insert(chain.clone());
-                for ip in &sp.cluster_ips {
-                    ip_elems.push(format!("{ip} . {proto} . {} : goto {chain}", sp.port));
-                }
+    let mut elems: BTreeMap<Shared, Vec<String>> = BTreeMap::new();
+    let frags: Vec<&Fragment> = fragments.into_iter().collect();
+    for f in &frags {
+        for (set, spec) in &f.sets {
+            if rs.sets.insert(set.clone()) {
+                let _ = writeln!(out, "add set ip {t} {set} {{ {spec} }}");
             }
         }
-        // External entry: NodePort, load-balancer and external IPs.
-        if sp.node_port.is_some() || !sp.external_ips.is_empty() {
-            if all.is_empty() {
-                if let Some(np) = sp.node_port {
-                    np_noep.push(format!("{proto} . {np}"));
-                }
-                for ip in &sp.external_ips {
-                    ip_noep.push(format!("{ip} . {proto} . {}", sp.port));
-                }
-            } else {
-                let chain = ident("ext", &sp.key);
+        // Every chain exists before any rule jumps to it.
+        for chain in f.chains.keys() {
+            if rs.chains.insert(chain.clone()) {
                 let _ = writeln!(out, "add chain ip {t} {chain}");
-                if sp.external_local {
-                    if need_local {
-                        let _ = writeln!(out, "add rule ip {t} {chain} goto {lb_local}");
-                    } else {
-                        let _ = writeln!(out, "add rule ip {t} {chain} drop");
-                    }
-                } else {
-                    let _ = writeln!(
-                        out,
-                        "add rule ip {t} {chain} meta mark set meta mark | {MASQ_MARK:#x}"
-                    );
-                    let _ = writeln!(out, "add rule ip {t} {chain} goto {lb_all}");
-                }
-                rs.chains.insert(chain.clone());
-                if let Some(np) = sp.node_port {
-                    np_elems.push(format!("{proto} . {np} : goto {chain}"));
-                }
-                for ip in &sp.external_ips {
-                    ip_elems.push(format!("{ip} . {proto} . {} : goto {chain}", sp.port));
-                }
             }
+        }
+        rs.endpoints += f.endpoints;
+    }
+    for f in &frags {
+        for (chain, rules) in &f.chains {
+            for r in rules {
+                let _ = writeln!(out, "add rule ip {t} {chain} {r}");
+            }
+        }
+        for e in &f.elements {
+            elems.entry(e.map).or_default().push(e.text());
         }
     }
-    for (name, elems) in [
-        ("service-ips", &ip_elems),
-        ("service-nodeports", &np_elems),
-        ("no-endpoint-services", &ip_noep),
-        ("no-endpoint-nodeports", &np_noep),
-    ] {
+    for (map, elems) in &elems {
         // Keep each command line bounded; nft parses big element lists fast.
         for chunk in elems.chunks(1000) {
-            let _ = writeln!(out, "add element ip {t} {name} {{ {} }}", chunk.join(", "));
+            let _ = writeln!(
+                out,
+                "add element ip {t} {} {{ {} }}",
+                map.name(),
+                chunk.join(", ")
+            );
         }
     }
     // What the previous sync defined and this one does not.
@@ -321,68 +277,6 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, previous: Option<&Rules
     rs
 }
 
-fn lb_chain(out: &mut String, rs: &mut Ruleset, sp: &ServicePort, name: &str, eps: &[&Endpoint]) {
-    let t = TABLE;
-    let proto = sp.proto.nft();
-    let _ = writeln!(out, "add chain ip {t} {name}");
-    rs.chains.insert(name.to_string());
-    let mut targets = Vec::with_capacity(eps.len());
-    for ep in eps {
-        let ep_key = format!("{}/{}:{}", sp.key, ep.ip, ep.port);
-        let chain = ident("ep", &ep_key);
-        if rs.chains.insert(chain.clone()) {
-            let _ = writeln!(out, "add chain ip {t} {chain}");
-            // Hairpin: a pod reaching itself must see another source.
-            let _ = writeln!(
-                out,
-                "add rule ip {t} {chain} ip saddr {} meta mark set meta mark | {MASQ_MARK:#x}",
-                ep.ip
-            );
-            if let Some(timeout) = sp.affinity_timeout {
-                let set = ident("aff", &format!("{ep_key}/{timeout}"));
-                if rs.sets.insert(set.clone()) {
-                    let _ = writeln!(
-                        out,
-                        "add set ip {t} {set} {{ type ipv4_addr; flags dynamic,timeout; timeout {timeout}s; }}"
-                    );
-                }
-                let _ = writeln!(out, "add rule ip {t} {chain} update @{set} {{ ip saddr }}");
-            }
-            let _ = writeln!(
-                out,
-                "add rule ip {t} {chain} meta l4proto {proto} dnat to {}:{}",
-                ep.ip, ep.port
-            );
-            rs.endpoints += 1;
-        }
-        targets.push(chain);
-    }
-    if let Some(timeout) = sp.affinity_timeout {
-        for (ep, chain) in eps.iter().zip(&targets) {
-            let set = ident(
-                "aff",
-                &format!("{}/{}:{}/{timeout}", sp.key, ep.ip, ep.port),
-            );
-            let _ = writeln!(out, "add rule ip {t} {name} ip saddr @{set} goto {chain}");
-        }
-    }
-    if targets.len() == 1 {
-        let _ = writeln!(out, "add rule ip {t} {name} goto {}", targets[0]);
-    } else {
-        let arms: Vec<String> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{i} : goto {c}"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "add rule ip {t} {name} numgen random mod {} vmap {{ {} }}",
-            targets.len(),
-            arms.join(", ")
-        );
-    }
-}
-
 fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -390,7 +284,7 @@ fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Proto;
+    use crate::model::{Endpoint, Proto};
 
     fn ep(ip: &str, local: bool) -> Endpoint {
         Endpoint {

@@ -1,9 +1,16 @@
 //! The watches and the sync loop.
 //!
-//! Watch events only edit the in-memory `State` and poke the loop; the loop
-//! renders from current state, never from events, so a burst of any size
-//! is one transaction and a lost wake-up is repaired by the next one.
+//! Watch events only edit the in-memory `State`, mark the Service they
+//! concern dirty and poke the loop; the loop renders the dirty Services from
+//! current state, never from events, so a burst of any size is one
+//! transaction and a lost wake-up is repaired by the next one.
+//!
+//! A sync is normally a delta (`delta`): only the dirty Services' changed
+//! chains and map elements. The whole table is rendered at start, after a
+//! relist, after a failed transaction and every `full_resync`, so drift
+//! (someone editing the table by hand) cannot outlive that period.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,11 +22,22 @@ use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Mutex, Notify};
 
 use crate::ProxyConfig;
-use crate::model::State;
-use crate::nft::{RenderConfig, Ruleset, render};
+use crate::delta::Delta;
+use crate::fragment::Fragment;
+use crate::model::{State, slice_service};
+use crate::nft::{RenderConfig, Ruleset, render_fragments};
+
+/// What the watches changed since the last sync.
+#[derive(Default)]
+struct Changes {
+    /// Services (`namespace/name`) whose rules may differ.
+    dirty: BTreeSet<String>,
+    /// A watch relisted: render everything.
+    full: bool,
+}
 
 struct Shared {
-    state: Mutex<State>,
+    state: Mutex<(State, Changes)>,
     wake: Notify,
     /// Bit 0: services listed; bit 1: slices listed.
     listed: std::sync::atomic::AtomicU8,
@@ -29,7 +47,7 @@ struct Shared {
 pub async fn run(client: kube::Client, cfg: ProxyConfig) {
     crate::apply::sysctls();
     let shared = Arc::new(Shared {
-        state: Mutex::new(State::default()),
+        state: Mutex::new((State::default(), Changes::default())),
         wake: Notify::new(),
         listed: std::sync::atomic::AtomicU8::new(0),
     });
@@ -38,12 +56,19 @@ pub async fn run(client: kube::Client, cfg: ProxyConfig) {
         shared.clone(),
         0,
         |st| &mut st.services,
+        |s: &Service| {
+            Some((
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+            ))
+        },
     ));
     let eps = tokio::spawn(watch::<EndpointSlice>(
         Api::all(client),
         shared.clone(),
         1,
         |st| &mut st.slices,
+        slice_service,
     ));
     let _abort = AbortOnDrop(vec![svc.abort_handle(), eps.abort_handle()]);
     sync_loop(shared, cfg).await;
@@ -62,7 +87,8 @@ async fn watch<K>(
     api: Api<K>,
     shared: Arc<Shared>,
     bit: u8,
-    field: fn(&mut State) -> &mut std::collections::BTreeMap<String, K>,
+    field: fn(&mut State) -> &mut BTreeMap<String, K>,
+    service_of: fn(&K) -> Option<(String, String)>,
 ) where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
@@ -83,18 +109,35 @@ async fn watch<K>(
                 fresh.insert(key(&o), o);
             }
             Ok(Event::InitDone) => {
-                *field(&mut *shared.state.lock().await) = std::mem::take(&mut fresh);
+                let mut g = shared.state.lock().await;
+                *field(&mut g.0) = std::mem::take(&mut fresh);
+                g.1.full = true;
+                drop(g);
                 shared
                     .listed
                     .fetch_or(1 << bit, std::sync::atomic::Ordering::SeqCst);
                 shared.wake.notify_one();
             }
             Ok(Event::Apply(o)) => {
-                field(&mut *shared.state.lock().await).insert(key(&o), o);
+                let mut g = shared.state.lock().await;
+                let (state, changes) = &mut *g;
+                // A slice may have moved between Services: both are dirty.
+                let old = field(state).insert(key(&o), o.clone());
+                for k in old.iter().chain([&o]).filter_map(service_of) {
+                    changes.dirty.insert(format!("{}/{}", k.0, k.1));
+                }
+                drop(g);
                 shared.wake.notify_one();
             }
             Ok(Event::Delete(o)) => {
-                field(&mut *shared.state.lock().await).remove(&key(&o));
+                let mut g = shared.state.lock().await;
+                let (state, changes) = &mut *g;
+                if let Some(old) = field(state).remove(&key(&o)) {
+                    for k in [&old, &o].into_iter().filter_map(service_of) {
+                        changes.dirty.insert(format!("{}/{}", k.0, k.1));
+                    }
+                }
+                drop(g);
                 shared.wake.notify_one();
             }
             Err(e) => {
@@ -110,9 +153,17 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
         node_ips: cfg.node_ips.clone(),
         cluster_cidr: cfg.cluster_cidr,
     };
-    let mut previous: Option<Ruleset> = None;
+    // What the table holds now, per Service; None until the first full
+    // sync succeeded (which deletes whatever an earlier process left).
+    let mut programmed: Option<BTreeMap<String, Fragment>> = None;
+    let mut need_full = true;
+    let mut last_full = Instant::now();
     loop {
-        shared.wake.notified().await;
+        let next_full = tokio::time::Instant::from_std(last_full + cfg.full_resync);
+        tokio::select! {
+            _ = shared.wake.notified() => {}
+            _ = tokio::time::sleep_until(next_full) => need_full = true,
+        }
         // Coalesce: keep absorbing changes while they arrive closer than
         // `coalesce` apart, up to `max_delay`.
         let first = Instant::now();
@@ -126,24 +177,85 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
             continue;
         }
         let started = Instant::now();
-        let ports = shared.state.lock().await.service_ports(&cfg.node_name);
-        let rs = render(&ports, &render_cfg, previous.as_ref());
+        let (full, work) = {
+            let mut g = shared.state.lock().await;
+            let (state, changes) = &mut *g;
+            let full = need_full || changes.full || programmed.is_none();
+            let dirty = std::mem::take(&mut changes.dirty);
+            changes.full = false;
+            if full {
+                (true, state.ports_by_service(&cfg.node_name))
+            } else {
+                let ports = dirty
+                    .into_iter()
+                    .map(|k| {
+                        let p = state.ports_of(&k, &cfg.node_name);
+                        (k, p)
+                    })
+                    .collect();
+                (false, ports)
+            }
+        };
+        let fragments: BTreeMap<String, Fragment> = work
+            .into_iter()
+            .map(|(k, ports)| (k, Fragment::of_ports(&ports, &render_cfg)))
+            .collect();
+        let (text, kind) = match (&programmed, full) {
+            (Some(old), false) => {
+                let empty = Fragment::default();
+                let mut d = Delta::default();
+                for (k, new) in &fragments {
+                    d.service(old.get(k).unwrap_or(&empty), new);
+                }
+                if d.changes == 0 {
+                    continue;
+                }
+                (d.text(), "delta")
+            }
+            (old, _) => {
+                // Flush rather than delete once the table is ours, so the
+                // affinity sets' contents survive.
+                let previous = old.as_ref().map(|old| {
+                    let mut rs = Ruleset::default();
+                    for f in old.values() {
+                        rs.chains.extend(f.chains.keys().cloned());
+                        rs.sets.extend(f.sets.keys().cloned());
+                    }
+                    rs.chains
+                        .extend(crate::nft::base_chains().map(str::to_string));
+                    rs
+                });
+                let rs = render_fragments(fragments.values(), &render_cfg, previous.as_ref());
+                (rs.text, "full")
+            }
+        };
         let rendered = started.elapsed();
-        match crate::apply::nft(&cfg.nft_path, &rs.text).await {
+        match crate::apply::nft(&cfg.nft_path, &text).await {
             Ok(()) => {
                 tracing::debug!(
-                    "proxy synced {} service ports, {} endpoints, {} bytes: render {:?}, total {:?}",
-                    ports.len(),
-                    rs.endpoints,
-                    rs.text.len(),
+                    "proxy {kind} sync of {} services, {} bytes: render {:?}, total {:?}",
+                    fragments.len(),
+                    text.len(),
                     rendered,
                     started.elapsed()
                 );
-                previous = Some(rs);
+                if full {
+                    programmed = Some(fragments);
+                    need_full = false;
+                    last_full = Instant::now();
+                } else if let Some(p) = programmed.as_mut() {
+                    for (k, f) in fragments {
+                        if f == Fragment::default() {
+                            p.remove(&k);
+                        } else {
+                            p.insert(k, f);
+                        }
+                    }
+                }
             }
             Err(e) => {
-                tracing::warn!("proxy sync failed, rebuilding the table: {e}");
-                previous = None;
+                tracing::warn!("proxy {kind} sync failed, rebuilding the table: {e}");
+                need_full = true;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 shared.wake.notify_one();
             }

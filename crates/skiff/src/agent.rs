@@ -43,6 +43,10 @@ pub struct AgentArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub node: NodeFlags,
+    /// The whole pod network (the server's `--cluster-cidr`): routes to
+    /// other nodes' pods, masquerade for traffic leaving it.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
     /// Use this kubeconfig instead of joining (benchmarks, debugging).
     #[arg(long, hide = true)]
     pub kubeconfig: Option<PathBuf>,
@@ -66,6 +70,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let mut cfg = config(&args.node, &args.data_dir, false)?;
+    cfg.cluster_cidr = Some(args.cluster_cidr.clone());
     cfg.cluster_dns = vec![args.cluster_dns.into()];
     cfg.cluster_domain = args.cluster_domain.clone();
     let kubeconfig = match &args.kubeconfig {

@@ -160,6 +160,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         // The node agent: this machine is a node of its own cluster.
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
         let mut cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
+        cfg.cluster_cidr = Some(args.cluster_cidr.clone());
         cfg.cluster_dns = vec![args.net.cluster_dns.into()];
         cfg.cluster_domain = args.net.cluster_domain.clone();
         // The in-process node serves with the API server's certificate.

@@ -9,6 +9,8 @@
 //!   nft's peak RSS.
 //! - Bulk: S Services and their slices created through the API; time until a
 //!   canary Service created last answers (everything before it is in).
+//! - Delta sync: with that table in place, one Service's endpoint added and
+//!   removed as the proxy's incremental transactions (render + `nft -f`).
 //! - Latency: an endpoint added to / removed from a Service with 10,000
 //!   others in place; from the API write returning to a TCP connect to the
 //!   ClusterIP succeeding (added) or being refused (removed).
@@ -190,8 +192,36 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         previous = Some(rs);
     }
     let nft_rss = children_maxrss_mib();
+    // --- Incremental syncs against that full table: one Service's
+    // endpoints change (an endpoint added, then removed), as the proxy's
+    // delta transactions carry them.
+    let mut delta_t = Vec::new();
+    {
+        use skiff_proxy::fragment::Fragment;
+        let base = synthetic(0, args.endpoints);
+        let mut grown = base.clone();
+        let mut extra = grown.endpoints[0].clone();
+        extra.ip = Ipv4Addr::new(10, 246, 0, 1);
+        grown.endpoints.push(extra);
+        let (small, big) = (
+            Fragment::of_ports([&base], &cfg),
+            Fragment::of_ports([&grown], &cfg),
+        );
+        for i in 0..args.changes {
+            let t0 = Instant::now();
+            let mut d = skiff_proxy::delta::Delta::default();
+            if i % 2 == 0 {
+                d.service(&small, &big);
+            } else {
+                d.service(&big, &small);
+            }
+            skiff_proxy::apply::nft(nft, &d.text()).await?;
+            delta_t.push(t0.elapsed());
+        }
+    }
     sh(&["nft", "delete", "table", "ip", "skiff"])?;
     let (r, a) = (summarize(render_t), summarize(apply_t));
+    let dt = summarize(delta_t);
 
     // --- Through the API with a real server and pod.
     let httpd_dir = tempfile::tempdir()?;
@@ -318,6 +348,10 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     println!(
         "{:<44} {:>10.1} {:>10.1} {:>8}",
         "full sync: nft -f (one transaction)", a.p50_ms, a.p99_ms, a.count
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "delta sync: render + nft -f (one endpoint)", dt.p50_ms, dt.p99_ms, dt.count
     );
     println!(
         "{:<44} {:>10.1} {:>10.1} {:>8}",
