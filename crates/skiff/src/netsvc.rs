@@ -60,6 +60,11 @@ pub async fn start(
         );
         tokio::spawn(skiff_proxy::run(client.clone(), cfg));
     }
+    if !disabled("network-policy") {
+        // NetworkPolicy enforcement in its own nftables table; relies on the
+        // proxy having set bridge-nf-call-iptables for same-bridge traffic.
+        tokio::spawn(skiff_netpol::run(client.clone(), node_name.clone()));
+    }
     if !disabled("dns") {
         let listen = match (args.dns_listen, node_ip) {
             (Some(l), _) => l,
