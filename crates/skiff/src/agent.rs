@@ -63,13 +63,14 @@ pub struct AgentArgs {
     /// without containers. For measuring scale on one machine.
     #[arg(long, default_value_t = 0)]
     pub hollow: usize,
-    /// The cluster DNS Service's ClusterIP, written into `ClusterFirst`
-    /// pods' resolv.conf.
-    #[arg(long, default_value = "10.43.0.10")]
-    pub cluster_dns: std::net::Ipv4Addr,
-    /// The cluster domain.
-    #[arg(long, default_value = "cluster.local")]
-    pub cluster_domain: String,
+    /// `--cluster-dns` (written into `ClusterFirst` pods' resolv.conf),
+    /// `--cluster-domain`, and the DNS flags (DNS itself runs on the
+    /// server: one `kube-dns` Service, one listener).
+    #[command(flatten)]
+    pub net: crate::netsvc::NetArgs,
+    /// Components not to run on this node: `proxy`.
+    #[arg(long, value_delimiter = ',')]
+    pub disable: Vec<String>,
 }
 
 /// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
@@ -78,8 +79,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let mut cfg = config(&args.node, &args.data_dir, false)?;
     cfg.cluster_cidr = Some(args.cluster_cidr.clone());
-    cfg.cluster_dns = vec![args.cluster_dns.into()];
-    cfg.cluster_domain = args.cluster_domain.clone();
+    cfg.cluster_dns = vec![args.net.cluster_dns.into()];
+    cfg.cluster_domain = args.net.cluster_domain.clone();
     let kubeconfig = match &args.kubeconfig {
         Some(k) => k.clone(),
         None => {
@@ -97,6 +98,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     let client = crate::client::from_kubeconfig(&kubeconfig).await?;
     if args.hollow > 0 {
         return run_hollow(client, &cfg.node_name, args.hollow, &args.server).await;
+    }
+    // The node's share of Service networking: its own proxy.
+    let disabled = |c: &str| c == "dns" || args.disable.iter().any(|d| d == c);
+    if let Err(e) =
+        crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, disabled).await
+    {
+        tracing::warn!("node networking: {e:#}");
     }
     println!(
         "skiff: agent {} running against {}",

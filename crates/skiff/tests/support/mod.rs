@@ -6,6 +6,7 @@
 /// Hollow nodes (the same code `skiff bench` uses).
 #[path = "../../src/hollow/mod.rs"]
 pub mod hollow;
+pub mod machine;
 pub mod netns;
 
 use std::io::{BufRead, BufReader};
@@ -124,6 +125,9 @@ pub struct Cluster {
     /// A network namespace made by the test that the server (and kubectl)
     /// run in, with the proxy and DNS on (never in the host's namespace).
     netns: Option<String>,
+    /// A node cluster whose proxy and DNS run too (inside its node's
+    /// namespace, so still never in the host's).
+    node_net_services: bool,
 }
 
 /// A network namespace for a test node, and the cleanup of everything the
@@ -134,7 +138,7 @@ pub struct NodeNs {
 }
 
 impl NodeNs {
-    fn create() -> NodeNs {
+    pub fn create() -> NodeNs {
         static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let id = format!("{}-{n}", std::process::id());
@@ -158,7 +162,7 @@ impl NodeNs {
 
     /// Kills what is left in the node's cgroups, removes them, unmounts
     /// everything under `dir` and deletes the namespace.
-    fn cleanup(&self, dir: &Path) {
+    pub fn cleanup(&self, dir: &Path) {
         for root in std::fs::read_dir("/sys/fs/cgroup")
             .into_iter()
             .flatten()
@@ -262,6 +266,7 @@ impl Cluster {
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             node: None,
             netns: netns.map(str::to_string),
+            node_net_services: false,
         };
         c.launch();
         c
@@ -271,9 +276,22 @@ impl Cluster {
     /// own; `prepare` runs on the data dir before the server starts (to
     /// put images there).
     pub fn start_node(extra_args: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+        Cluster::start_node_wired(extra_args, prepare, |_| {}, false)
+    }
+
+    /// `start_node`, with `wire` run on the node's namespace before the
+    /// server starts (to attach it to a machine network), and the proxy
+    /// and DNS on when `net_services`.
+    pub fn start_node_wired(
+        extra_args: &[&str],
+        prepare: impl FnOnce(&Path),
+        wire: impl FnOnce(&NodeNs),
+        net_services: bool,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         prepare(dir.path());
         let node = NodeNs::create();
+        wire(&node);
         let mut c = Cluster {
             child: None,
             dir,
@@ -283,6 +301,7 @@ impl Cluster {
             extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             node: Some(node),
             netns: None,
+            node_net_services: net_services,
         };
         c.extra_args.extend([
             "--node-name".to_string(),
@@ -325,7 +344,7 @@ impl Cluster {
             // make a bridge in the host's network.
             cmd.args(["--disable", "agent"]);
         }
-        if self.netns.is_none() {
+        if self.netns.is_none() && !self.node_net_services {
             // The proxy and DNS run only in a namespace the test made for
             // them: never program the host's own network from a test (nor
             // bind the Ingress proxy's ports on the host's address).

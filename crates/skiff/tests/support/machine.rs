@@ -1,0 +1,147 @@
+//! A "machine network" for multi-node tests: a switch namespace holding a
+//! bridge, and node namespaces attached to it by veth pairs, each node
+//! with an address on `192.168.<net>.0/24`. Agents joined to a server run
+//! in their own node namespaces. Nothing touches the host's namespace;
+//! the switch namespace and every agent are removed on drop.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::{Cluster, NodeNs};
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+#[track_caller]
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub struct MachineNet {
+    switch: String,
+    /// The third octet of the machine network.
+    net: u8,
+    next_port: AtomicU32,
+}
+
+impl MachineNet {
+    pub fn new() -> MachineNet {
+        let seq = SEQ.fetch_add(1, Ordering::SeqCst);
+        let switch = format!("skm{}x{seq}-sw", std::process::id() % 100000);
+        ip(&["netns", "add", &switch]);
+        ip(&["-n", &switch, "link", "set", "lo", "up"]);
+        ip(&["-n", &switch, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &switch, "link", "set", "br0", "up"]);
+        MachineNet {
+            switch,
+            net: 100 + (std::process::id() % 50) as u8 + (seq % 50) as u8,
+            next_port: AtomicU32::new(0),
+        }
+    }
+
+    /// The address host number `host` gets.
+    pub fn address(&self, host: u8) -> String {
+        format!("192.168.{}.{host}", self.net)
+    }
+
+    /// Plugs `node`'s namespace into the switch as `eth0` with address
+    /// `host` (see [`MachineNet::address`]).
+    pub fn attach(&self, node: &NodeNs, host: u8) {
+        let n = self.next_port.fetch_add(1, Ordering::SeqCst);
+        let port = format!("p{n}");
+        let ns_path = format!("/run/netns/{}", node.netns);
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &ns_path,
+        ]);
+        ip(&[
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &port,
+            "master",
+            "br0",
+            "up",
+        ]);
+        let cidr = format!("{}/24", self.address(host));
+        ip(&["-n", &node.netns, "addr", "add", &cidr, "dev", "eth0"]);
+        ip(&["-n", &node.netns, "link", "set", "eth0", "up"]);
+    }
+}
+
+impl Drop for MachineNet {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.switch])
+            .status();
+    }
+}
+
+/// A `skiff agent` joined to `server`, in a node namespace of its own on
+/// the machine network; killed and cleaned up on drop.
+pub struct Agent {
+    pub node: NodeNs,
+    pub ip: String,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Joins with the server's token; `prepare` runs on the agent's data
+    /// dir first (to put images there).
+    pub fn join(
+        server: &Cluster,
+        net: &MachineNet,
+        host: u8,
+        extra: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Agent {
+        let node = NodeNs::create();
+        net.attach(&node, host);
+        let ip = net.address(host);
+        let dir = tempfile::tempdir().expect("agent dir");
+        prepare(dir.path());
+        let token = std::fs::read_to_string(server.data_dir().join("token")).expect("token");
+        let child = node
+            .command(env!("CARGO_BIN_EXE_skiff"))
+            .args(["agent", "--server", &server.url, "--token", token.trim()])
+            .args(["--node-name", &node.node_name, "--node-ip", &ip])
+            .args(["--kubelet-port", "0", "--data-dir"])
+            .arg(dir.path())
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("skiff agent");
+        Agent {
+            node,
+            ip,
+            child,
+            dir,
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.node.cleanup(self.dir.path());
+    }
+}
