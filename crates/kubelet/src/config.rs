@@ -25,6 +25,10 @@ pub struct Config {
     /// The whole pod network (`--cluster-cidr`): pod traffic leaving it is
     /// masqueraded. `None`: no masquerade rule, no routes to other nodes.
     pub cluster_cidr: Option<String>,
+    /// How long to wait at registration for the node IPAM controller to
+    /// set `spec.podCIDR` (a cluster with controllers); `None` takes
+    /// `default_pod_cidr` at once (a node on its own).
+    pub await_pod_cidr: Option<std::time::Duration>,
     /// Where a CNI network configuration may be (`--cni-conf-dir`); when
     /// it holds one, pods are wired by CNI plugins instead of the bridge.
     pub cni_conf_dir: Option<PathBuf>,
@@ -49,6 +53,7 @@ impl Config {
             default_pod_cidr: "10.42.0.0/24".into(),
             bridge: "skiff0".into(),
             cluster_cidr: None,
+            await_pod_cidr: None,
             cni_conf_dir: None,
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             cluster_dns: Vec::new(),

@@ -55,11 +55,34 @@ pub async fn register(client: &kube::Client, config: &Config) -> Result<String> 
             }
         }
     };
-    let cidr = node
-        .spec
-        .as_ref()
-        .and_then(|s| s.pod_cidr.clone())
-        .filter(|c| !c.is_empty());
+    let pod_cidr = |n: &Node| {
+        n.spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.clone())
+            .filter(|c| !c.is_empty())
+    };
+    let mut cidr = pod_cidr(&node);
+    // In a cluster, the node IPAM controller gives each node its own
+    // range; wait for it rather than take the default every node would.
+    if cidr.is_none()
+        && let Some(wait) = config.await_pod_cidr
+    {
+        let deadline = std::time::Instant::now() + wait;
+        while cidr.is_none() && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            cidr = nodes
+                .get(&config.node_name)
+                .await
+                .ok()
+                .and_then(|n| pod_cidr(&n));
+        }
+        if cidr.is_none() {
+            tracing::warn!(
+                "no podCIDR from the cluster after {wait:?}; using {}",
+                config.default_pod_cidr
+            );
+        }
+    }
     let cidr = match cidr {
         Some(c) => c,
         None => {

@@ -51,7 +51,7 @@ pub struct AgentArgs {
     #[arg(long, hide = true)]
     pub kubeconfig: Option<PathBuf>,
     /// Node components not to run (comma-separated or repeated):
-    /// `ingress`, `servicelb`.
+    /// `proxy`, `network-policy`, `ingress`, `servicelb`.
     #[arg(long, value_delimiter = ',')]
     pub disable: Vec<String>,
     /// The Ingress controller and ServiceLB.
@@ -68,9 +68,6 @@ pub struct AgentArgs {
     /// server: one `kube-dns` Service, one listener).
     #[command(flatten)]
     pub net: crate::netsvc::NetArgs,
-    /// Components not to run on this node: `proxy`.
-    #[arg(long, value_delimiter = ',')]
-    pub disable: Vec<String>,
 }
 
 /// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
@@ -79,6 +76,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         .with_context(|| format!("cannot create data dir {}", args.data_dir.display()))?;
     let mut cfg = config(&args.node, &args.data_dir, false)?;
     cfg.cluster_cidr = Some(args.cluster_cidr.clone());
+    cfg.await_pod_cidr = Some(std::time::Duration::from_secs(30));
     cfg.cluster_dns = vec![args.net.cluster_dns.into()];
     cfg.cluster_domain = args.net.cluster_domain.clone();
     let kubeconfig = match &args.kubeconfig {
@@ -100,7 +98,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
         return run_hollow(client, &cfg.node_name, args.hollow, &args.server).await;
     }
     // The node's share of Service networking: its own proxy.
-    let disabled = |c: &str| c == "dns" || args.disable.iter().any(|d| d == c);
+    let disabled = |c: &str| c == "dns" || args.disable.iter().any(|d| d.trim() == c);
     if let Err(e) =
         crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, disabled).await
     {

@@ -171,6 +171,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
         let mut cfg = crate::agent::config(&args.node, &args.data_dir, true)?;
         cfg.cluster_cidr = Some(args.cluster_cidr.clone());
+        if !disabled(&args.disable, "controllers") {
+            cfg.await_pod_cidr = Some(std::time::Duration::from_secs(10));
+        }
         cfg.cluster_dns = vec![args.net.cluster_dns.into()];
         cfg.cluster_domain = args.net.cluster_domain.clone();
         // The in-process node serves with the API server's certificate.

@@ -105,7 +105,24 @@ fn pods_services_and_dns_span_nodes() {
     server.apply_stdin(K, &["create", "-f", "-"], &client);
 
     // One web pod per node (the spread constraint), all Ready.
-    let web: Vec<(String, String, String)> = eventually(90, "3 ready web pods", || {
+    let diag = |c: &Cluster| {
+        let pods = c.kubectl(K, &["get", "pods", "-o", "wide"]);
+        let events = c.kubectl(K, &["get", "events", "-A"]);
+        let nodes = c.kubectl(K, &["get", "nodes", "-o", "wide"]);
+        format!(
+            "{}\n{}\n{}",
+            String::from_utf8_lossy(&pods.stdout),
+            String::from_utf8_lossy(&nodes.stdout),
+            String::from_utf8_lossy(&events.stdout)
+        )
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let web: Vec<(String, String, String)> = eventually(95, "3 ready web pods", || {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "web pods not ready:\n{}",
+            diag(&server)
+        );
         let v = json(&server, &["get", "pods", "-l", "app=web", "-o", "json"]);
         let pods: Vec<(String, String, String)> = v["items"]
             .as_array()?

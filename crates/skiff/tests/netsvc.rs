@@ -170,9 +170,17 @@ fn proxy_cluster_ip_nodeport_hairpin_affinity() {
         (!ok && started.elapsed() < Duration::from_secs(2) && out.contains("refused")).then_some(())
     });
 
-    // The proxy owns one table and nothing else.
+    // The proxy owns one table; the only other one is the NetworkPolicy
+    // controller's. Nothing else is touched.
     let (_, tables) = exec(&t.node, &["nft", "list", "tables"]);
-    assert_eq!(tables.trim(), "table ip skiff", "{tables}");
+    let tables: Vec<&str> = tables.lines().map(str::trim).collect();
+    assert!(tables.contains(&"table ip skiff"), "{tables:?}");
+    assert!(
+        tables
+            .iter()
+            .all(|t| ["table ip skiff", "table inet skiff-netpol"].contains(t)),
+        "{tables:?}"
+    );
 }
 
 /// A stub upstream resolver inside the node namespace: answers every A
