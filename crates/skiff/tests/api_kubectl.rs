@@ -798,3 +798,29 @@ fn etcd_survives_restart() {
     let mut c = Cluster::start(Backend::Etcd(etcd.endpoint.clone()));
     survives_restart(&mut c);
 }
+
+/// Namespaces and objects in them created back to back (one `kubectl
+/// create -f` sends them as fast as the server answers) all succeed, with
+/// no controller running: the server must not 404 a namespace its watch
+/// cache has not caught up with yet, nor rely on a controller for it.
+#[test]
+fn objects_in_a_namespace_created_just_before() {
+    let c = Cluster::start_with(Backend::Sqlite, &["--disable", "controllers,scheduler"]);
+    let mut yaml = String::new();
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: fresh-{i}}}\n---\n\
+             apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm, namespace: fresh-{i}}}\n---\n"
+        ));
+    }
+    let out = c.apply_stdin(33, &["create", "-f", "-"], &yaml);
+    assert_eq!(out.matches("configmap/cm created").count(), 20, "{out}");
+    for ns in ["default", "kube-system"] {
+        c.ok(33, &["get", "namespace", ns]);
+    }
+    let missing = c.fails(33, &["create", "configmap", "x", "-n", "no-such-ns"]);
+    assert!(
+        missing.contains("namespaces \"no-such-ns\" not found"),
+        "{missing}"
+    );
+}

@@ -152,29 +152,44 @@ fn validate_schema(req: &Req, obj: &Value) -> Vec<skiff_api::validation::FieldEr
 
 /// A namespaced object may only be created in a namespace that exists and
 /// is not terminating.
-pub fn check_namespace_open(app: &App, req: &Req) -> ApiResult<()> {
+///
+/// The watch cache lags the store by one event delivery, so a namespace
+/// created a moment ago may not be in it yet; on a miss this reads the
+/// store itself (upstream's NamespaceLifecycle admission does the same
+/// live lookup), so a client that creates a namespace and then an object
+/// in it never sees a spurious 404.
+pub async fn check_namespace_open(app: &App, req: &Req) -> ApiResult<()> {
     let Some(ns) = req.namespace() else {
         return Ok(());
     };
-    match app.cache.get(&format!("/registry/core/namespaces/{ns}")) {
+    let key = format!("/registry/core/namespaces/{ns}");
+    if let Some(n) = app.cache.get(&key) {
+        return check_not_terminating(req, ns, &n.value);
+    }
+    match app.cache.store().get(&key).await? {
+        Some(kv) => {
+            let value: Value = serde_json::from_slice(&kv.value).map_err(ApiError::internal)?;
+            check_not_terminating(req, ns, &value)
+        }
         None => Err(ApiError::not_found(crate::error::Target {
             group: "",
             plural: "namespaces",
             name: ns,
         })),
-        Some(n)
-            if object::is_deleting(&n.value)
-                || n.value.pointer("/status/phase").and_then(Value::as_str)
-                    == Some("Terminating") =>
-        {
-            Err(ApiError::forbidden(format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
-                req.kind.plural,
-                object::name(&n.value).unwrap_or_default()
-            )))
-        }
-        Some(_) => Ok(()),
     }
+}
+
+fn check_not_terminating(req: &Req, ns: &str, value: &Value) -> ApiResult<()> {
+    if object::is_deleting(value)
+        || value.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+    {
+        return Err(ApiError::forbidden(format!(
+            "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+            req.kind.plural,
+            object::name(value).unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 pub async fn create(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<Body>> {
@@ -221,7 +236,7 @@ pub async fn create_object(
     validate_common(req, &obj)?;
     object::prepare_create(&req.kind, &mut obj);
     apply_defaults(req, &mut obj, true);
-    check_namespace_open(app, req)?;
+    check_namespace_open(app, req).await?;
     if req.kind.custom.is_none() && req.kind.group.is_empty() {
         crate::storage_admission::admit_create(app, &req.kind.plural, &mut obj);
         if let Some(ns) = req.namespace() {
