@@ -1,5 +1,6 @@
 //! The node's policy loop. Deliberately simple for now: it lists
-//! NetworkPolicies, Pods and Namespaces once a second, re-renders the table
+//! NetworkPolicies once a second and, only while any exist, Pods and
+//! Namespaces, re-renders the table
 //! for the pods bound to this node, and runs `nft -f` only when the script
 //! changed (the whole table is replaced in one transaction). Watches and
 //! per-change set updates are the planned replacement.
@@ -41,6 +42,11 @@ where
 
 async fn render(client: &kube::Client, node: &str) -> Result<String, kube::Error> {
     let policies = list(Api::<NetworkPolicy>::all(client.clone())).await?;
+    // No policy isolates no pod: skip the two cluster-wide lists, which
+    // would otherwise run every second on every node for nothing.
+    if policies.is_empty() {
+        return Ok(script(&[]));
+    }
     let pods = list(Api::<Pod>::all(client.clone())).await?;
     let namespaces = list(Api::<Namespace>::all(client.clone())).await?;
     let mut out = Vec::new();
