@@ -71,6 +71,12 @@ impl Config {
         self.data_dir.join("agent").join("runtime")
     }
 
+    /// The QoS root every pod cgroup goes under (`kubepods`, as upstream),
+    /// with `burstable/` and `besteffort/` in it ([`crate::qos`]).
+    pub fn kubepods_cgroup(&self) -> PathBuf {
+        self.cgroup_parent.join("kubepods")
+    }
+
     pub fn pod_dir(&self, uid: &str) -> PathBuf {
         self.agent_dir().join("pods").join(uid)
     }

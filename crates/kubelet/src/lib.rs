@@ -13,7 +13,7 @@
 //! [`container`] (pod spec → runtime config), [`env`] (environment
 //! variables), [`volumes`], [`images`], [`probes`], [`status`],
 //! [`backoff`], [`events`], [`lookup`] (what the streaming server asks),
-//! [`quantity`].
+//! [`qos`] (the QoS class cgroup parents), [`quantity`].
 
 pub mod backoff;
 pub mod cni;
@@ -29,6 +29,7 @@ pub mod manager;
 pub mod network;
 pub mod node;
 pub mod probes;
+pub mod qos;
 pub mod quantity;
 pub mod routes;
 pub mod service_env;
@@ -55,7 +56,7 @@ pub struct Agent {
 pub fn agent(config: &Config) -> Agent {
     let runtime = skiff_runtime::LinuxRuntime::new(skiff_runtime::RuntimeConfig {
         state_dir: config.runtime_dir(),
-        cgroup_parent: config.cgroup_parent.clone(),
+        cgroup_parent: config.kubepods_cgroup(),
         ..Default::default()
     });
     Agent {
@@ -75,6 +76,7 @@ impl Agent {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let config = Arc::new(config);
+        self.setup_cgroups(&config).await?;
         let pod_cidr = node::register(&client, &config).await?;
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
@@ -104,5 +106,27 @@ impl Agent {
         }
         storage_task.abort();
         result
+    }
+
+    /// Makes the QoS parents and removes pod cgroups no sandbox owns;
+    /// runs before any pod worker, so no sandbox is half made.
+    async fn setup_cgroups(&self, config: &Config) -> Result<()> {
+        // Where the runtime looks too (its default `cgroup_root`).
+        let qos = qos::QosCgroups::new(
+            std::path::Path::new("/sys/fs/cgroup"),
+            config.kubepods_cgroup(),
+        );
+        qos.setup()
+            .map_err(|e| Error::Other(format!("QoS cgroups: {e}")))?;
+        let owned = self
+            .runtime
+            .list_pod_sandboxes()
+            .await
+            .map(|l| l.into_iter().map(|s| s.cgroup_parent).collect())
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || qos.remove_orphans(&owned))
+            .await
+            .map_err(|e| Error::Other(format!("cgroup cleanup task: {e}")))?;
+        Ok(())
     }
 }

@@ -246,9 +246,12 @@ impl Worker {
         if let Some(ip) = ip {
             self.ctx.net.reserve(ip);
         }
-        self.ctx
-            .lookup
-            .set_netns(&self.namespace, &self.name, sb.netns_path.clone());
+        self.ctx.lookup.set_netns(
+            &self.namespace,
+            &self.name,
+            &self.uid,
+            sb.netns_path.clone(),
+        );
         self.sandbox = Some(Sandbox {
             id: sb.id.clone(),
             netns: sb.netns_path.clone(),
@@ -347,6 +350,8 @@ impl Worker {
             .run_pod_sandbox(SandboxConfig {
                 name: sandbox_name(pod),
                 hostname: Some(hostname.clone()),
+                resources: crate::qos::pod_resources(pod),
+                cgroup_subdir: crate::qos::subdir(crate::container::qos_class(pod)).into(),
                 ..Default::default()
             })
             .await?;
@@ -419,7 +424,7 @@ impl Worker {
         .map_err(crate::error::io("pod /etc files"))?;
         self.ctx
             .lookup
-            .set_netns(&self.namespace, &self.name, netns.clone());
+            .set_netns(&self.namespace, &self.name, &self.uid, netns.clone());
         self.sandbox = Some(Sandbox { id, netns, ip });
         if self.start_time.is_none() {
             self.start_time = Some(now_ts());

@@ -193,7 +193,9 @@ pub async fn run_with(
     }
     let agent = skiff_kubelet::agent(&cfg);
     let server = match tls {
-        Some(tls) => Some(crate::node_streaming::start(&agent, cfg.kubelet_port, tls).await?),
+        Some(tls) => {
+            Some(crate::node_streaming::start(&agent, &cfg.node_name, cfg.kubelet_port, tls).await?)
+        }
         None => {
             tracing::warn!(
                 "no node TLS material: logs, exec and port-forward will not reach this node"
