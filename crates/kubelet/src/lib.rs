@@ -11,7 +11,8 @@
 //! conditions from [`sysinfo`]), [`network`] (the bridge and a veth per
 //! pod), [`manager`] (the pod watch and the workers), [`worker`] (one pod),
 //! [`container`] (pod spec → runtime config), [`env`] (environment
-//! variables), [`volumes`], [`images`], [`probes`], [`status`],
+//! variables), [`volumes`], [`images`], [`probes`] (gRPC ones in
+//! [`grpc_probe`]), [`status`],
 //! [`backoff`], [`events`], [`lookup`] (what the streaming server asks),
 //! [`qos`] (the QoS class cgroup parents), [`quantity`].
 
@@ -23,6 +24,7 @@ pub mod dns;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod grpc_probe;
 pub mod images;
 pub mod lookup;
 pub mod manager;
