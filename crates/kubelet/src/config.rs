@@ -39,6 +39,9 @@ pub struct Config {
     pub cluster_dns: Vec<IpAddr>,
     /// The cluster domain (`--cluster-domain`).
     pub cluster_domain: String,
+    /// Static pod manifests (`--pod-manifest-path`, upstream's
+    /// `staticPodPath`): run without the API, mirrored into it.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
+            pod_manifest_path: None,
         }
     }
 

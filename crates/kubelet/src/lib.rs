@@ -14,7 +14,8 @@
 //! variables), [`volumes`], [`images`], [`probes`] (gRPC ones in
 //! [`grpc_probe`]), [`status`],
 //! [`backoff`], [`events`], [`lookup`] (what the streaming server asks),
-//! [`qos`] (the QoS class cgroup parents), [`quantity`].
+//! [`qos`] (the QoS class cgroup parents), [`static_pods`] (manifests
+//! on disk and their mirror pods), [`quantity`].
 
 pub mod backoff;
 pub mod cni;
@@ -35,6 +36,7 @@ pub mod qos;
 pub mod quantity;
 pub mod routes;
 pub mod service_env;
+pub mod static_pods;
 pub mod status;
 pub mod storage;
 pub mod sysinfo;

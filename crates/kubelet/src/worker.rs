@@ -104,6 +104,9 @@ pub struct Worker {
     volumes_refreshed: Instant,
     start_time: Option<String>,
     last_status: Option<Value>,
+    /// The uid of the API pod `last_status` was written to: this pod's
+    /// own, or for a static pod its current mirror's.
+    status_uid: Option<String>,
     init_failed: bool,
     wake: Arc<Notify>,
     host_ip: String,
@@ -162,6 +165,7 @@ impl Worker {
                 .status
                 .as_ref()
                 .and_then(|s| serde_json::to_value(s).ok()),
+            status_uid: None,
             init_failed: false,
             wake: Arc::new(Notify::new()),
         }
@@ -1235,6 +1239,22 @@ impl Worker {
     }
 
     async fn report(&mut self, pod: &Pod) {
+        // A static pod's status goes to its mirror pod (none yet: nowhere);
+        // a new mirror gets the whole status.
+        let target = if crate::static_pods::is_static(pod) {
+            match crate::static_pods::mirror_uid(pod) {
+                Some(m) => m.to_string(),
+                None => return,
+            }
+        } else {
+            self.uid.clone()
+        };
+        if self.status_uid.as_deref() != Some(target.as_str()) {
+            if self.status_uid.is_some() {
+                self.last_status = None;
+            }
+            self.status_uid = Some(target.clone());
+        }
         let view = self.view(pod).await;
         let status = crate::status::pod_status(&view, self.last_status.as_ref());
         if self.last_status.as_ref().map(crate::status::comparable)
@@ -1243,7 +1263,7 @@ impl Worker {
             return;
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
-        let patch = json!({"metadata": {"uid": self.uid}, "status": status});
+        let patch = json!({"metadata": {"uid": target}, "status": status});
         match api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
