@@ -206,6 +206,12 @@ fn qos_cgroups_and_kubectl_top() {
         r
     });
     assert!(nodes.iter().any(|r| r[0] == node), "{nodes:?}");
+    // Older clients find the group too (1.31 through aggregated v2, 1.27
+    // through v2beta1).
+    for minor in [31, 27] {
+        let out = c.ok(minor, &["top", "node"]);
+        assert!(out.contains(&node), "kubectl 1.{minor} top node: {out}");
+    }
     let busy = eventually(60, "busy pod CPU in kubectl top", || {
         let rows = top_rows(&c, &["top", "pod", "busy", "--containers"])?;
         let row = rows.into_iter().find(|r| r.len() == 4 && r[0] == "busy")?;
