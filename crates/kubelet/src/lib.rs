@@ -14,6 +14,7 @@
 //! variables), [`volumes`], [`images`], [`probes`] (gRPC ones in
 //! [`grpc_probe`]), [`status`],
 //! [`backoff`], [`events`], [`lookup`] (what the streaming server asks),
+//! [`pull_secrets`] (registry credentials from `imagePullSecrets`),
 //! [`qos`] (the QoS class cgroup parents), [`static_pods`] (manifests
 //! on disk and their mirror pods), [`quantity`].
 
@@ -32,6 +33,7 @@ pub mod manager;
 pub mod network;
 pub mod node;
 pub mod probes;
+pub mod pull_secrets;
 pub mod qos;
 pub mod quantity;
 pub mod routes;

@@ -763,11 +763,16 @@ impl Worker {
                 )
             }
         };
+        let creds = if policy == "Always" || (policy != "Never" && !present) {
+            self.pull_credentials(pod, &image_name).await
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         let resolved = self
             .ctx
             .images
-            .ensure(&image_name, &policy, pulled_msg)
+            .ensure(&image_name, &policy, &creds, pulled_msg)
             .await;
         let track = self.tracks.entry(c.name.clone()).or_default();
         let resolved = match resolved {
@@ -1236,6 +1241,52 @@ impl Worker {
             s.state = json!({"waiting": {"reason": reason, "message": msg}});
         }
         s
+    }
+
+    /// The credentials the pod's `imagePullSecrets` hold for the image's
+    /// registry. A secret that cannot be read is skipped with upstream's
+    /// warning event, and the pull goes on.
+    async fn pull_credentials(
+        &self,
+        pod: &Pod,
+        image: &str,
+    ) -> Vec<skiff_images::client::Credentials> {
+        let names: Vec<String> = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let Ok(reference) = skiff_images::Reference::parse(image) else {
+            return Vec::new();
+        };
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let mut secrets = Vec::new();
+        for name in names {
+            match api.get(&name).await {
+                Ok(s) => secrets.push(s),
+                Err(e) => {
+                    tracing::debug!(pod = %self.name, secret = %name, error = %e, "image pull secret");
+                    self.ctx.events.pod(
+                        pod,
+                        "",
+                        true,
+                        "FailedToRetrieveImagePullSecret",
+                        format!(
+                            "Unable to retrieve some image pull secrets ({name}); attempting to pull the image may not succeed."
+                        ),
+                    );
+                }
+            }
+        }
+        crate::pull_secrets::credentials_for(&secrets, &reference.domain)
     }
 
     async fn report(&mut self, pod: &Pod) {
