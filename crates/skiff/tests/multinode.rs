@@ -282,12 +282,14 @@ fn scale_adds_endpoints_and_traffic(server: &Cluster, old: &BTreeSet<String>) {
         let now = Instant::now();
         for p in items.iter().filter(|i| i["kind"] == "Pod") {
             let name = p["metadata"]["name"].as_str().unwrap_or_default();
-            if p["metadata"]["labels"]["app"] == "web" && !old.contains(name) && is_ready(p) {
-                if let Some(ip) = p["status"]["podIP"].as_str() {
-                    seen_ready
-                        .entry(name.to_string())
-                        .or_insert((ip.to_string(), now));
-                }
+            if p["metadata"]["labels"]["app"] == "web"
+                && !old.contains(name)
+                && is_ready(p)
+                && let Some(ip) = p["status"]["podIP"].as_str()
+            {
+                seen_ready
+                    .entry(name.to_string())
+                    .or_insert((ip.to_string(), now));
             }
         }
         let (ready, _) = slice_addresses(&items, "web");
@@ -313,10 +315,10 @@ fn scale_adds_endpoints_and_traffic(server: &Cluster, old: &BTreeSet<String>) {
     let hit = loop {
         tries += 1;
         assert!(tries <= 60, "no Service answer came from a new pod {new:?}");
-        if let Some(h) = wget_in(server, "client", "http://web.default.svc.cluster.local/") {
-            if new.contains(&h) {
-                break h;
-            }
+        if let Some(h) = wget_in(server, "client", "http://web.default.svc.cluster.local/")
+            && new.contains(&h)
+        {
+            break h;
         }
     };
     let to_traffic = t0.elapsed();
