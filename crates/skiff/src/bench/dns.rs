@@ -195,6 +195,8 @@ async fn dnsmasq(
         {
             return Ok(Some(child));
         }
+        // Refused (not bound yet) comes back at once.
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     anyhow::bail!("dnsmasq on {listen} did not answer")
 }
@@ -216,7 +218,7 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
             String::from_utf8_lossy(&o.stdout)
                 .lines()
                 .next()
-                .map(str::to_string)
+                .map(|l| l.split("  ").next().unwrap_or(l).to_string())
         })
         .unwrap_or_default();
     println!(
