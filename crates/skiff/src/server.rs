@@ -151,7 +151,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .await;
         });
     }
-    if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
+    if ["proxy", "dns", "network-policy"]
+        .iter()
+        .any(|c| !disabled(&args.disable, c))
+    {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
         crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, |c| {
             disabled(&args.disable, c)
