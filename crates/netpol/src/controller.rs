@@ -30,6 +30,7 @@ const RETRY: Duration = Duration::from_secs(1);
 /// Runs until the task is dropped (the watches stop with it); errors are
 /// logged and retried.
 pub async fn run(client: kube::Client, node_name: String) {
+    bridge_netfilter();
     let shared = Arc::new(Shared::default());
     let _watches = watch::spawn(&client, &shared);
     let mut last = String::new();
@@ -54,6 +55,25 @@ pub async fn run(client: kube::Client, node_name: String) {
                 shared.wake.notify_one();
             }
         }
+    }
+}
+
+/// Pods on one bridge talk without routing; only with
+/// `bridge-nf-call-iptables` do their packets reach the `forward` hook.
+/// The proxy sets it too, but policy must not depend on the proxy being
+/// enabled. Per network namespace: this is the node's own.
+fn bridge_netfilter() {
+    const PATH: &str = "/proc/sys/net/bridge/bridge-nf-call-iptables";
+    match std::fs::read_to_string(PATH) {
+        Ok(v) if v.trim() == "1" => {}
+        Ok(_) => {
+            if let Err(e) = std::fs::write(PATH, "1") {
+                tracing::warn!("network policy: cannot set {PATH}: {e}");
+            }
+        }
+        Err(_) => tracing::warn!(
+            "network policy: {PATH} is missing (no br_netfilter): same-bridge pod traffic is not filtered"
+        ),
     }
 }
 

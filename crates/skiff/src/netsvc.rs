@@ -63,9 +63,7 @@ pub async fn start(
     }
     if !disabled("network-policy") {
         // NetworkPolicy enforcement in its own nftables table, for the pods
-        // of this node only (every node, agents included, runs its own);
-        // relies on the proxy having set bridge-nf-call-iptables for
-        // same-bridge traffic.
+        // of this node only (every node, agents included, runs its own).
         tokio::spawn(skiff_netpol::run(client.clone(), node_name.clone()));
     }
     if !disabled("dns") {
