@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::watch::{self, Cache, Shared};
-use crate::{Direction, PodPolicy, isolation, rules_for, script};
+use crate::{Direction, PeerCache, PodPolicy, isolation, rules_for_cached, script};
 
 /// A change is rendered once no further change arrived for this long...
 const QUIET: Duration = Duration::from_millis(50);
@@ -103,27 +103,54 @@ pub(crate) fn render(cache: &Cache, node: &str) -> String {
     let policies: Vec<Value> = cache.policies.values().cloned().collect();
     let pods: Vec<Value> = cache.pods.values().cloned().collect();
     let namespaces: Vec<Value> = cache.namespaces.values().cloned().collect();
+    node_script(&policies, &pods, &namespaces, node)
+}
+
+/// The whole `nft -f` script for the pods bound to `node` (hostNetwork
+/// pods and pods without an IP are never isolated), peers resolved against
+/// every pod. Public for `skiff bench netpol`.
+pub fn node_script(policies: &[Value], pods: &[Value], namespaces: &[Value], node: &str) -> String {
     let mut out = Vec::new();
-    for pod in &pods {
+    let mut peers = PeerCache::default();
+    for pod in pods {
         let on_node = pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node);
         let ip = pod.pointer("/status/podIP").and_then(Value::as_str);
         let host_net = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
         let (Some(ip), true, false) = (ip, on_node, host_net) else {
             continue;
         };
-        let (ing, eg) = isolation(&policies, pod);
+        let (ing, eg) = isolation(policies, pod);
         if !ing && !eg {
             continue;
         }
         out.push(PodPolicy {
             ip: ip.to_owned(),
-            ingress: ing.then(|| rules_for(&policies, &pods, &namespaces, pod, Direction::Ingress)),
-            egress: eg.then(|| rules_for(&policies, &pods, &namespaces, pod, Direction::Egress)),
+            ingress: ing.then(|| {
+                rules_for_cached(
+                    policies,
+                    pods,
+                    namespaces,
+                    pod,
+                    Direction::Ingress,
+                    &mut peers,
+                )
+            }),
+            egress: eg.then(|| {
+                rules_for_cached(
+                    policies,
+                    pods,
+                    namespaces,
+                    pod,
+                    Direction::Egress,
+                    &mut peers,
+                )
+            }),
         });
     }
     script(&out)
 }
 
+/// Replaces the table with `nft -f -` in the caller's network namespace.
 async fn apply(script: &str) -> std::io::Result<()> {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new("nft")

@@ -104,28 +104,61 @@ pub fn rules_for(
     pod: &Value,
     dir: Direction,
 ) -> Vec<Rule> {
+    rules_for_cached(
+        policies,
+        pods,
+        namespaces,
+        pod,
+        dir,
+        &mut PeerCache::default(),
+    )
+}
+
+/// Resolved peers per (policy index, rule index, direction). A rule's
+/// peers do not depend on the pod it is evaluated for, so rendering a node
+/// with many pods under the same policy resolves each rule once instead of
+/// once per pod (each resolution scans every pod of the cluster). Valid for
+/// one set of `policies`/`pods`/`namespaces` only.
+#[derive(Default)]
+pub struct PeerCache(std::collections::HashMap<(usize, usize, bool), Vec<Peer>>);
+
+/// [`rules_for`] with peers memoised in `cache` across calls for the same
+/// cluster state.
+pub fn rules_for_cached(
+    policies: &[Value],
+    pods: &[Value],
+    namespaces: &[Value],
+    pod: &Value,
+    dir: Direction,
+    cache: &mut PeerCache,
+) -> Vec<Rule> {
     let key = match dir {
         Direction::Ingress => ("ingress", "from"),
         Direction::Egress => ("egress", "to"),
     };
     let mut out = Vec::new();
-    for policy in policies
+    for (pi, policy) in policies
         .iter()
-        .filter(|p| applies(p, pod) && governs(p, dir))
+        .enumerate()
+        .filter(|(_, p)| applies(p, pod) && governs(p, dir))
     {
         let policy_ns = ns_of(policy);
         let rules = policy
             .pointer(&format!("/spec/{}", key.0))
             .and_then(Value::as_array);
-        for rule in rules.into_iter().flatten() {
-            let peers = match rule.get(key.1).and_then(Value::as_array) {
-                None => vec![Peer::Any],
-                Some(list) if list.is_empty() => vec![Peer::Any],
-                Some(list) => list
-                    .iter()
-                    .flat_map(|peer| resolve_peer(peer, policy_ns, pods, namespaces))
-                    .collect(),
-            };
+        for (ri, rule) in rules.into_iter().flatten().enumerate() {
+            let peers = cache
+                .0
+                .entry((pi, ri, dir == Direction::Ingress))
+                .or_insert_with(|| match rule.get(key.1).and_then(Value::as_array) {
+                    None => vec![Peer::Any],
+                    Some(list) if list.is_empty() => vec![Peer::Any],
+                    Some(list) => list
+                        .iter()
+                        .flat_map(|peer| resolve_peer(peer, policy_ns, pods, namespaces))
+                        .collect(),
+                })
+                .clone();
             let ports = rule.get("ports").and_then(Value::as_array).and_then(|ps| {
                 if ps.is_empty() {
                     return None;
@@ -176,19 +209,40 @@ fn resolve_peer(peer: &Value, policy_ns: &str, pods: &[Value], namespaces: &[Val
             except,
         }];
     }
-    let pod_sel = peer.get("podSelector");
-    let ns_sel = peer.get("namespaceSelector");
+    // Parsed once per peer, not once per candidate pod: this runs for
+    // every pod of the cluster.
+    let parse = |sel: &Value| LabelSelector::from_object(sel).ok();
+    let pod_sel = match peer.get("podSelector") {
+        None => None,
+        // Unparseable: selects nothing (see `selects`).
+        Some(sel) => match parse(sel) {
+            Some(s) => Some(s),
+            None => return Vec::new(),
+        },
+    };
+    // No namespaceSelector: the policy's own namespace.
+    let ns_ok: Option<std::collections::HashSet<&str>> = match peer.get("namespaceSelector") {
+        None => None,
+        Some(sel) => {
+            let Some(sel) = parse(sel) else {
+                return Vec::new();
+            };
+            Some(
+                namespaces
+                    .iter()
+                    .filter(|n| sel.matches(labels(n)))
+                    .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+                    .collect(),
+            )
+        }
+    };
     pods.iter()
         .filter(|p| {
-            let ns_ok = match ns_sel {
-                // No namespaceSelector: the policy's own namespace.
+            let ns_match = match &ns_ok {
                 None => ns_of(p) == policy_ns,
-                Some(sel) => namespaces.iter().any(|n| {
-                    n.pointer("/metadata/name").and_then(Value::as_str) == Some(ns_of(p))
-                        && selects(Some(sel), n)
-                }),
+                Some(set) => set.contains(ns_of(p)),
             };
-            ns_ok && (pod_sel.is_none() || selects(pod_sel, p))
+            ns_match && pod_sel.as_ref().is_none_or(|s| s.matches(labels(p)))
         })
         .filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str))
         .map(|ip| Peer::PodIp(ip.to_owned()))

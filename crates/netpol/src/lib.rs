@@ -15,5 +15,7 @@ mod watch;
 
 pub use render::{PodPolicy, TABLE, script};
 
-pub use controller::run;
-pub use eval::{Direction, Peer, PortRange, Rule, isolation, rules_for};
+pub use controller::{node_script, run};
+pub use eval::{
+    Direction, Peer, PeerCache, PortRange, Rule, isolation, rules_for, rules_for_cached,
+};
