@@ -40,7 +40,13 @@ pub async fn run(client: kube::Client, node_name: String) {
         if !shared.ready() {
             continue;
         }
-        let s = render(&shared.cache(), &node_name);
+        // Copied out under the lock, rendered without it (and off the async
+        // workers: with thousands of pods a render is CPU work).
+        let snapshot = snapshot(&shared.cache());
+        let node = node_name.clone();
+        let Ok(s) = tokio::task::spawn_blocking(move || render(&snapshot, &node)).await else {
+            continue;
+        };
         if s == last {
             continue;
         }
@@ -94,16 +100,27 @@ async fn settle(shared: &Shared) {
     }
 }
 
-/// The table for the pods of `node` given the cached cluster state.
-pub(crate) fn render(cache: &Cache, node: &str) -> String {
-    // No policy isolates no pod.
+/// The cached cluster state as lists: (policies, pods, namespaces).
+type Snapshot = (Vec<Value>, Vec<Value>, Vec<Value>);
+
+fn snapshot(cache: &Cache) -> Snapshot {
+    // No policy isolates no pod: the pods are not even copied.
     if cache.policies.is_empty() {
+        return Default::default();
+    }
+    (
+        cache.policies.values().cloned().collect(),
+        cache.pods.values().cloned().collect(),
+        cache.namespaces.values().cloned().collect(),
+    )
+}
+
+/// The table for the pods of `node` given a snapshot of the cache.
+fn render((policies, pods, namespaces): &Snapshot, node: &str) -> String {
+    if policies.is_empty() {
         return script(&[]);
     }
-    let policies: Vec<Value> = cache.policies.values().cloned().collect();
-    let pods: Vec<Value> = cache.pods.values().cloned().collect();
-    let namespaces: Vec<Value> = cache.namespaces.values().cloned().collect();
-    node_script(&policies, &pods, &namespaces, node)
+    node_script(policies, pods, namespaces, node)
 }
 
 /// The whole `nft -f` script for the pods bound to `node` (hostNetwork
@@ -199,7 +216,7 @@ mod tests {
             pod("web2", "n2", "10.42.1.5", json!({"app": "web"})),
             pod("client", "n2", "10.42.1.9", json!({"role": "client"})),
         ]);
-        let s = render(&cache, "n1");
+        let s = render(&snapshot(&cache), "n1");
         assert!(s.contains("ip daddr 10.42.0.5 jump in_0"), "{s}");
         assert!(
             !s.contains("10.42.1.5"),
@@ -214,6 +231,6 @@ mod tests {
         cache
             .pods
             .extend([pod("web1", "n1", "10.42.0.5", json!({}))]);
-        assert_eq!(render(&cache, "n1"), script(&[]));
+        assert_eq!(render(&snapshot(&cache), "n1"), script(&[]));
     }
 }

@@ -1,4 +1,5 @@
-//! NetworkPolicy (networking.k8s.io/v1) semantics as pure functions.
+//! NetworkPolicy (networking.k8s.io/v1) enforcement for one node, in its
+//! own nftables table.
 //!
 //! `eval` is the evaluation core: given the NetworkPolicies, Pods and
 //! Namespaces (as JSON, like every other Skiff crate), it answers which

@@ -120,9 +120,10 @@ fn expect(c: &Cluster, who: &[Who], url: &str, want: &[bool], what: &str) {
 /// and returns how long after `change` started the loop saw the expected
 /// state: blocked (`until_blocked`) or allowed again.
 ///
-/// Blocked: sequential `timeout 1 wget` until one fails; enforcement came
-/// before that last attempt, so the figure is the loop's end minus its
-/// 1 s timeout. Allowed: an attempt starts every 50 ms in the background
+/// Blocked: sequential `timeout 2 wget` until one fails (2 s, not 1: a
+/// request on this loaded machine must not time out spuriously);
+/// enforcement came before that last attempt, so the figure is the loop's
+/// end minus its 2 s timeout. Allowed: an attempt starts every 50 ms in the background
 /// (busybox `timeout` only takes whole seconds) and the loop ends at the
 /// first success, so the figure is within ~50 ms plus exec overhead.
 fn time_until(
@@ -134,7 +135,7 @@ fn time_until(
 ) -> Duration {
     let script = if until_blocked {
         format!(
-            "n=0; while timeout 1 wget -q -O /dev/null {url}; do n=$((n+1)); usleep 20000; done; echo $n"
+            "n=0; while timeout 2 wget -q -O /dev/null {url}; do n=$((n+1)); usleep 20000; done; echo $n"
         )
     } else {
         format!(
@@ -171,7 +172,7 @@ fn time_until(
         // The loop must have succeeded before the change, or it measured
         // nothing.
         assert!(attempts > 0, "no request got through before the policy");
-        ended.saturating_sub(Duration::from_secs(1))
+        ended.saturating_sub(Duration::from_secs(2))
     } else {
         ended
     }
