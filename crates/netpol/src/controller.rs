@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::eval::at;
 use crate::watch::{self, Cache, Shared};
 use crate::{Direction, PeerCache, PodPolicy, isolation, rules_for_cached, script};
 
@@ -130,9 +131,9 @@ pub fn node_script(policies: &[Value], pods: &[Value], namespaces: &[Value], nod
     let mut out = Vec::new();
     let mut peers = PeerCache::default();
     for pod in pods {
-        let on_node = pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node);
-        let ip = pod.pointer("/status/podIP").and_then(Value::as_str);
-        let host_net = pod.pointer("/spec/hostNetwork").and_then(Value::as_bool) == Some(true);
+        let on_node = at(pod, &["spec", "nodeName"]).and_then(Value::as_str) == Some(node);
+        let ip = at(pod, &["status", "podIP"]).and_then(Value::as_str);
+        let host_net = at(pod, &["spec", "hostNetwork"]).and_then(Value::as_bool) == Some(true);
         let (Some(ip), true, false) = (ip, on_node, host_net) else {
             continue;
         };

@@ -39,14 +39,21 @@ pub struct Rule {
     pub ports: Option<Vec<PortRange>>,
 }
 
+/// `obj[path[0]][path[1]]...`: like `Value::pointer` without its per-call
+/// string unescaping, which dominated rendering (this runs for every pod
+/// of the cluster, several times per rule).
+pub(crate) fn at<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(obj, |v, k| v.get(k))
+}
+
 fn ns_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
+    at(obj, &["metadata", "namespace"])
         .and_then(Value::as_str)
         .unwrap_or("default")
 }
 
 fn labels(obj: &Value) -> Option<&serde_json::Map<String, Value>> {
-    obj.pointer("/metadata/labels").and_then(Value::as_object)
+    at(obj, &["metadata", "labels"]).and_then(Value::as_object)
 }
 
 /// A selector that fails to parse selects nothing (validation rejects it
@@ -79,7 +86,7 @@ fn governs(policy: &Value, dir: Direction) -> bool {
 }
 
 fn applies(policy: &Value, pod: &Value) -> bool {
-    ns_of(policy) == ns_of(pod) && selects(policy.pointer("/spec/podSelector"), pod)
+    ns_of(policy) == ns_of(pod) && selects(at(policy, &["spec", "podSelector"]), pod)
 }
 
 /// Whether `pod` is isolated for (ingress, egress).
@@ -144,7 +151,8 @@ pub fn rules_for_cached(
     {
         let policy_ns = ns_of(policy);
         let rules = policy
-            .pointer(&format!("/spec/{}", key.0))
+            .get("spec")
+            .and_then(|s| s.get(key.0))
             .and_then(Value::as_array);
         for (ri, rule) in rules.into_iter().flatten().enumerate() {
             let peers = cache
@@ -168,7 +176,7 @@ pub fn rules_for_cached(
                     Direction::Egress if peers.iter().all(|p| matches!(p, Peer::PodIp(_))) => pods
                         .iter()
                         .filter(|p| {
-                            let ip = p.pointer("/status/podIP").and_then(Value::as_str);
+                            let ip = at(p, &["status", "podIP"]).and_then(Value::as_str);
                             peers
                                 .iter()
                                 .any(|q| matches!(q, Peer::PodIp(i) if Some(i.as_str()) == ip))
@@ -231,7 +239,7 @@ fn resolve_peer(peer: &Value, policy_ns: &str, pods: &[Value], namespaces: &[Val
                 namespaces
                     .iter()
                     .filter(|n| sel.matches(labels(n)))
-                    .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
+                    .filter_map(|n| at(n, &["metadata", "name"]).and_then(Value::as_str))
                     .collect(),
             )
         }
@@ -244,7 +252,7 @@ fn resolve_peer(peer: &Value, policy_ns: &str, pods: &[Value], namespaces: &[Val
             };
             ns_match && pod_sel.as_ref().is_none_or(|s| s.matches(labels(p)))
         })
-        .filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str))
+        .filter_map(|p| at(p, &["status", "podIP"]).and_then(Value::as_str))
         .map(|ip| Peer::PodIp(ip.to_owned()))
         .collect()
 }
@@ -289,7 +297,7 @@ fn resolve_port(port: &Value, pods: &[&Value]) -> Vec<PortRange> {
 }
 
 fn named_port(pod: &Value, name: &str, protocol: &str) -> Option<u16> {
-    pod.pointer("/spec/containers")?
+    at(pod, &["spec", "containers"])?
         .as_array()?
         .iter()
         .flat_map(|c| {
