@@ -32,12 +32,13 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
-/// A pod pinned to `node`; `labels` is a YAML flow map.
-fn pod(name: &str, ns: &str, node: &str, labels: &str, command: &str) -> String {
+/// A pod pinned to `node`; `labels` is a YAML flow map, `ports` a YAML
+/// flow list.
+fn pod(name: &str, ns: &str, node: &str, labels: &str, ports: &str, command: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {ns}, labels: {labels}}}\n\
          spec:\n  nodeName: {node}\n  terminationGracePeriodSeconds: 1\n  containers:\n  \
-         - {{name: c, image: \"{IMAGE}\", command: [sh, -c, \"{command}\"]}}\n---\n"
+         - {{name: c, image: \"{IMAGE}\", ports: {ports}, command: [sh, -c, \"{command}\"]}}\n---\n"
     )
 }
 
@@ -225,12 +226,13 @@ fn network_policy_on_real_traffic_across_nodes() {
         "default",
         &here,
         "{app: web}",
+        "[{name: http, containerPort: 8080}]",
         "mkdir -p /www && echo web > /www/index.html && exec httpd -f -p 8080 -h /www",
     );
-    objects += &pod("plain", "default", &there, "{}", sleep);
-    objects += &pod("client", "default", &there, "{role: client}", sleep);
-    objects += &pod("local", "default", &here, "{egress: open}", sleep);
-    objects += &pod("guest", "friends", &there, "{}", sleep);
+    objects += &pod("plain", "default", &there, "{}", "[]", sleep);
+    objects += &pod("client", "default", &there, "{role: client}", "[]", sleep);
+    objects += &pod("local", "default", &here, "{egress: open}", "[]", sleep);
+    objects += &pod("guest", "friends", &there, "{}", "[]", sleep);
     server.apply_stdin(K, &["create", "-f", "-"], &objects);
 
     let ip_of = |ns: &str, name: &str| -> String {
@@ -289,12 +291,13 @@ fn network_policy_on_real_traffic_across_nodes() {
         "with an open egress policy",
     );
 
-    // Ingress only from role=client pods of the same namespace.
+    // Ingress only from role=client pods of the same namespace, to the
+    // web container's named port.
     let from_clients = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n\
         metadata: {name: web-from-clients, namespace: default}\n\
         spec:\n  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress]\n  \
         ingress:\n  - from: [{podSelector: {matchLabels: {role: client}}}]\n    \
-        ports: [{port: 8080, protocol: TCP}]\n";
+        ports: [{port: http, protocol: TCP}]\n";
     let blocked_after = time_until(&server, PLAIN, &url, true, || {
         server.apply_stdin(K, &["create", "-f", "-"], from_clients);
     });
