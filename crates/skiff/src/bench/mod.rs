@@ -9,6 +9,7 @@ mod client;
 mod deployment;
 mod dns;
 mod ingress;
+mod netpol;
 mod network;
 mod podstart;
 mod runtime;
@@ -34,6 +35,9 @@ enum What {
     /// Service proxy: full-sync cost and change-to-traffic latency with
     /// 1,000 Services and 10,000 endpoints, in a network namespace.
     Network(network::NetworkArgs),
+    /// NetworkPolicy: the cost of one change on a node (render the node's
+    /// table, replace it with `nft -f`), in a private network namespace.
+    Netpol(netpol::NetpolArgs),
     /// Cluster DNS: queries/s and latency from concurrent UDP clients.
     Dns(dns::DnsArgs),
     /// Ingress proxy: requests/s and p99 through the Ingress to 3 busybox
@@ -48,6 +52,10 @@ enum What {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let What::Netpol(_) = &args.what {
+        // Synchronous; unshares its network namespace before any thread.
+        netpol::enter()?;
+    }
     if let What::Podstart(a) = &args.what {
         // Enters a network namespace of its own before any thread exists.
         podstart::run(a.clone())?;
@@ -80,6 +88,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             rt.block_on(ingress::run(a, ns))?
         }
         What::Deployment(a) => rt.block_on(deployment::run(a))?,
+        What::Netpol(a) => netpol::run(a)?,
         What::Podstart(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
