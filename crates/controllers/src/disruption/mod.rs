@@ -25,7 +25,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::Error;
-use crate::informer::{Tasks, informer, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects};
 use crate::queue::WorkQueue;
 
 /// How long an eviction's entry in `disruptedPods` holds the pod out of
@@ -41,12 +41,13 @@ struct Shared {
     queue: WorkQueue<Key>,
 }
 
-pub async fn run(client: Client) {
-    let (pdbs, pdb_events) = informer(
+pub async fn run(client: Client, informers: &Informers) {
+    let (pdbs, pdb_events) = informers.informer(
         Api::<PodDisruptionBudget>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (pods, pod_events) =
+        informers.informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
     let shared = Arc::new(Shared {
         client,
         pdbs,

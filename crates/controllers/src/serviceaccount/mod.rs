@@ -13,7 +13,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 
 use crate::Error;
-use crate::informer::{Tasks, informer, objects};
+use crate::informer::{Informers, Tasks, objects};
 use crate::queue::WorkQueue;
 
 const NAME: &str = "default";
@@ -25,12 +25,12 @@ struct Shared {
     queue: WorkQueue<String>,
 }
 
-pub async fn run(client: Client) {
-    let (namespaces, ns_events) = informer(
+pub async fn run(client: Client, informers: &Informers) {
+    let (namespaces, ns_events) = informers.informer(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (accounts, sa_events) = informer(
+    let (accounts, sa_events) = informers.informer(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={NAME}")),
     );

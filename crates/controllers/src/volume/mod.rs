@@ -38,7 +38,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::Error;
-use crate::informer::{Tasks, informer, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects};
 use crate::queue::WorkQueue;
 
 const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
@@ -79,17 +79,18 @@ fn pod_claims(p: &Pod) -> impl Iterator<Item = Key> + '_ {
         })
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, informers: &Informers) {
     let all = watcher::Config::default();
-    let (claims, claim_events) = informer(
+    let (claims, claim_events) = informers.informer(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         all.clone(),
     );
     let (volumes, volume_events) =
-        informer(Api::<PersistentVolume>::all(client.clone()), all.clone());
-    let (classes, class_events) = informer(Api::<StorageClass>::all(client.clone()), all.clone());
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), all.clone());
-    let (nodes, node_events) = informer(Api::<Node>::all(client.clone()), all);
+        informers.informer(Api::<PersistentVolume>::all(client.clone()), all.clone());
+    let (classes, class_events) =
+        informers.informer(Api::<StorageClass>::all(client.clone()), all.clone());
+    let (pods, pod_events) = informers.informer(Api::<Pod>::all(client.clone()), all.clone());
+    let (nodes, node_events) = informers.informer(Api::<Node>::all(client.clone()), all);
     let shared = Arc::new(Shared {
         client,
         claims,
