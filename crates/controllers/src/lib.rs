@@ -112,7 +112,7 @@ async fn controllers(client: Client, config: Config) {
     tokio::select! {
         _ = catalog::maintain(client.clone(), tx) => {}
         _ = gc::run(client.clone(), rx) => {}
-        _ = namespace::run(client.clone()) => {}
+        _ = namespace::run(client.clone(), &informers) => {}
         _ = workload::run(client.clone(), &informers) => {}
         _ = infra(client.clone(), &informers, config) => {}
     }
