@@ -25,7 +25,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::Error;
-use crate::informer::{Informers, Tasks, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 
 /// How long an eviction's entry in `disruptedPods` holds the pod out of
@@ -82,11 +82,7 @@ pub async fn run(client: Client, informers: &Informers) {
 }
 
 async fn worker(shared: Arc<Shared>) {
-    let ready = futures::future::join(
-        shared.pdbs.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-    )
-    .await;
+    let ready = futures::future::join(synced(&shared.pdbs), synced(&shared.pods)).await;
     if ready.0.is_err() || ready.1.is_err() {
         return;
     }

@@ -33,7 +33,7 @@ use kube::{Client, ResourceExt};
 use parking_lot::Mutex;
 
 use crate::Error;
-use crate::informer::{Informers, Tasks, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 use slices::{SliceOp, Template};
 
@@ -181,10 +181,10 @@ pub async fn run(client: Client, informers: &Informers) {
 async fn worker(shared: Arc<Shared>) {
     // Acting on a partial picture would delete what it has not seen yet.
     let ready = futures::future::join4(
-        shared.services.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-        shared.endpoints.wait_until_ready(),
-        shared.slices.wait_until_ready(),
+        synced(&shared.services),
+        synced(&shared.pods),
+        synced(&shared.endpoints),
+        synced(&shared.slices),
     )
     .await;
     if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready.3.is_err() {

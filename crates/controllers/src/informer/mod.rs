@@ -12,8 +12,11 @@ mod shared;
 mod tests;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kube::Resource;
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::WriterDropped;
 use kube::runtime::watcher::Event;
 
 pub use shared::{Events, Informers};
@@ -32,6 +35,28 @@ pub fn objects<K>(ev: &Event<Arc<K>>) -> Option<&K> {
     match ev {
         Event::Apply(o) | Event::Delete(o) | Event::InitApply(o) => Some(o.as_ref()),
         Event::Init | Event::InitDone => None,
+    }
+}
+
+/// Waits until `store` holds its first complete list.
+///
+/// Not `Store::wait_until_ready` alone: kube's readiness is a futures
+/// oneshot, which keeps one waker, so of several tasks waiting on one
+/// store (a shared store has many: every controller's workers) only the
+/// last to poll is ever woken and the others sleep forever. So it is
+/// polled again every 20 ms until ready (a poll after the list is done
+/// answers at once, waker or not).
+pub async fn synced<K>(store: &Store<K>) -> Result<(), WriterDropped>
+where
+    K: kube::runtime::reflector::Lookup + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(ready) =
+            tokio::time::timeout(Duration::from_millis(20), store.wait_until_ready()).await
+        {
+            return ready;
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use kube::runtime::watcher::{self, Event};
 use parking_lot::Mutex;
 
 use super::shared::WatchKey;
-use super::{Events, Informers};
+use super::{Events, Informers, synced};
 
 fn pod(name: &str, rv: &str) -> Pod {
     Pod {
@@ -289,9 +289,9 @@ async fn one_watch_per_resource_and_config_for_every_consumer() {
     let labelled = informers.store(Api::<Pod>::all(client.clone()), all().labels("app=x"));
     assert_eq!(informers.watches(), 3);
     for store in [&pods1, &pods2, &pods3, &labelled] {
-        store.wait_until_ready().await.expect("synced");
+        synced(&store).await.expect("synced");
     }
-    nodes.wait_until_ready().await.expect("synced");
+    synced(&nodes).await.expect("synced");
     eventually("three watches", || {
         fake.count("/api/v1/pods", "watch") == 2 && fake.count("/api/v1/nodes", "watch") == 1
     })
@@ -328,4 +328,26 @@ async fn one_watch_per_resource_and_config_for_every_consumer() {
     assert_eq!(fake.count("/api/v1/pods", "watch"), 2);
     assert_eq!(fake.count("/api/v1/nodes", "list"), 1);
     assert_eq!(fake.count("/api/v1/nodes", "watch"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_task_waiting_for_a_shared_store_is_woken() {
+    let (informers, feed, key) = scripted();
+    let store = informers
+        .get_or_start::<Pod, _>(key, futures::stream::pending)
+        .store()
+        .clone();
+    let waiters: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { synced(&store).await.is_ok() })
+        })
+        .collect();
+    // Let every waiter poll (and so register a waker) before the list.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    list(&feed, &[pod("a", "1")]);
+    for w in waiters {
+        let woken = tokio::time::timeout(Duration::from_secs(5), w).await;
+        assert!(matches!(woken, Ok(Ok(true))), "a waiter was never woken");
+    }
 }

@@ -27,7 +27,7 @@ use parking_lot::Mutex;
 
 use crate::Error;
 use crate::catalog::{self, Catalog};
-use crate::informer::{Informers, Tasks, objects};
+use crate::informer::{Informers, Tasks, objects, synced};
 use crate::queue::WorkQueue;
 
 /// The finalizer this controller owns on namespaces.
@@ -82,7 +82,7 @@ pub async fn run(client: Client, informers: &Informers) {
 }
 
 async fn worker(ctx: Arc<Ctx>) {
-    if ctx.namespaces.wait_until_ready().await.is_err() {
+    if synced(&ctx.namespaces).await.is_err() {
         return;
     }
     loop {

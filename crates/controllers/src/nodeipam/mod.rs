@@ -21,7 +21,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::Error;
-use crate::informer::{Informers, Tasks, objects};
+use crate::informer::{Informers, Tasks, objects, synced};
 use crate::queue::WorkQueue;
 pub use cidr::ClusterCidr;
 
@@ -72,7 +72,7 @@ fn pod_cidr(n: &Node) -> Option<&str> {
 }
 
 async fn worker(shared: Arc<Shared>) {
-    if shared.nodes.wait_until_ready().await.is_err() {
+    if synced(&shared.nodes).await.is_err() {
         return;
     }
     loop {

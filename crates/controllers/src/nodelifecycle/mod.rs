@@ -40,7 +40,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::Error;
-use crate::informer::Informers;
+use crate::informer::{Informers, synced};
 
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 const CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
@@ -82,12 +82,9 @@ pub async fn run(client: Client, informers: &Informers, grace: Duration) {
     });
     let period = (grace / 8).clamp(Duration::from_millis(200), Duration::from_secs(5));
     let monitor = async {
-        let ready = futures::future::join3(
-            ctx.nodes.wait_until_ready(),
-            ctx.leases.wait_until_ready(),
-            ctx.pods.wait_until_ready(),
-        )
-        .await;
+        let ready =
+            futures::future::join3(synced(&ctx.nodes), synced(&ctx.leases), synced(&ctx.pods))
+                .await;
         if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() {
             return;
         }

@@ -25,7 +25,7 @@ use kube::{Client, ResourceExt};
 use skiff_api::quantity::Quantity;
 
 use crate::Error;
-use crate::informer::{Informers, Tasks, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 
 /// Counts of kinds nothing here watches are refreshed this often.
@@ -100,9 +100,9 @@ impl Shared {
 
 async fn worker(shared: Arc<Shared>) {
     let ready = futures::future::join3(
-        shared.quotas.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-        shared.services.wait_until_ready(),
+        synced(&shared.quotas),
+        synced(&shared.pods),
+        synced(&shared.services),
     )
     .await;
     if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() {

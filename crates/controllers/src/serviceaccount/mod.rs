@@ -13,7 +13,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 
 use crate::Error;
-use crate::informer::{Informers, Tasks, objects};
+use crate::informer::{Informers, Tasks, objects, synced};
 use crate::queue::WorkQueue;
 
 const NAME: &str = "default";
@@ -60,11 +60,7 @@ pub async fn run(client: Client, informers: &Informers) {
 }
 
 async fn worker(shared: Arc<Shared>) {
-    let ready = futures::future::join(
-        shared.namespaces.wait_until_ready(),
-        shared.accounts.wait_until_ready(),
-    )
-    .await;
+    let ready = futures::future::join(synced(&shared.namespaces), synced(&shared.accounts)).await;
     if ready.0.is_err() || ready.1.is_err() {
         return;
     }

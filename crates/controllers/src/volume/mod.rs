@@ -38,7 +38,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::Error;
-use crate::informer::{Informers, Tasks, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 
 const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
@@ -186,11 +186,11 @@ fn pending_claims(s: &Shared) -> Vec<Key> {
 
 async fn worker(shared: Arc<Shared>) {
     let ready = futures::join!(
-        shared.claims.wait_until_ready(),
-        shared.volumes.wait_until_ready(),
-        shared.classes.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-        shared.nodes.wait_until_ready(),
+        synced(&shared.claims),
+        synced(&shared.volumes),
+        synced(&shared.classes),
+        synced(&shared.pods),
+        synced(&shared.nodes),
     );
     if ready.0.is_err()
         || ready.1.is_err()

@@ -40,7 +40,7 @@ use kube::{Client, Resource};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
-use crate::informer::{Events, Informers};
+use crate::informer::{Events, Informers, synced};
 use crate::queue::WorkQueue;
 use expectations::Expectations;
 
@@ -224,17 +224,17 @@ pub async fn run(client: Client, informers: &Informers) {
         // Act only on a full picture: an empty cache would look like
         // "no pods yet" and make every controller create.
         for ready in [
-            ctx.pods.wait_until_ready().boxed(),
-            ctx.replicasets.wait_until_ready().boxed(),
-            ctx.rcs.wait_until_ready().boxed(),
-            ctx.deployments.wait_until_ready().boxed(),
-            ctx.jobs.wait_until_ready().boxed(),
-            ctx.cronjobs.wait_until_ready().boxed(),
-            ctx.daemonsets.wait_until_ready().boxed(),
-            ctx.statefulsets.wait_until_ready().boxed(),
-            ctx.nodes.wait_until_ready().boxed(),
-            ctx.revisions.wait_until_ready().boxed(),
-            ctx.pvcs.wait_until_ready().boxed(),
+            synced(&ctx.pods).boxed(),
+            synced(&ctx.replicasets).boxed(),
+            synced(&ctx.rcs).boxed(),
+            synced(&ctx.deployments).boxed(),
+            synced(&ctx.jobs).boxed(),
+            synced(&ctx.cronjobs).boxed(),
+            synced(&ctx.daemonsets).boxed(),
+            synced(&ctx.statefulsets).boxed(),
+            synced(&ctx.nodes).boxed(),
+            synced(&ctx.revisions).boxed(),
+            synced(&ctx.pvcs).boxed(),
         ] {
             if ready.await.is_err() {
                 return;
