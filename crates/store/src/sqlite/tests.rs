@@ -184,9 +184,14 @@ async fn wal_starts_over_under_continuous_writes() {
         tasks.push(tokio::spawn(async move {
             let mut written = 0u64;
             for i in 0.. {
-                // At least 512 KiB per task: on a slow disk 1.5 s may hold
-                // so few commits that the WAL's own bound exceeds them.
-                if tokio::time::Instant::now() >= until && written >= 512 * 1024 {
+                // At least 4 MiB per task. The WAL's high-water mark is what
+                // is written between two checkpointer passes, and on a
+                // starved machine (CI runs hundreds of tests on 2 cores)
+                // the checkpointer thread was seen to miss its 250 ms tick
+                // for over a second: 4.5 MB of WAL after 2.5 MB of values.
+                // Writing more keeps that one gap below the total, while
+                // without restarts the WAL would still be ~3x the values.
+                if tokio::time::Instant::now() >= until && written >= 4 * 1024 * 1024 {
                     break;
                 }
                 store
