@@ -289,7 +289,7 @@ async fn one_watch_per_resource_and_config_for_every_consumer() {
     let labelled = informers.store(Api::<Pod>::all(client.clone()), all().labels("app=x"));
     assert_eq!(informers.watches(), 3);
     for store in [&pods1, &pods2, &pods3, &labelled] {
-        synced(&store).await.expect("synced");
+        synced(store).await.expect("synced");
     }
     synced(&nodes).await.expect("synced");
     eventually("three watches", || {
