@@ -9,6 +9,7 @@ packages=(
   skopeo runc crun                    # registry interop and runtime comparisons
   nftables iptables iproute2          # service proxy and pod networking
   containernetworking-plugins         # CNI plugins (bridge, host-local) for the CNI test
+  dnsmasq-base                        # `skiff bench dns`: the /etc/hosts-style reference resolver
   kubectl                             # pinned kubectl.1.27 ... kubectl.1.33 binaries
 )
 missing=()

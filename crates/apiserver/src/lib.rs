@@ -113,12 +113,14 @@ pub async fn handle(
 ) -> Response<Body> {
     let started = std::time::Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Logged with the query, so a watch (`watch=true`) is told from a list
+    // (a `Uri` clone shares its bytes).
+    let uri = req.uri().clone();
     let res = match route(app, user, req).await {
         Ok(res) => res,
         Err(e) => crate::wire::error(&e),
     };
-    tracing::debug!(%method, %path, status = res.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    tracing::debug!(%method, path = uri.path(), query = uri.query().unwrap_or_default(), status = res.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     res
 }
 

@@ -106,27 +106,30 @@ pub async fn run_with(client: Client, config: Config, shutdown: impl Future<Outp
 
 async fn controllers(client: Client, config: Config) {
     let (tx, rx) = watch::channel(Arc::new(catalog::Catalog::default()));
+    // One watch per resource for all of them; its watches stop when this
+    // future is dropped.
+    let informers = informer::Informers::new();
     tokio::select! {
         _ = catalog::maintain(client.clone(), tx) => {}
         _ = gc::run(client.clone(), rx) => {}
-        _ = namespace::run(client.clone()) => {}
-        _ = workload::run(client.clone()) => {}
-        _ = infra(client.clone(), config) => {}
+        _ = namespace::run(client.clone(), &informers) => {}
+        _ = workload::run(client.clone(), &informers) => {}
+        _ = infra(client.clone(), &informers, config) => {}
     }
 }
 
 /// The infrastructure controllers: endpoints, nodes, service accounts.
-async fn infra(client: Client, config: Config) {
+async fn infra(client: Client, informers: &informer::Informers, config: Config) {
     futures::join!(
-        endpoints::run(client.clone()),
-        nodeipam::run(client.clone(), config.cluster_cidr.clone(), 24),
-        nodelifecycle::run(client.clone(), config.node_monitor_grace_period),
-        serviceaccount::run(client.clone()),
-        disruption::run(client.clone()),
-        resourcequota::run(client.clone()),
+        endpoints::run(client.clone(), informers),
+        nodeipam::run(client.clone(), informers, config.cluster_cidr.clone(), 24),
+        nodelifecycle::run(client.clone(), informers, config.node_monitor_grace_period),
+        serviceaccount::run(client.clone(), informers),
+        disruption::run(client.clone(), informers),
+        resourcequota::run(client.clone(), informers),
         // Boxed: one more inline state machine overflows a debug build's
         // worker stack.
-        Box::pin(volume::run(client.clone())),
+        Box::pin(volume::run(client.clone(), informers)),
     );
 }
 

@@ -161,10 +161,16 @@ impl Network {
     }
 
     /// Wires the sandbox's namespace to the bridge with `ip`.
+    ///
+    /// The port is in hairpin mode (as the CNI bridge plugin's
+    /// `hairpinMode`, which k3s turns on): with `bridge-nf-call-iptables`
+    /// the proxy's DNAT of a pod's own Service runs at the bridge, so a
+    /// pod reaching itself through its Service is bridged back out of the
+    /// port it came in on, which a bridge drops unless hairpin is on.
     pub async fn attach(&self, netns: &Path, pod_uid: &str, ip: Ipv4Addr) -> Result<()> {
         let veth = Network::veth_name(pod_uid);
         let host = format!(
-            "link add {veth} type veth peer name eth0 netns {}\nlink set {veth} master {} up\n",
+            "link add {veth} type veth peer name eth0 netns {}\nlink set {veth} master {} up\nlink set {veth} type bridge_slave hairpin on\n",
             netns.display(),
             self.bridge
         );

@@ -39,14 +39,21 @@ pub struct Rule {
     pub ports: Option<Vec<PortRange>>,
 }
 
+/// `obj[path[0]][path[1]]...`: like `Value::pointer` without its per-call
+/// string unescaping, which dominated rendering (this runs for every pod
+/// of the cluster, several times per rule).
+pub(crate) fn at<'a>(obj: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(obj, |v, k| v.get(k))
+}
+
 fn ns_of(obj: &Value) -> &str {
-    obj.pointer("/metadata/namespace")
+    at(obj, &["metadata", "namespace"])
         .and_then(Value::as_str)
         .unwrap_or("default")
 }
 
 fn labels(obj: &Value) -> Option<&serde_json::Map<String, Value>> {
-    obj.pointer("/metadata/labels").and_then(Value::as_object)
+    at(obj, &["metadata", "labels"]).and_then(Value::as_object)
 }
 
 /// A selector that fails to parse selects nothing (validation rejects it
@@ -79,7 +86,7 @@ fn governs(policy: &Value, dir: Direction) -> bool {
 }
 
 fn applies(policy: &Value, pod: &Value) -> bool {
-    ns_of(policy) == ns_of(pod) && selects(policy.pointer("/spec/podSelector"), pod)
+    ns_of(policy) == ns_of(pod) && selects(at(policy, &["spec", "podSelector"]), pod)
 }
 
 /// Whether `pod` is isolated for (ingress, egress).
@@ -104,28 +111,62 @@ pub fn rules_for(
     pod: &Value,
     dir: Direction,
 ) -> Vec<Rule> {
+    rules_for_cached(
+        policies,
+        pods,
+        namespaces,
+        pod,
+        dir,
+        &mut PeerCache::default(),
+    )
+}
+
+/// Resolved peers per (policy index, rule index, direction). A rule's
+/// peers do not depend on the pod it is evaluated for, so rendering a node
+/// with many pods under the same policy resolves each rule once instead of
+/// once per pod (each resolution scans every pod of the cluster). Valid for
+/// one set of `policies`/`pods`/`namespaces` only.
+#[derive(Default)]
+pub struct PeerCache(std::collections::HashMap<(usize, usize, bool), Vec<Peer>>);
+
+/// [`rules_for`] with peers memoised in `cache` across calls for the same
+/// cluster state.
+pub fn rules_for_cached(
+    policies: &[Value],
+    pods: &[Value],
+    namespaces: &[Value],
+    pod: &Value,
+    dir: Direction,
+    cache: &mut PeerCache,
+) -> Vec<Rule> {
     let key = match dir {
         Direction::Ingress => ("ingress", "from"),
         Direction::Egress => ("egress", "to"),
     };
     let mut out = Vec::new();
-    for policy in policies
+    for (pi, policy) in policies
         .iter()
-        .filter(|p| applies(p, pod) && governs(p, dir))
+        .enumerate()
+        .filter(|(_, p)| applies(p, pod) && governs(p, dir))
     {
         let policy_ns = ns_of(policy);
         let rules = policy
-            .pointer(&format!("/spec/{}", key.0))
+            .get("spec")
+            .and_then(|s| s.get(key.0))
             .and_then(Value::as_array);
-        for rule in rules.into_iter().flatten() {
-            let peers = match rule.get(key.1).and_then(Value::as_array) {
-                None => vec![Peer::Any],
-                Some(list) if list.is_empty() => vec![Peer::Any],
-                Some(list) => list
-                    .iter()
-                    .flat_map(|peer| resolve_peer(peer, policy_ns, pods, namespaces))
-                    .collect(),
-            };
+        for (ri, rule) in rules.into_iter().flatten().enumerate() {
+            let peers = cache
+                .0
+                .entry((pi, ri, dir == Direction::Ingress))
+                .or_insert_with(|| match rule.get(key.1).and_then(Value::as_array) {
+                    None => vec![Peer::Any],
+                    Some(list) if list.is_empty() => vec![Peer::Any],
+                    Some(list) => list
+                        .iter()
+                        .flat_map(|peer| resolve_peer(peer, policy_ns, pods, namespaces))
+                        .collect(),
+                })
+                .clone();
             let ports = rule.get("ports").and_then(Value::as_array).and_then(|ps| {
                 if ps.is_empty() {
                     return None;
@@ -135,7 +176,7 @@ pub fn rules_for(
                     Direction::Egress if peers.iter().all(|p| matches!(p, Peer::PodIp(_))) => pods
                         .iter()
                         .filter(|p| {
-                            let ip = p.pointer("/status/podIP").and_then(Value::as_str);
+                            let ip = at(p, &["status", "podIP"]).and_then(Value::as_str);
                             peers
                                 .iter()
                                 .any(|q| matches!(q, Peer::PodIp(i) if Some(i.as_str()) == ip))
@@ -176,21 +217,42 @@ fn resolve_peer(peer: &Value, policy_ns: &str, pods: &[Value], namespaces: &[Val
             except,
         }];
     }
-    let pod_sel = peer.get("podSelector");
-    let ns_sel = peer.get("namespaceSelector");
+    // Parsed once per peer, not once per candidate pod: this runs for
+    // every pod of the cluster.
+    let parse = |sel: &Value| LabelSelector::from_object(sel).ok();
+    let pod_sel = match peer.get("podSelector") {
+        None => None,
+        // Unparseable: selects nothing (see `selects`).
+        Some(sel) => match parse(sel) {
+            Some(s) => Some(s),
+            None => return Vec::new(),
+        },
+    };
+    // No namespaceSelector: the policy's own namespace.
+    let ns_ok: Option<std::collections::HashSet<&str>> = match peer.get("namespaceSelector") {
+        None => None,
+        Some(sel) => {
+            let Some(sel) = parse(sel) else {
+                return Vec::new();
+            };
+            Some(
+                namespaces
+                    .iter()
+                    .filter(|n| sel.matches(labels(n)))
+                    .filter_map(|n| at(n, &["metadata", "name"]).and_then(Value::as_str))
+                    .collect(),
+            )
+        }
+    };
     pods.iter()
         .filter(|p| {
-            let ns_ok = match ns_sel {
-                // No namespaceSelector: the policy's own namespace.
+            let ns_match = match &ns_ok {
                 None => ns_of(p) == policy_ns,
-                Some(sel) => namespaces.iter().any(|n| {
-                    n.pointer("/metadata/name").and_then(Value::as_str) == Some(ns_of(p))
-                        && selects(Some(sel), n)
-                }),
+                Some(set) => set.contains(ns_of(p)),
             };
-            ns_ok && (pod_sel.is_none() || selects(pod_sel, p))
+            ns_match && pod_sel.as_ref().is_none_or(|s| s.matches(labels(p)))
         })
-        .filter_map(|p| p.pointer("/status/podIP").and_then(Value::as_str))
+        .filter_map(|p| at(p, &["status", "podIP"]).and_then(Value::as_str))
         .map(|ip| Peer::PodIp(ip.to_owned()))
         .collect()
 }
@@ -235,7 +297,7 @@ fn resolve_port(port: &Value, pods: &[&Value]) -> Vec<PortRange> {
 }
 
 fn named_port(pod: &Value, name: &str, protocol: &str) -> Option<u16> {
-    pod.pointer("/spec/containers")?
+    at(pod, &["spec", "containers"])?
         .as_array()?
         .iter()
         .flat_map(|c| {

@@ -1,18 +1,22 @@
-//! NetworkPolicy (networking.k8s.io/v1) semantics as pure functions.
+//! NetworkPolicy (networking.k8s.io/v1) enforcement for one node, in its
+//! own nftables table.
 //!
-//! This is the evaluation core of the policy controller: given the
-//! NetworkPolicies, Pods and Namespaces (as JSON, like every other Skiff
-//! crate), it answers which pods are isolated in which direction and which
-//! peers and ports their policies allow. Turning the answer into nftables
-//! sets and rules, and the watch loop, are not written yet (see
-//! ARCHITECTURE.md). Kept free of I/O so the upstream semantics are unit
-//! tested on their own.
+//! `eval` is the evaluation core: given the NetworkPolicies, Pods and
+//! Namespaces (as JSON, like every other Skiff crate), it answers which
+//! pods are isolated in which direction and which peers and ports their
+//! policies allow; kept free of I/O so the upstream semantics are unit
+//! tested on their own. `render` turns the answer into one nftables
+//! script, `watch` keeps the cluster state cached from watches, and
+//! `controller` is the node's loop that re-renders and applies it.
 
 mod controller;
 mod eval;
 mod render;
+mod watch;
 
 pub use render::{PodPolicy, TABLE, script};
 
-pub use controller::run;
-pub use eval::{Direction, Peer, PortRange, Rule, isolation, rules_for};
+pub use controller::{node_script, run};
+pub use eval::{
+    Direction, Peer, PeerCache, PortRange, Rule, isolation, rules_for, rules_for_cached,
+};

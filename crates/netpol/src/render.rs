@@ -20,6 +20,13 @@ pub struct PodPolicy {
 
 /// The whole table as an `nft -f` script. Replies to allowed connections
 /// pass through `ct state established,related` before any policy check.
+///
+/// A per-pod chain *returns* on an allowed match and drops otherwise; it
+/// must not `accept`, because an accept ends the whole hook: a packet
+/// between two isolated pods on this node has to pass the source's egress
+/// chain *and* the destination's ingress chain, and only falls through to
+/// the base chain's `accept` policy when every chain it was sent to
+/// returned.
 pub fn script(pods: &[PodPolicy]) -> String {
     let mut s = format!("table inet {TABLE}\ndelete table inet {TABLE}\ntable inet {TABLE} {{\n");
     let mut dispatch = String::new();
@@ -34,7 +41,7 @@ pub fn script(pods: &[PodPolicy]) -> String {
             let _ = writeln!(s, "\tchain {chain} {{");
             for rule in rules {
                 for line in rule_lines(rule, peer) {
-                    let _ = writeln!(s, "\t\t{line} accept");
+                    let _ = writeln!(s, "\t\t{}", format!("{line} return").trim_start());
                 }
             }
             let _ = writeln!(s, "\t\tdrop\n\t}}");
@@ -112,6 +119,42 @@ mod tests {
         assert!(s.contains("ip daddr 10.42.0.5 jump in_0"));
         assert!(s.contains("chain in_0 {\n\t\tdrop\n\t}"));
         assert!(!s.contains("out_0"));
+    }
+
+    #[test]
+    fn both_ends_isolated_are_both_checked() {
+        let allow_all = || {
+            Some(vec![Rule {
+                peers: vec![Peer::Any],
+                ports: None,
+            }])
+        };
+        let s = script(&[
+            PodPolicy {
+                ip: "10.42.0.5".into(),
+                ingress: None,
+                egress: allow_all(),
+            },
+            PodPolicy {
+                ip: "10.42.0.6".into(),
+                ingress: Some(vec![]),
+                egress: None,
+            },
+        ]);
+        // The egress chain of .5 returns instead of accepting, so a packet
+        // from .5 to .6 still reaches .6's ingress chain (which drops).
+        assert!(
+            s.contains("chain out_0 {\n\t\treturn\n\t\tdrop\n\t}"),
+            "{s}"
+        );
+        let out = s
+            .find("ip saddr 10.42.0.5 jump out_0")
+            .expect("egress dispatch");
+        let inn = s
+            .find("ip daddr 10.42.0.6 jump in_1")
+            .expect("ingress dispatch");
+        assert!(out < inn || inn < out);
+        assert!(!s.contains(" accept\n\t}\n\tchain"), "{s}");
     }
 
     #[test]

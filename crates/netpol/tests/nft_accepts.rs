@@ -59,9 +59,9 @@ fn rendered_policies_load_into_nft() {
     let (ok, out) = load_twice(&script(&[pp]));
     assert!(ok, "nft rejected the script: {out}");
     assert!(
-        out.contains("ip saddr 10.42.0.6 tcp dport 80 accept"),
+        out.contains("ip saddr 10.42.0.6 tcp dport 80 return"),
         "{out}"
     );
-    assert!(out.contains("udp dport 9000-9010 accept"), "{out}");
+    assert!(out.contains("udp dport 9000-9010 return"), "{out}");
     assert!(out.contains("ip saddr 10.42.0.5 jump out_0"), "{out}");
 }

@@ -101,7 +101,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     if args.hollow > 0 {
         return run_hollow(client, &cfg.node_name, args.hollow, &args.server).await;
     }
-    // The node's share of Service networking: its own proxy.
+    // The node's share of Service networking: its own proxy and
+    // NetworkPolicy enforcement (DNS runs on the server).
     let disabled = |c: &str| c == "dns" || args.disable.iter().any(|d| d.trim() == c);
     if let Err(e) =
         crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, disabled).await

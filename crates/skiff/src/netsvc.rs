@@ -1,5 +1,6 @@
-//! The node's Service networking inside `skiff server` (and, later, `skiff
-//! agent`): the proxy (`skiff-proxy`) and cluster DNS (`skiff-dns`).
+//! The node's Service networking inside `skiff server` and `skiff agent`:
+//! the proxy (`skiff-proxy`), NetworkPolicy enforcement (`skiff-netpol`)
+//! and cluster DNS (`skiff-dns`, server only).
 //!
 //! DNS placement, like k3s' CoreDNS Service: the DNS server listens on the
 //! node address (`--dns-listen`, default `<node-ip>:53`), and a selector-less
@@ -32,7 +33,7 @@ pub struct NetArgs {
     pub dns_upstream: Vec<SocketAddr>,
 }
 
-/// Starts the proxy and DNS unless disabled. Failures of one component are
+/// Starts the proxy, NetworkPolicy enforcement and DNS unless disabled. Failures of one component are
 /// logged, not fatal to the control plane.
 ///
 /// `node` carries `--node-name` and `--node-ip` (shared with the node
@@ -61,8 +62,8 @@ pub async fn start(
         tokio::spawn(skiff_proxy::run(client.clone(), cfg));
     }
     if !disabled("network-policy") {
-        // NetworkPolicy enforcement in its own nftables table; relies on the
-        // proxy having set bridge-nf-call-iptables for same-bridge traffic.
+        // NetworkPolicy enforcement in its own nftables table, for the pods
+        // of this node only (every node, agents included, runs its own).
         tokio::spawn(skiff_netpol::run(client.clone(), node_name.clone()));
     }
     if !disabled("dns") {

@@ -151,12 +151,18 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .await;
         });
     }
-    if !disabled(&args.disable, "proxy") || !disabled(&args.disable, "dns") {
+    // NetworkPolicy is enforced for this node's pods; without the node
+    // agent there are none, and a control-plane-only server must not
+    // program the host's network for nothing.
+    let net_off = |c: &str| {
+        disabled(&args.disable, c) || (c == "network-policy" && disabled(&args.disable, "agent"))
+    };
+    if ["proxy", "dns", "network-policy"]
+        .iter()
+        .any(|c| !net_off(c))
+    {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;
-        crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, |c| {
-            disabled(&args.disable, c)
-        })
-        .await?;
+        crate::netsvc::start(&args.net, &args.node, &args.cluster_cidr, &client, net_off).await?;
     }
     if !disabled(&args.disable, "ingress") || !disabled(&args.disable, "servicelb") {
         let client = crate::client::from_kubeconfig(&kubeconfig).await?;

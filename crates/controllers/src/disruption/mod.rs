@@ -25,7 +25,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 
 use crate::Error;
-use crate::informer::{Tasks, informer, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 
 /// How long an eviction's entry in `disruptedPods` holds the pod out of
@@ -41,12 +41,13 @@ struct Shared {
     queue: WorkQueue<Key>,
 }
 
-pub async fn run(client: Client) {
-    let (pdbs, pdb_events) = informer(
+pub async fn run(client: Client, informers: &Informers) {
+    let (pdbs, pdb_events) = informers.informer(
         Api::<PodDisruptionBudget>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (pods, pod_events) =
+        informers.informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
     let shared = Arc::new(Shared {
         client,
         pdbs,
@@ -81,11 +82,7 @@ pub async fn run(client: Client) {
 }
 
 async fn worker(shared: Arc<Shared>) {
-    let ready = futures::future::join(
-        shared.pdbs.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-    )
-    .await;
+    let ready = futures::future::join(synced(&shared.pdbs), synced(&shared.pods)).await;
     if ready.0.is_err() || ready.1.is_err() {
         return;
     }

@@ -33,7 +33,7 @@ use kube::{Client, ResourceExt};
 use parking_lot::Mutex;
 
 use crate::Error;
-use crate::informer::{Tasks, informer, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 use slices::{SliceOp, Template};
 
@@ -70,7 +70,7 @@ impl Shared {
         self.queue.add(key);
     }
 
-    fn on_pod(&self, ev: &Event<Pod>) {
+    fn on_pod(&self, ev: &Event<Arc<Pod>>) {
         let Some(pod) = objects(ev) else { return };
         let key = key_of(pod);
         let now: HashSet<String> = if matches!(ev, Event::Delete(_)) {
@@ -116,17 +116,18 @@ fn selector(svc: &Service) -> Option<&BTreeMap<String, String>> {
     spec.selector.as_ref().filter(|s| !s.is_empty())
 }
 
-pub async fn run(client: Client) {
-    let (services, svc_events) = informer(
+pub async fn run(client: Client, informers: &Informers) {
+    let (services, svc_events) = informers.informer(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
-    let (endpoints, ep_events) = informer(
+    let (pods, pod_events) =
+        informers.informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (endpoints, ep_events) = informers.informer(
         Api::<Endpoints>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (slices, slice_events) = informer(
+    let (slices, slice_events) = informers.informer(
         Api::<EndpointSlice>::all(client.clone()),
         watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
     );
@@ -159,7 +160,7 @@ pub async fn run(client: Client) {
     let s = shared.clone();
     let ep_loop = ep_events.for_each(move |ev| {
         if let Event::Delete(ep) | Event::Apply(ep) = &ev {
-            s.queue.add(key_of(ep));
+            s.queue.add(key_of(ep.as_ref()));
         }
         async {}
     });
@@ -180,10 +181,10 @@ pub async fn run(client: Client) {
 async fn worker(shared: Arc<Shared>) {
     // Acting on a partial picture would delete what it has not seen yet.
     let ready = futures::future::join4(
-        shared.services.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-        shared.endpoints.wait_until_ready(),
-        shared.slices.wait_until_ready(),
+        synced(&shared.services),
+        synced(&shared.pods),
+        synced(&shared.endpoints),
+        synced(&shared.slices),
     )
     .await;
     if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() || ready.3.is_err() {

@@ -20,13 +20,15 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, NamespaceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, PostParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use parking_lot::Mutex;
 
 use crate::Error;
 use crate::catalog::{self, Catalog};
+use crate::informer::{Informers, Tasks, objects, synced};
+use crate::queue::WorkQueue;
 
 /// The finalizer this controller owns on namespaces.
 const FINALIZER: &str = "kubernetes";
@@ -35,8 +37,17 @@ const FINALIZER: &str = "kubernetes";
 /// (nothing we watch says when that content goes).
 const MAX_RECHECK: Duration = Duration::from_secs(5);
 
+/// Namespaces emptied at once (upstream's `--concurrent-namespace-syncs`).
+const WORKERS: usize = 10;
+
+/// What a pass asks for: nothing until the namespace changes, or another
+/// pass after a delay.
+type Action = Option<Duration>;
+
 struct Ctx {
     client: Client,
+    namespaces: Store<Namespace>,
+    queue: WorkQueue<String>,
     /// The last discovery that worked, used when discovery fails (upstream
     /// also carries on with what it can see).
     last_catalog: Mutex<Option<Arc<Catalog>>>,
@@ -44,25 +55,60 @@ struct Ctx {
     failures: Mutex<HashMap<String, u32>>,
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, informers: &Informers) {
+    let (namespaces, events) = informers.informer(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+    );
     let ctx = Arc::new(Ctx {
-        client: client.clone(),
+        client,
+        namespaces,
+        queue: WorkQueue::default(),
         last_catalog: Mutex::new(None),
         failures: Mutex::new(HashMap::new()),
     });
-    Controller::new(Api::<Namespace>::all(client), watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "namespace controller");
+    let mut tasks = Tasks::default();
+    for _ in 0..WORKERS {
+        tasks.spawn(worker(ctx.clone()));
+    }
+    events
+        .for_each(|ev| {
+            if let Some(ns) = objects(&ev) {
+                ctx.queue.add(ns.name_any());
             }
+            async {}
         })
         .await;
 }
 
+async fn worker(ctx: Arc<Ctx>) {
+    if synced(&ctx.namespaces).await.is_err() {
+        return;
+    }
+    loop {
+        let name = ctx.queue.next().await;
+        // Gone from the cache: deleted, nothing left to do.
+        if let Some(ns) = ctx.namespaces.get(&ObjectRef::new(&name)) {
+            match reconcile(ns.clone(), ctx.clone()).await {
+                Ok(again) => {
+                    ctx.queue.forget(&name);
+                    if let Some(wait) = again {
+                        ctx.queue.add_after(name.clone(), wait);
+                    }
+                }
+                Err(e) => {
+                    let wait = error_policy(ns, &e, ctx.clone());
+                    ctx.queue.add_after(name.clone(), wait);
+                }
+            }
+        }
+        ctx.queue.done(&name);
+    }
+}
+
 async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if ns.metadata.deletion_timestamp.is_none() {
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     let name = ns.name_any();
     let api = Api::<Namespace>::all(ctx.client.clone());
@@ -72,10 +118,10 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
         .await
         .map_err(|e| Error::api_named("get", "namespaces", &name, e))?
     else {
-        return Ok(Action::await_change());
+        return Ok(None);
     };
     if ns.metadata.deletion_timestamp.is_none() {
-        return Ok(Action::await_change());
+        return Ok(None);
     }
     let finalizers = ns
         .spec
@@ -86,7 +132,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     // is (a namespace made before its API server added one): it still
     // needs emptying, and `finalize` is what lets the API server remove it.
     if !finalizers.is_empty() && !finalizers.iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
+        return Ok(None);
     }
 
     let (catalog, discovery_error) = match catalog::discover(&ctx.client).await {
@@ -120,7 +166,7 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     if report.content_left() {
         let wait = Duration::from_secs((report.estimate / 2 + 1).max(1) as u64).min(MAX_RECHECK);
         tracing::debug!(namespace = %name, ?wait, remaining = ?report.remaining, "namespace content remains");
-        return Ok(Action::requeue(wait));
+        return Ok(Some(wait));
     }
 
     // Empty: release our finalizer; the API server deletes the namespace
@@ -135,9 +181,9 @@ async fn reconcile(ns: Arc<Namespace>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     {
         Ok(_) => {
             tracing::debug!(namespace = %name, "namespace finalized");
-            Ok(Action::await_change())
+            Ok(None)
         }
-        Err(e) if crate::status_code(&e) == Some(404) => Ok(Action::await_change()),
+        Err(e) if crate::status_code(&e) == Some(404) => Ok(None),
         Err(e) => Err(Error::api_named("finalize", "namespaces", &name, e)),
     }
 }
@@ -170,7 +216,7 @@ async fn write_conditions(api: &Api<Namespace>, ns: &Namespace, report: &conditi
 
 /// Retries a failed pass with a backoff per namespace (0.5 s doubling to
 /// a minute), as upstream's rate-limited queue.
-fn error_policy(ns: Arc<Namespace>, err: &Error, ctx: Arc<Ctx>) -> Action {
+fn error_policy(ns: Arc<Namespace>, err: &Error, ctx: Arc<Ctx>) -> Duration {
     let name = ns.name_any();
     let n = {
         let mut failures = ctx.failures.lock();
@@ -180,5 +226,5 @@ fn error_policy(ns: Arc<Namespace>, err: &Error, ctx: Arc<Ctx>) -> Action {
     };
     let wait = Duration::from_millis(500u64 << (n - 1).min(7)).min(Duration::from_secs(60));
     tracing::info!(namespace = %name, error = %err, ?wait, "namespace deletion incomplete, retrying");
-    Action::requeue(wait)
+    wait
 }

@@ -21,7 +21,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::Error;
-use crate::informer::{Tasks, informer, objects};
+use crate::informer::{Informers, Tasks, objects, synced};
 use crate::queue::WorkQueue;
 pub use cidr::ClusterCidr;
 
@@ -32,7 +32,7 @@ struct Shared {
     cidr: ClusterCidr,
 }
 
-pub async fn run(client: Client, cluster_cidr: String, mask: u8) {
+pub async fn run(client: Client, informers: &Informers, cluster_cidr: String, mask: u8) {
     let cidr = match ClusterCidr::parse(&cluster_cidr, mask) {
         Ok(c) => c,
         Err(e) => {
@@ -40,7 +40,8 @@ pub async fn run(client: Client, cluster_cidr: String, mask: u8) {
             return std::future::pending().await;
         }
     };
-    let (nodes, events) = informer(Api::<Node>::all(client.clone()), watcher::Config::default());
+    let (nodes, events) =
+        informers.informer(Api::<Node>::all(client.clone()), watcher::Config::default());
     let shared = Arc::new(Shared {
         client,
         nodes,
@@ -71,7 +72,7 @@ fn pod_cidr(n: &Node) -> Option<&str> {
 }
 
 async fn worker(shared: Arc<Shared>) {
-    if shared.nodes.wait_until_ready().await.is_err() {
+    if synced(&shared.nodes).await.is_err() {
         return;
     }
     loop {

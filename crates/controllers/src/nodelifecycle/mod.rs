@@ -40,7 +40,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::Error;
-use crate::informer::informer;
+use crate::informer::{Informers, synced};
 
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 const CONDITIONS: &[&str] = &["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
@@ -55,14 +55,15 @@ struct Ctx {
     health: Mutex<HashMap<String, (String, Instant)>>,
 }
 
-pub async fn run(client: Client, grace: Duration) {
+pub async fn run(client: Client, informers: &Informers, grace: Duration) {
     let (nodes, node_events) =
-        informer(Api::<Node>::all(client.clone()), watcher::Config::default());
-    let (leases, lease_events) = informer(
+        informers.informer(Api::<Node>::all(client.clone()), watcher::Config::default());
+    // Leases and pods are read each pass; their changes need not wake it.
+    let leases = informers.store(
         Api::<Lease>::namespaced(client.clone(), LEASE_NAMESPACE),
         watcher::Config::default(),
     );
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let pods = informers.store(Api::<Pod>::all(client.clone()), watcher::Config::default());
     let ctx = Arc::new(Ctx {
         client,
         nodes,
@@ -79,16 +80,11 @@ pub async fn run(client: Client, grace: Duration) {
         w.notify_one();
         async {}
     });
-    let lease_loop = lease_events.for_each(|_| async {});
-    let pod_loop = pod_events.for_each(|_| async {});
     let period = (grace / 8).clamp(Duration::from_millis(200), Duration::from_secs(5));
     let monitor = async {
-        let ready = futures::future::join3(
-            ctx.nodes.wait_until_ready(),
-            ctx.leases.wait_until_ready(),
-            ctx.pods.wait_until_ready(),
-        )
-        .await;
+        let ready =
+            futures::future::join3(synced(&ctx.nodes), synced(&ctx.leases), synced(&ctx.pods))
+                .await;
         if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() {
             return;
         }
@@ -100,7 +96,7 @@ pub async fn run(client: Client, grace: Duration) {
             }
         }
     };
-    futures::join!(node_loop, lease_loop, pod_loop, monitor);
+    futures::join!(node_loop, monitor);
 }
 
 fn ready_condition(node: &Node) -> Option<&NodeCondition> {

@@ -25,7 +25,7 @@ use kube::{Client, ResourceExt};
 use skiff_api::quantity::Quantity;
 
 use crate::Error;
-use crate::informer::{Tasks, informer, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 
 /// Counts of kinds nothing here watches are refreshed this often.
@@ -41,13 +41,14 @@ struct Shared {
     queue: WorkQueue<Key>,
 }
 
-pub async fn run(client: Client) {
-    let (quotas, quota_events) = informer(
+pub async fn run(client: Client, informers: &Informers) {
+    let (quotas, quota_events) = informers.informer(
         Api::<ResourceQuota>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
-    let (services, svc_events) = informer(
+    let (pods, pod_events) =
+        informers.informer(Api::<Pod>::all(client.clone()), watcher::Config::default());
+    let (services, svc_events) = informers.informer(
         Api::<Service>::all(client.clone()),
         watcher::Config::default(),
     );
@@ -99,9 +100,9 @@ impl Shared {
 
 async fn worker(shared: Arc<Shared>) {
     let ready = futures::future::join3(
-        shared.quotas.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-        shared.services.wait_until_ready(),
+        synced(&shared.quotas),
+        synced(&shared.pods),
+        synced(&shared.services),
     )
     .await;
     if ready.0.is_err() || ready.1.is_err() || ready.2.is_err() {

@@ -13,7 +13,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 
 use crate::Error;
-use crate::informer::{Tasks, informer, objects};
+use crate::informer::{Informers, Tasks, objects, synced};
 use crate::queue::WorkQueue;
 
 const NAME: &str = "default";
@@ -25,12 +25,12 @@ struct Shared {
     queue: WorkQueue<String>,
 }
 
-pub async fn run(client: Client) {
-    let (namespaces, ns_events) = informer(
+pub async fn run(client: Client, informers: &Informers) {
+    let (namespaces, ns_events) = informers.informer(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
     );
-    let (accounts, sa_events) = informer(
+    let (accounts, sa_events) = informers.informer(
         Api::<ServiceAccount>::all(client.clone()),
         watcher::Config::default().fields(&format!("metadata.name={NAME}")),
     );
@@ -60,11 +60,7 @@ pub async fn run(client: Client) {
 }
 
 async fn worker(shared: Arc<Shared>) {
-    let ready = futures::future::join(
-        shared.namespaces.wait_until_ready(),
-        shared.accounts.wait_until_ready(),
-    )
-    .await;
+    let ready = futures::future::join(synced(&shared.namespaces), synced(&shared.accounts)).await;
     if ready.0.is_err() || ready.1.is_err() {
         return;
     }

@@ -38,7 +38,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 
 use crate::Error;
-use crate::informer::{Tasks, informer, key_of, objects};
+use crate::informer::{Informers, Tasks, key_of, objects, synced};
 use crate::queue::WorkQueue;
 
 const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
@@ -79,17 +79,18 @@ fn pod_claims(p: &Pod) -> impl Iterator<Item = Key> + '_ {
         })
 }
 
-pub async fn run(client: Client) {
+pub async fn run(client: Client, informers: &Informers) {
     let all = watcher::Config::default();
-    let (claims, claim_events) = informer(
+    let (claims, claim_events) = informers.informer(
         Api::<PersistentVolumeClaim>::all(client.clone()),
         all.clone(),
     );
     let (volumes, volume_events) =
-        informer(Api::<PersistentVolume>::all(client.clone()), all.clone());
-    let (classes, class_events) = informer(Api::<StorageClass>::all(client.clone()), all.clone());
-    let (pods, pod_events) = informer(Api::<Pod>::all(client.clone()), all.clone());
-    let (nodes, node_events) = informer(Api::<Node>::all(client.clone()), all);
+        informers.informer(Api::<PersistentVolume>::all(client.clone()), all.clone());
+    let (classes, class_events) =
+        informers.informer(Api::<StorageClass>::all(client.clone()), all.clone());
+    let (pods, pod_events) = informers.informer(Api::<Pod>::all(client.clone()), all.clone());
+    let (nodes, node_events) = informers.informer(Api::<Node>::all(client.clone()), all);
     let shared = Arc::new(Shared {
         client,
         claims,
@@ -185,11 +186,11 @@ fn pending_claims(s: &Shared) -> Vec<Key> {
 
 async fn worker(shared: Arc<Shared>) {
     let ready = futures::join!(
-        shared.claims.wait_until_ready(),
-        shared.volumes.wait_until_ready(),
-        shared.classes.wait_until_ready(),
-        shared.pods.wait_until_ready(),
-        shared.nodes.wait_until_ready(),
+        synced(&shared.claims),
+        synced(&shared.volumes),
+        synced(&shared.classes),
+        synced(&shared.pods),
+        synced(&shared.nodes),
     );
     if ready.0.is_err()
         || ready.1.is_err()

@@ -4,7 +4,8 @@
 //! and the pod helpers.
 //!
 //! Shape, as upstream's kube-controller-manager: informers keep caches
-//! (kube-runtime reflector stores) and turn each change into the key of the
+//! (the controller manager's shared stores, `crate::informer::Informers`)
+//! and turn each change into the key of the
 //! object that must look again (its controller, or for an orphan, every
 //! controller whose selector matches it); workers take keys and reconcile
 //! from the caches, never from the event. Every write goes to the API
@@ -33,13 +34,13 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, PersistentVolumeClaim, Pod, ReplicationController};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, Resource};
 use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 
+use crate::informer::{Events, Informers, synced};
 use crate::queue::WorkQueue;
 use expectations::Expectations;
 
@@ -125,18 +126,18 @@ impl Ctx {
 }
 
 /// Runs every workload controller until dropped.
-pub async fn run(client: Client) {
-    let (pods, pods_w) = reflector::store();
-    let (replicasets, rs_w) = reflector::store();
-    let (rcs, rc_w) = reflector::store();
-    let (deployments, deploy_w) = reflector::store();
-    let (jobs, job_w) = reflector::store();
-    let (cronjobs, cj_w) = reflector::store();
-    let (daemonsets, ds_w) = reflector::store();
-    let (statefulsets, ss_w) = reflector::store();
-    let (nodes, node_w) = reflector::store();
-    let (revisions, rev_w) = reflector::store();
-    let (pvcs, pvc_w) = reflector::store();
+pub async fn run(client: Client, informers: &Informers) {
+    let (pods, pod_events) = shared(informers, &client);
+    let (replicasets, rs_events) = shared(informers, &client);
+    let (rcs, rc_events) = shared(informers, &client);
+    let (deployments, deploy_events) = shared(informers, &client);
+    let (jobs, job_events) = shared(informers, &client);
+    let (cronjobs, cj_events) = shared(informers, &client);
+    let (daemonsets, ds_events) = shared(informers, &client);
+    let (statefulsets, ss_events) = shared(informers, &client);
+    let (nodes, node_events) = shared(informers, &client);
+    let (revisions, rev_events) = shared(informers, &client);
+    let (pvcs, pvc_events) = shared(informers, &client);
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         pods,
@@ -160,8 +161,8 @@ pub async fn run(client: Client) {
     });
 
     let informers = futures::future::join_all(vec![
-        informer(&client, pods_w, pod_handler(ctx.clone())),
-        informer(&client, rs_w, {
+        on_change(pod_events, pod_handler(ctx.clone())),
+        on_change(rs_events, {
             let ctx = ctx.clone();
             move |rs: &ReplicaSet, _| {
                 ctx.rs.queue.add(key_of(&rs.metadata));
@@ -170,34 +171,34 @@ pub async fn run(client: Client) {
                 }
             }
         }),
-        informer(&client, rc_w, {
+        on_change(rc_events, {
             let ctx = ctx.clone();
             move |rc: &ReplicationController, _| ctx.rc.queue.add(key_of(&rc.metadata))
         }),
-        informer(&client, deploy_w, {
+        on_change(deploy_events, {
             let ctx = ctx.clone();
             move |d: &Deployment, _| ctx.deploy.queue.add(key_of(&d.metadata))
         }),
-        informer(&client, job_w, {
+        on_change(job_events, {
             let ctx = ctx.clone();
             move |j: &Job, _| {
                 ctx.job.queue.add(key_of(&j.metadata));
                 ctx.queue_controller(&j.metadata);
             }
         }),
-        informer(&client, cj_w, {
+        on_change(cj_events, {
             let ctx = ctx.clone();
             move |c: &CronJob, _| ctx.cronjob.queue.add(key_of(&c.metadata))
         }),
-        informer(&client, ds_w, {
+        on_change(ds_events, {
             let ctx = ctx.clone();
             move |d: &DaemonSet, _| ctx.ds.queue.add(key_of(&d.metadata))
         }),
-        informer(&client, ss_w, {
+        on_change(ss_events, {
             let ctx = ctx.clone();
             move |s: &StatefulSet, _| ctx.ss.queue.add(key_of(&s.metadata))
         }),
-        informer(&client, node_w, {
+        on_change(node_events, {
             let ctx = ctx.clone();
             move |_: &Node, _| {
                 ctx.ds
@@ -205,13 +206,13 @@ pub async fn run(client: Client) {
                     .add_all(ctx.daemonsets.state().iter().map(|d| key_of(&d.metadata)));
             }
         }),
-        informer(&client, rev_w, {
+        on_change(rev_events, {
             let ctx = ctx.clone();
             move |r: &ControllerRevision, _| {
                 ctx.queue_controller(&r.metadata);
             }
         }),
-        informer(&client, pvc_w, {
+        on_change(pvc_events, {
             let ctx = ctx.clone();
             move |c: &PersistentVolumeClaim, _| {
                 ctx.queue_controller(&c.metadata);
@@ -223,17 +224,17 @@ pub async fn run(client: Client) {
         // Act only on a full picture: an empty cache would look like
         // "no pods yet" and make every controller create.
         for ready in [
-            ctx.pods.wait_until_ready().boxed(),
-            ctx.replicasets.wait_until_ready().boxed(),
-            ctx.rcs.wait_until_ready().boxed(),
-            ctx.deployments.wait_until_ready().boxed(),
-            ctx.jobs.wait_until_ready().boxed(),
-            ctx.cronjobs.wait_until_ready().boxed(),
-            ctx.daemonsets.wait_until_ready().boxed(),
-            ctx.statefulsets.wait_until_ready().boxed(),
-            ctx.nodes.wait_until_ready().boxed(),
-            ctx.revisions.wait_until_ready().boxed(),
-            ctx.pvcs.wait_until_ready().boxed(),
+            synced(&ctx.pods).boxed(),
+            synced(&ctx.replicasets).boxed(),
+            synced(&ctx.rcs).boxed(),
+            synced(&ctx.deployments).boxed(),
+            synced(&ctx.jobs).boxed(),
+            synced(&ctx.cronjobs).boxed(),
+            synced(&ctx.daemonsets).boxed(),
+            synced(&ctx.statefulsets).boxed(),
+            synced(&ctx.nodes).boxed(),
+            synced(&ctx.revisions).boxed(),
+            synced(&ctx.pvcs).boxed(),
         ] {
             if ready.await.is_err() {
                 return;
@@ -319,26 +320,29 @@ where
     futures::future::join_all((0..n).map(|_| one())).await;
 }
 
-/// A watch of every `K` kept in `writer`'s store; `on_change(obj, deleted)`
-/// runs after the store has the change.
-fn informer<K>(
-    client: &Client,
-    writer: reflector::store::Writer<K>,
-    on_change: impl Fn(&K, bool) + Send + 'static,
-) -> futures::future::BoxFuture<'static, ()>
+/// The shared informer of every `K` (all namespaces).
+fn shared<K>(informers: &Informers, client: &Client) -> (Store<K>, Events<K>)
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let api: Api<K> = Api::all(client.clone());
-    watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .reflect(writer)
+    informers.informer(Api::all(client.clone()), watcher::Config::default())
+}
+
+/// Runs `on_change(obj, deleted)` for each of `events` (the store already
+/// has the change).
+fn on_change<K>(
+    events: Events<K>,
+    on_change: impl Fn(&K, bool) + Send + 'static,
+) -> futures::future::BoxFuture<'static, ()>
+where
+    K: Send + Sync + 'static,
+{
+    events
         .for_each(move |ev| {
             match ev {
-                Ok(Event::Apply(o) | Event::InitApply(o)) => on_change(&o, false),
-                Ok(Event::Delete(o)) => on_change(&o, true),
-                Ok(_) => {}
-                Err(e) => tracing::debug!(error = %e, kind = %K::kind(&()), "watch failed"),
+                Event::Apply(o) | Event::InitApply(o) => on_change(&o, false),
+                Event::Delete(o) => on_change(&o, true),
+                Event::Init | Event::InitDone => {}
             }
             futures::future::ready(())
         })

@@ -103,3 +103,35 @@ fn empty_from_allows_everyone() {
     let rules = rules_for(&[pol], &[], &[], &web, Direction::Ingress);
     assert_eq!(rules[0].peers, vec![Peer::Any]);
 }
+
+#[test]
+fn cached_peers_match_uncached_for_every_pod() {
+    let pol = json!({"metadata": {"namespace": "a"}, "spec": {"podSelector": {},
+        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "x"}}}],
+                     "ports": [{"port": "http"}]},
+                    {"from": [{"podSelector": {"matchLabels": {"role": "client"}}}]}]}});
+    let pods = vec![
+        pod("a", "web1", "10.0.0.1", json!({})),
+        pod("a", "web2", "10.0.0.2", json!({})),
+        pod("a", "c", "10.0.0.3", json!({"role": "client"})),
+        pod("b", "m", "10.0.0.4", json!({})),
+    ];
+    let namespaces = vec![ns("a", json!({})), ns("b", json!({"team": "x"}))];
+    let policies = [pol];
+    let mut cache = PeerCache::default();
+    // The three pods of the policy's namespace.
+    for p in &pods[..3] {
+        let cached = rules_for_cached(
+            &policies,
+            &pods,
+            &namespaces,
+            p,
+            Direction::Ingress,
+            &mut cache,
+        );
+        let fresh = rules_for(&policies, &pods, &namespaces, p, Direction::Ingress);
+        assert_eq!(cached, fresh);
+        assert_eq!(cached[0].peers, vec![Peer::PodIp("10.0.0.4".into())]);
+        assert_eq!(cached[1].peers, vec![Peer::PodIp("10.0.0.3".into())]);
+    }
+}

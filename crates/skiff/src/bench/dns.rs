@@ -2,10 +2,16 @@
 //!
 //! An in-process `skiff-dns` server on loopback with S Services in its index
 //! (filled by the same record builder the watches use). Compared in the same
-//! run: (1) names of the cluster zone answered from the index; (2) names
-//! outside it forwarded to a second in-process `skiff-dns` that is
-//! authoritative for them (the forwarding path, without the internet). There
-//! is no resolver on this machine's loopback to compare against.
+//! run, by the same UDP clients: (1) names of the cluster zone answered from
+//! the index; (2) the same names answered by the host-resolver reference, a
+//! `dnsmasq` answering from a hosts file that lists them (`/etc/hosts`
+//! style: this machine runs no resolver daemon, and the bench must not edit
+//! the real `/etc/hosts`, so dnsmasq, the usual resolver that serves
+//! `/etc/hosts` over DNS, is started on a loopback port for the run);
+//! (3) names outside the zone forwarded to a second in-process `skiff-dns`
+//! that is authoritative for them (the forwarding path, without the
+//! internet). The clients are tasks of this process on loopback, not a pod:
+//! the pod's path adds the same veth hop and DNAT to every row.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -130,13 +136,91 @@ async fn load(
     Ok((all, errors, qps))
 }
 
+/// `dnsmasq` on `listen`, answering only from a hosts file that maps the
+/// same names to the same addresses as the cluster index (no upstreams, no
+/// real `/etc/hosts`). `None` (with a note) when dnsmasq is not installed.
+async fn dnsmasq(
+    listen: SocketAddr,
+    services: usize,
+    dir: &std::path::Path,
+) -> anyhow::Result<Option<super::Killed>> {
+    use std::os::unix::fs::PermissionsExt;
+    let hosts = dir.join("hosts");
+    let mut text = String::new();
+    for i in 0..services {
+        text.push_str(&format!(
+            "10.43.{}.{} svc-{i}.default.svc.cluster.local\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    std::fs::write(&hosts, text)?;
+    // dnsmasq drops to `nobody`; let it read the file.
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(&hosts, std::fs::Permissions::from_mode(0o644))?;
+    let child = match std::process::Command::new("dnsmasq")
+        .args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+        ])
+        .args(["--no-hosts", "--bind-interfaces", "--pid-file="])
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .arg(format!("--listen-address={}", listen.ip()))
+        .arg(format!("--port={}", listen.port()))
+        .arg(format!("--cache-size={}", services.max(150)))
+        .arg("--log-facility=/dev/null")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+    {
+        Ok(c) => super::Killed(c),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            println!("(dnsmasq is not installed: scripts/install-deps.sh; no reference row)");
+            return Ok(None);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    // Ready when it answers.
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+    sock.connect(listen).await?;
+    let q = query(1, "svc-0.default.svc.cluster.local.");
+    let mut buf = [0u8; 1500];
+    for _ in 0..100 {
+        sock.send(&q).await?;
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_millis(50), sock.recv(&mut buf)).await
+            && n >= 12
+            && buf[7] > 0
+        {
+            return Ok(Some(child));
+        }
+        // Refused (not bound yet) comes back at once.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("dnsmasq on {listen} did not answer")
+}
+
 pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
     let free = || -> anyhow::Result<SocketAddr> {
         Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?)
     };
-    let (cluster, upstream) = (free()?, free()?);
+    let (cluster, upstream, reference) = (free()?, free()?, free()?);
     start(upstream, "example", args.services, vec![]).await;
     start(cluster, "cluster.local", args.services, vec![upstream]).await;
+    let hosts_dir = tempfile::tempdir()?;
+    let ref_server = dnsmasq(reference, args.services, hosts_dir.path()).await?;
+    let dnsmasq_version = std::process::Command::new("dnsmasq")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.split("  ").next().unwrap_or(l).to_string())
+        })
+        .unwrap_or_default();
     println!(
         "cluster DNS: {} Services, {} concurrent UDP clients, {} s each",
         args.services, args.clients, args.seconds
@@ -145,25 +229,38 @@ pub async fn run(args: DnsArgs) -> anyhow::Result<()> {
         "{:<44} {:>10} {:>9} {:>9} {:>8}",
         "what", "queries/s", "p50 ms", "p99 ms", "errors"
     );
-    let cases = [
-        (
-            "svc A, answered from the index",
+    let mut cases = vec![(
+        "svc A, cluster DNS from the index",
+        "default.svc.cluster.local",
+        cluster,
+    )];
+    if ref_server.is_some() {
+        cases.push((
+            "same names, dnsmasq from a hosts file (ref)",
             "default.svc.cluster.local",
-        ),
-        (
-            "other name, forwarded to a local upstream",
-            "default.svc.example",
-        ),
-    ];
-    for (what, suffix) in cases {
+            reference,
+        ));
+    }
+    cases.push((
+        "other name, forwarded to a local upstream",
+        "default.svc.example",
+        cluster,
+    ));
+    for (what, suffix, server) in cases {
         let names: Vec<String> = (0..args.services)
             .map(|i| format!("svc-{i}.{suffix}."))
             .collect();
-        let (lat, errors, qps) = load(cluster, Arc::new(names), args.clients, args.seconds).await?;
+        let (lat, errors, qps) = load(server, Arc::new(names), args.clients, args.seconds).await?;
         let s = summarize(lat);
         println!(
             "{what:<44} {qps:>10.0} {:>9.3} {:>9.3} {errors:>8}",
             s.p50_ms, s.p99_ms
+        );
+    }
+    if ref_server.is_some() {
+        println!(
+            "reference: {dnsmasq_version} (single-threaded), answering from a {}-line hosts file",
+            args.services
         );
     }
     Ok(())

@@ -9,6 +9,7 @@ mod client;
 mod deployment;
 mod dns;
 mod ingress;
+mod netpol;
 mod network;
 mod podstart;
 mod runtime;
@@ -34,6 +35,9 @@ enum What {
     /// Service proxy: full-sync cost and change-to-traffic latency with
     /// 1,000 Services and 10,000 endpoints, in a network namespace.
     Network(network::NetworkArgs),
+    /// NetworkPolicy: the cost of one change on a node (render the node's
+    /// table, replace it with `nft -f`), in a private network namespace.
+    Netpol(netpol::NetpolArgs),
     /// Cluster DNS: queries/s and latency from concurrent UDP clients.
     Dns(dns::DnsArgs),
     /// Ingress proxy: requests/s and p99 through the Ingress to 3 busybox
@@ -48,6 +52,10 @@ enum What {
 }
 
 pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    if let What::Netpol(_) = &args.what {
+        // Synchronous; unshares its network namespace before any thread.
+        netpol::enter()?;
+    }
     if let What::Podstart(a) = &args.what {
         // Enters a network namespace of its own before any thread exists.
         podstart::run(a.clone())?;
@@ -80,6 +88,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             rt.block_on(ingress::run(a, ns))?
         }
         What::Deployment(a) => rt.block_on(deployment::run(a))?,
+        What::Netpol(a) => netpol::run(a)?,
         What::Podstart(_) => {}
     }
     Ok(std::process::ExitCode::SUCCESS)
@@ -118,6 +127,34 @@ pub fn rss_mib(pid: u32) -> f64 {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// CPU time (user + system) a process has used so far, in seconds.
+///
+/// On a shared, noisy machine wall-clock throughput depends on who else
+/// runs; the CPU a process spends per operation does not, so benches report
+/// both.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13
+    // after the state field that follows ')'.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // SAFETY: sysconf only reads a system constant.
+    let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
+        n if n > 0 => n as f64,
+        _ => 100.0,
+    };
+    (ticks(11) + ticks(12)) / hz
 }
 
 /// A child process of a bench (server, etcd, agent), killed on drop so an

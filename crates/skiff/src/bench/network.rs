@@ -14,6 +14,11 @@
 //! - Latency: an endpoint added to / removed from a Service with 10,000
 //!   others in place; from the API write returning to a TCP connect to the
 //!   ClusterIP succeeding (added) or being refused (removed).
+//! - New Service: with those Services in place, a new Service and its
+//!   EndpointSlice created; from the first write (and from the slice's
+//!   write returning) to a TCP connect to its ClusterIP succeeding. Before
+//!   its rules exist a connect to that address hangs rather than failing,
+//!   so the attempts here are 10 ms each: that is the resolution.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -38,6 +43,9 @@ pub struct NetworkArgs {
     /// Endpoint changes measured.
     #[arg(long, default_value_t = 100)]
     changes: usize,
+    /// New Services (Service + EndpointSlice) measured.
+    #[arg(long, default_value_t = 100)]
+    new_services: usize,
 }
 
 /// The bench's own network namespace, deleted on drop.
@@ -300,7 +308,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         .create(&pp, &slice("canary", &["10.244.0.2".to_string()]))
         .await?;
     let written = bulk_start.elapsed();
-    wait_for(canary_ip, true, Duration::from_secs(120)).await?;
+    wait_for(canary_ip, true, Duration::from_secs(120), SLOW).await?;
     let programmed = bulk_start.elapsed();
     let rss_after = super::rss_mib(server_pid);
 
@@ -308,7 +316,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     let lat_ip = Ipv4Addr::new(10, 43, 200, 2);
     svcs.create(&pp, &service("latency", lat_ip)).await?;
     slices.create(&pp, &slice("latency", &[])).await?;
-    wait_for(lat_ip, false, Duration::from_secs(30)).await?;
+    wait_for(lat_ip, false, Duration::from_secs(30), SLOW).await?;
     let (mut add, mut remove) = (Vec::new(), Vec::new());
     for i in 0..args.changes {
         let up = i % 2 == 0;
@@ -321,7 +329,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         s.endpoints = slice("latency", &eps).endpoints;
         slices.replace("latency-abc", &pp, &s).await?;
         let t0 = Instant::now();
-        wait_for(lat_ip, up, Duration::from_secs(10)).await?;
+        wait_for(lat_ip, up, Duration::from_secs(10), SLOW).await?;
         if up {
             add.push(t0.elapsed())
         } else {
@@ -329,6 +337,23 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         }
     }
     let (la, lr) = (summarize(add), summarize(remove));
+
+    // --- Latency of new Services, with the others in place.
+    let (mut from_first, mut from_slice) = (Vec::new(), Vec::new());
+    for i in 0..args.new_services {
+        let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 43, 201, 1)) + i as u32);
+        let name = format!("new-{i}");
+        let t0 = Instant::now();
+        svcs.create(&pp, &service(&name, ip)).await?;
+        slices
+            .create(&pp, &slice(&name, &["10.244.0.2".to_string()]))
+            .await?;
+        let t1 = Instant::now();
+        wait_for(ip, true, Duration::from_secs(10), Duration::from_millis(10)).await?;
+        from_first.push(t0.elapsed());
+        from_slice.push(t1.elapsed());
+    }
+    let (nf, nsl) = (summarize(from_first), summarize(from_slice));
 
     println!(
         "network programming: {} Services x {} endpoints ({} endpoints), nft {}",
@@ -362,6 +387,14 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         "endpoint removed -> connection refused", lr.p50_ms, lr.p99_ms, lr.count
     );
     println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "new Service: first write -> traffic flows", nf.p50_ms, nf.p99_ms, nf.count
+    );
+    println!(
+        "{:<44} {:>10.1} {:>10.1} {:>8}",
+        "new Service: slice written -> traffic flows", nsl.p50_ms, nsl.p99_ms, nsl.count
+    );
+    println!(
         "transaction size: {:.1} MiB; nft peak RSS: {:.0} MiB",
         size as f64 / 1048576.0,
         nft_rss
@@ -386,16 +419,21 @@ fn nft_version() -> String {
         .unwrap_or_default()
 }
 
+/// Connect attempts to a ClusterIP whose answer is a success or a refusal
+/// (its rules exist), which never hang for long.
+const SLOW: Duration = Duration::from_millis(200);
+
 /// Polls a TCP connect to `ip:80` every millisecond until it succeeds (or,
-/// with `up == false`, is refused).
-async fn wait_for(ip: Ipv4Addr, up: bool, limit: Duration) -> anyhow::Result<()> {
+/// with `up == false`, is refused), each attempt bounded by `attempt`.
+async fn wait_for(
+    ip: Ipv4Addr,
+    up: bool,
+    limit: Duration,
+    attempt: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + limit;
     while Instant::now() < deadline {
-        let r = tokio::time::timeout(
-            Duration::from_millis(200),
-            tokio::net::TcpStream::connect((ip, 80)),
-        )
-        .await;
+        let r = tokio::time::timeout(attempt, tokio::net::TcpStream::connect((ip, 80))).await;
         match (up, r) {
             (true, Ok(Ok(_))) => return Ok(()),
             (false, Ok(Err(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {

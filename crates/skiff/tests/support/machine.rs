@@ -85,6 +85,52 @@ impl MachineNet {
     }
 }
 
+impl MachineNet {
+    /// A bare host on the machine network (no agent): a client from
+    /// outside the cluster, at address `host`.
+    pub fn host(&self, host: u8) -> Host {
+        let n = SEQ.fetch_add(1, Ordering::SeqCst);
+        let node = NodeNs {
+            netns: format!("{}-h{n}", self.switch.trim_end_matches("-sw")),
+            node_name: String::new(),
+        };
+        ip(&["netns", "add", &node.netns]);
+        let host_ns = Host {
+            netns: node.netns.clone(),
+        };
+        ip(&["-n", &node.netns, "link", "set", "lo", "up"]);
+        self.attach(&node, host);
+        host_ns
+    }
+}
+
+/// A namespace on the machine network outside every node, deleted on drop.
+pub struct Host {
+    pub netns: String,
+}
+
+impl Host {
+    /// `timeout 3 busybox wget -q -O - url` from this host; the body, if
+    /// any came back.
+    pub fn wget(&self, url: &str) -> Option<String> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.netns])
+            .args(["timeout", "3", "busybox", "wget", "-q", "-O", "-", url])
+            .output()
+            .ok()?;
+        let s = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !s.is_empty()).then_some(s)
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .status();
+    }
+}
+
 impl Drop for MachineNet {
     fn drop(&mut self) {
         let _ = Command::new("ip")

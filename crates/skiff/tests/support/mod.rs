@@ -345,10 +345,11 @@ impl Cluster {
             cmd.args(["--disable", "agent"]);
         }
         if self.netns.is_none() && !self.node_net_services {
-            // The proxy and DNS run only in a namespace the test made for
-            // them: never program the host's own network from a test (nor
-            // bind the Ingress proxy's ports on the host's address).
-            cmd.args(["--disable", "proxy,dns,ingress,servicelb"]);
+            // The proxy, DNS and NetworkPolicy run only in a namespace the
+            // test made for them: never program the host's own network
+            // from a test (nor bind the Ingress proxy's ports on the host's
+            // address).
+            cmd.args(["--disable", "proxy,dns,ingress,servicelb,network-policy"]);
         }
         let mut child = cmd
             .arg("--data-dir")
