@@ -88,6 +88,10 @@ pub enum Verbs {
     /// Virtual kinds that only accept `create` and return a result
     /// (SubjectAccessReview, TokenReview...).
     CreateOnly,
+    /// Virtual kinds computed on each read, never stored: `get` and
+    /// `list` only (`metrics.k8s.io`'s NodeMetrics and PodMetrics, built
+    /// from the nodes' `/stats/summary`).
+    ReadOnly,
 }
 
 impl Verbs {
@@ -104,6 +108,7 @@ impl Verbs {
                 "watch",
             ],
             Verbs::CreateOnly => &["create"],
+            Verbs::ReadOnly => &["get", "list"],
         }
     }
 }
@@ -291,6 +296,13 @@ const fn with(
 const fn create_only(k: Builtin) -> Builtin {
     Builtin {
         verbs: Verbs::CreateOnly,
+        ..k
+    }
+}
+
+const fn read_only(k: Builtin) -> Builtin {
+    Builtin {
+        verbs: Verbs::ReadOnly,
         ..k
     }
 }
@@ -803,6 +815,24 @@ pub static BUILTIN: &[Builtin] = &[
         "subjectaccessreviews",
         "subjectaccessreview",
         CLUSTER,
+    )),
+    // metrics.k8s.io/v1beta1: virtual, read-only (what metrics-server
+    // serves upstream), computed from the nodes' `/stats/summary`
+    read_only(kind(
+        "metrics.k8s.io",
+        "v1beta1",
+        "NodeMetrics",
+        "nodes",
+        "",
+        CLUSTER,
+    )),
+    read_only(kind(
+        "metrics.k8s.io",
+        "v1beta1",
+        "PodMetrics",
+        "pods",
+        "",
+        NS,
     )),
 ];
 

@@ -211,5 +211,6 @@ pub fn allows(k: &KindInfo, verb: &str) -> bool {
     match k.verbs {
         Verbs::All => true,
         Verbs::CreateOnly => verb == "create",
+        Verbs::ReadOnly => matches!(verb, "get" | "list"),
     }
 }

@@ -218,6 +218,70 @@ fn upgrade_header(name: &header::HeaderName) -> bool {
         || n == "x-stream-protocol-version"
 }
 
+/// `GET path` on the node's server, its body read whole (for
+/// `/stats/summary`); errors are the node's status and body, or the dial
+/// error. Bounded by `timeout`.
+pub async fn get_from_node(
+    app: &Arc<App>,
+    node: &Value,
+    path: &str,
+    timeout: std::time::Duration,
+) -> ApiResult<Bytes> {
+    let (host, port) = node_address(node)?;
+    let Some(client) = app.kubelet.get() else {
+        return Err(ApiError::new(
+            503,
+            "ServiceUnavailable",
+            "the API server has no kubelet client credentials",
+        ));
+    };
+    let tls = client.tls.clone();
+    let fetch = async move {
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(dial_error)?;
+        let server_name = ServerName::try_from(host.clone()).map_err(dial_error)?;
+        let tls = tokio_rustls::TlsConnector::from(tls)
+            .connect(server_name, tcp)
+            .await
+            .map_err(dial_error)?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(dial_error)?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(header::HOST, format!("{host}:{port}"))
+            .body(Empty::<Bytes>::new())
+            .map_err(ApiError::internal)?;
+        let res = sender.send_request(req).await.map_err(dial_error)?;
+        let status = res.status();
+        let body = res
+            .into_body()
+            .collect()
+            .await
+            .map_err(dial_error)?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(ApiError::new(
+                503,
+                "ServiceUnavailable",
+                format!(
+                    "node answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                ),
+            ));
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, fetch)
+        .await
+        .map_err(|_| ApiError::timeout("timed out waiting for the node"))?
+}
+
 /// Serves one node subresource request.
 pub async fn handle(
     app: &Arc<App>,

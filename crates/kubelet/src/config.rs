@@ -39,6 +39,9 @@ pub struct Config {
     pub cluster_dns: Vec<IpAddr>,
     /// The cluster domain (`--cluster-domain`).
     pub cluster_domain: String,
+    /// Static pod manifests (`--pod-manifest-path`, upstream's
+    /// `staticPodPath`): run without the API, mirrored into it.
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl Config {
@@ -58,6 +61,7 @@ impl Config {
             cni_bin_dirs: vec!["/opt/cni/bin".into(), "/usr/lib/cni".into()],
             cluster_dns: Vec::new(),
             cluster_domain: "cluster.local".into(),
+            pod_manifest_path: None,
         }
     }
 
@@ -69,6 +73,12 @@ impl Config {
     /// The runtime's state (network namespaces, attach sockets).
     pub fn runtime_dir(&self) -> PathBuf {
         self.data_dir.join("agent").join("runtime")
+    }
+
+    /// The QoS root every pod cgroup goes under (`kubepods`, as upstream),
+    /// with `burstable/` and `besteffort/` in it ([`crate::qos`]).
+    pub fn kubepods_cgroup(&self) -> PathBuf {
+        self.cgroup_parent.join("kubepods")
     }
 
     pub fn pod_dir(&self, uid: &str) -> PathBuf {

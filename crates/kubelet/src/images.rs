@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use skiff_images::client::Credentials;
 use skiff_images::{Reference, Store};
 use skiff_runtime::ImageProcess;
 
@@ -13,6 +14,9 @@ use crate::Result;
 pub struct Images {
     store: Store,
     client: Arc<skiff_images::client::Client>,
+    /// For registries on loopback: plain HTTP, as containerd and k3s
+    /// treat `localhost` registries.
+    plain: Arc<skiff_images::client::Client>,
     /// One pull at a time per reference (a burst of pods shares it).
     pulls: Arc<tokio::sync::Mutex<()>>,
 }
@@ -43,6 +47,7 @@ impl Images {
         Ok(Images {
             store: Store::open(data_dir)?,
             client: Arc::new(skiff_images::client::Client::new(false, None)),
+            plain: Arc::new(skiff_images::client::Client::new(true, None)),
             pulls: Arc::default(),
         })
     }
@@ -75,10 +80,13 @@ impl Images {
 
     /// Resolves `image` per `policy` (`Always`, `IfNotPresent`, `Never`);
     /// `on_pull` is called before a pull starts (the `Pulling` event).
+    /// A pull tries each of `creds` in turn (the pod's `imagePullSecrets`
+    /// for this registry), or none when there are none.
     pub async fn ensure(
         &self,
         image: &str,
         policy: &str,
+        creds: &[Credentials],
         on_pull: impl FnOnce(),
     ) -> std::result::Result<(Resolved, bool), ImageError> {
         let reference =
@@ -100,7 +108,21 @@ impl Images {
         {
             return Ok((r, false));
         }
-        if let Err(e) = self.client.pull(&self.store, &reference).await {
+        let plain = is_loopback(reference.registry_host());
+        let mut result = Ok(());
+        if creds.is_empty() {
+            let client = if plain { &self.plain } else { &self.client };
+            result = client.pull(&self.store, &reference).await.map(|_| ());
+        } else {
+            for c in creds {
+                let client = skiff_images::client::Client::new(plain, Some(c.clone()));
+                result = client.pull(&self.store, &reference).await.map(|_| ());
+                if result.is_ok() {
+                    break;
+                }
+            }
+        }
+        if let Err(e) = result {
             return Err(ImageError::Pull(format!(
                 "failed to pull and unpack image \"{reference}\": {e}"
             )));
@@ -121,6 +143,19 @@ impl Images {
     }
 }
 
+/// `localhost[:port]`, `127.x.x.x[:port]`, `[::1][:port]`.
+fn is_loopback(host: &str) -> bool {
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        host.rsplit_once(':').map_or(host, |(h, _)| h)
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Unmounts and removes a container directory made by [`Images::mount_rootfs`].
 pub async fn remove_rootfs(dir: PathBuf) {
     let _ = tokio::task::spawn_blocking(move || {
@@ -128,4 +163,23 @@ pub async fn remove_rootfs(dir: PathBuf) {
         let _ = std::fs::remove_dir_all(&dir);
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_registries() {
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.0.0.1",
+            "[::1]:5000",
+            "LOCALHOST",
+        ] {
+            assert!(super::is_loopback(h), "{h}");
+        }
+        for h in ["registry-1.docker.io", "10.0.0.1:5000", "quay.io"] {
+            assert!(!super::is_loopback(h), "{h}");
+        }
+    }
 }

@@ -11,9 +11,12 @@
 //! conditions from [`sysinfo`]), [`network`] (the bridge and a veth per
 //! pod), [`manager`] (the pod watch and the workers), [`worker`] (one pod),
 //! [`container`] (pod spec → runtime config), [`env`] (environment
-//! variables), [`volumes`], [`images`], [`probes`], [`status`],
+//! variables), [`volumes`], [`images`], [`probes`] (gRPC ones in
+//! [`grpc_probe`]), [`status`],
 //! [`backoff`], [`events`], [`lookup`] (what the streaming server asks),
-//! [`quantity`].
+//! [`pull_secrets`] (registry credentials from `imagePullSecrets`),
+//! [`qos`] (the QoS class cgroup parents), [`static_pods`] (manifests
+//! on disk and their mirror pods), [`quantity`].
 
 pub mod backoff;
 pub mod cni;
@@ -23,15 +26,19 @@ pub mod dns;
 pub mod env;
 pub mod error;
 pub mod events;
+pub mod grpc_probe;
 pub mod images;
 pub mod lookup;
 pub mod manager;
 pub mod network;
 pub mod node;
 pub mod probes;
+pub mod pull_secrets;
+pub mod qos;
 pub mod quantity;
 pub mod routes;
 pub mod service_env;
+pub mod static_pods;
 pub mod status;
 pub mod storage;
 pub mod sysinfo;
@@ -55,7 +62,7 @@ pub struct Agent {
 pub fn agent(config: &Config) -> Agent {
     let runtime = skiff_runtime::LinuxRuntime::new(skiff_runtime::RuntimeConfig {
         state_dir: config.runtime_dir(),
-        cgroup_parent: config.cgroup_parent.clone(),
+        cgroup_parent: config.kubepods_cgroup(),
         ..Default::default()
     });
     Agent {
@@ -75,6 +82,7 @@ impl Agent {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
         let config = Arc::new(config);
+        self.setup_cgroups(&config).await?;
         let pod_cidr = node::register(&client, &config).await?;
         let net = Arc::new(network::Network::setup(&pod_cidr, &config).await?);
         let events = events::Recorder::start(client.clone(), &config.node_name);
@@ -104,5 +112,27 @@ impl Agent {
         }
         storage_task.abort();
         result
+    }
+
+    /// Makes the QoS parents and removes pod cgroups no sandbox owns;
+    /// runs before any pod worker, so no sandbox is half made.
+    async fn setup_cgroups(&self, config: &Config) -> Result<()> {
+        // Where the runtime looks too (its default `cgroup_root`).
+        let qos = qos::QosCgroups::new(
+            std::path::Path::new("/sys/fs/cgroup"),
+            config.kubepods_cgroup(),
+        );
+        qos.setup()
+            .map_err(|e| Error::Other(format!("QoS cgroups: {e}")))?;
+        let owned = self
+            .runtime
+            .list_pod_sandboxes()
+            .await
+            .map(|l| l.into_iter().map(|s| s.cgroup_parent).collect())
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || qos.remove_orphans(&owned))
+            .await
+            .map_err(|e| Error::Other(format!("cgroup cleanup task: {e}")))?;
+        Ok(())
     }
 }

@@ -23,9 +23,20 @@ type Instance = (String, PathBuf);
 
 #[derive(Debug, Clone, Default)]
 struct PodEntry {
+    uid: String,
     netns: PathBuf,
     /// container name → (current, previous)
     containers: HashMap<String, (Option<Instance>, Option<Instance>)>,
+}
+
+/// One pod the node runs, for `/stats/summary`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRef {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// (container name, current runtime container id), sorted by name.
+    pub containers: Vec<(String, String)>,
 }
 
 /// Shared by the pod workers (writers) and the streaming server (reader).
@@ -66,12 +77,37 @@ impl PodLookup {
             .map(|e| e.netns.clone())
     }
 
-    pub(crate) fn set_netns(&self, namespace: &str, pod: &str, netns: PathBuf) {
-        self.pods
-            .write()
+    /// Every pod with a sandbox and its current containers.
+    pub fn pods(&self) -> Vec<PodRef> {
+        let pods = self.pods.read();
+        let mut out: Vec<PodRef> = pods
+            .iter()
+            .map(|((namespace, name), e)| {
+                let mut containers: Vec<(String, String)> = e
+                    .containers
+                    .iter()
+                    .filter_map(|(c, (cur, _))| cur.as_ref().map(|(id, _)| (c.clone(), id.clone())))
+                    .collect();
+                containers.sort();
+                PodRef {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    uid: e.uid.clone(),
+                    containers,
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        out
+    }
+
+    pub(crate) fn set_netns(&self, namespace: &str, pod: &str, uid: &str, netns: PathBuf) {
+        let mut pods = self.pods.write();
+        let entry = pods
             .entry((namespace.to_string(), pod.to_string()))
-            .or_default()
-            .netns = netns;
+            .or_default();
+        entry.netns = netns;
+        entry.uid = uid.to_string();
     }
 
     /// Records a new instance; the current one becomes the previous.
@@ -125,7 +161,7 @@ mod tests {
     #[test]
     fn current_and_previous() {
         let l = PodLookup::default();
-        l.set_netns("ns", "p", "/run/ns".into());
+        l.set_netns("ns", "p", "u1", "/run/ns".into());
         l.set_container("ns", "p", "c", "a".into(), "/l/0.log".into());
         assert_eq!(l.container("ns", "p", "c", true), None);
         l.set_container("ns", "p", "c", "b".into(), "/l/1.log".into());
@@ -134,6 +170,15 @@ mod tests {
         assert_eq!(
             l.container("ns", "p", "c", false).unwrap().log_path,
             PathBuf::from("/l/1.log")
+        );
+        assert_eq!(
+            l.pods(),
+            vec![PodRef {
+                namespace: "ns".into(),
+                name: "p".into(),
+                uid: "u1".into(),
+                containers: vec![("c".into(), "b".into())],
+            }]
         );
         l.remove_pod("ns", "p");
         assert!(l.container("ns", "p", "c", false).is_none());

@@ -2,11 +2,11 @@
 //! one task per pod uid, fed the pod's newest version through a `watch`
 //! channel so a busy worker only ever sees the latest spec.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::Api;
 use kube::runtime::watcher;
 use tokio::sync::watch;
@@ -19,7 +19,21 @@ pub async fn run(ctx: Arc<Context>) -> crate::Result<()> {
     let mut stream = watcher(pods, cfg).boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
     let mut listed: Option<Vec<String>> = None;
-    while let Some(ev) = stream.next().await {
+    // Static pods first, so the orphan cleanup after the first list knows
+    // their sandboxes.
+    let mut statics = Statics::default();
+    statics.sync(&ctx, &mut workers).await;
+    let mut static_tick = tokio::time::interval(crate::static_pods::PERIOD);
+    static_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let ev = tokio::select! {
+            ev = stream.next() => ev,
+            _ = static_tick.tick(), if ctx.config.pod_manifest_path.is_some() => {
+                statics.sync(&ctx, &mut workers).await;
+                continue;
+            }
+        };
+        let Some(ev) = ev else { break };
         let ev = match ev {
             Ok(ev) => ev,
             Err(e) => {
@@ -29,6 +43,9 @@ pub async fn run(ctx: Arc<Context>) -> crate::Result<()> {
         };
         match ev {
             watcher::Event::Init => listed = Some(Vec::new()),
+            // Mirror pods stand for static pods; those run from their file.
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p)
+                if crate::static_pods::is_mirror(&p) => {}
             watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
                 let uid = p.metadata.uid.clone().unwrap_or_default();
                 if let Some(l) = &mut listed {
@@ -44,7 +61,8 @@ pub async fn run(ctx: Arc<Context>) -> crate::Result<()> {
             }
             watcher::Event::InitDone => {
                 // Pods that vanished while the watch was down go too.
-                if let Some(seen) = listed.take() {
+                if let Some(mut seen) = listed.take() {
+                    seen.extend(statics.pods.keys().cloned());
                     let gone: Vec<String> = workers
                         .keys()
                         .filter(|u| !seen.contains(u))
@@ -89,6 +107,66 @@ fn dispatch(
     let w = Worker::new(ctx.clone(), &p);
     tokio::spawn(w.run(rx));
     workers.insert(uid, tx);
+}
+
+/// The static pods being run, by uid, as last sent to their workers.
+#[derive(Default)]
+struct Statics {
+    pods: BTreeMap<String, Arc<Pod>>,
+}
+
+impl Statics {
+    /// Reads the manifest directory, keeps each pod's mirror current,
+    /// starts new pods and stops those whose file is gone or changed.
+    async fn sync(
+        &mut self,
+        ctx: &Arc<Context>,
+        workers: &mut HashMap<String, watch::Sender<Option<Arc<Pod>>>>,
+    ) {
+        let Some(dir) = &ctx.config.pod_manifest_path else {
+            return;
+        };
+        let node_name = ctx.config.node_name.clone();
+        let dir = dir.clone();
+        let desired =
+            tokio::task::spawn_blocking(move || crate::static_pods::load(&dir, &node_name))
+                .await
+                .unwrap_or_default();
+        let nodes: Api<Node> = Api::all(ctx.client.clone());
+        let node = nodes.get_opt(&ctx.config.node_name).await.ok().flatten();
+        for (uid, old) in &self.pods {
+            if !desired.contains_key(uid) {
+                if let Some(tx) = workers.remove(uid) {
+                    let _ = tx.send(None);
+                }
+                crate::static_pods::remove_mirror(&ctx.client, old).await;
+            }
+        }
+        self.pods.retain(|uid, _| desired.contains_key(uid));
+        for (uid, mut pod) in desired {
+            if let Some(node) = &node
+                && let Some(mirror) =
+                    crate::static_pods::ensure_mirror(&ctx.client, &pod, node).await
+            {
+                pod.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(crate::static_pods::MIRROR_UID.into(), mirror);
+            } else if let Some(prev) = self.pods.get(&uid)
+                && let Some(m) = crate::static_pods::mirror_uid(prev)
+            {
+                // The API is unreachable: keep reporting to the last mirror.
+                pod.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert(crate::static_pods::MIRROR_UID.into(), m.to_string());
+            }
+            let pod = Arc::new(pod);
+            self.pods.insert(uid.clone(), pod.clone());
+            dispatch(ctx, workers, uid, Some(pod));
+        }
+        workers.retain(|_, tx| !tx.is_closed());
+    }
 }
 
 fn worth_a_sync(old: &Pod, new: &Pod) -> bool {

@@ -120,24 +120,11 @@ pub async fn run_once(c: &Container, probe: &Probe, t: &Target) -> Outcome {
         };
     }
     if let Some(g) = &probe.grpc {
-        // Without an HTTP/2 gRPC client here, a connect check stands in
-        // for the health service call.
         let Ok(port) = u16::try_from(g.port) else {
             return Outcome::Failure(format!("invalid port {}", g.port));
         };
-        return match tokio::time::timeout(
-            timeout,
-            tokio::net::TcpStream::connect((t.host.as_str(), port)),
-        )
-        .await
-        {
-            Ok(Ok(_)) => Outcome::Success,
-            _ => Outcome::Failure(format!(
-                "timeout: failed to connect service \"{}:{port}\" within {}s",
-                t.host,
-                timeout.as_secs()
-            )),
-        };
+        let service = g.service.as_deref().unwrap_or("");
+        return crate::grpc_probe::check(&t.host, port, service, timeout).await;
     }
     Outcome::Failure("probe has no handler".into())
 }

@@ -104,6 +104,9 @@ pub struct Worker {
     volumes_refreshed: Instant,
     start_time: Option<String>,
     last_status: Option<Value>,
+    /// The uid of the API pod `last_status` was written to: this pod's
+    /// own, or for a static pod its current mirror's.
+    status_uid: Option<String>,
     init_failed: bool,
     wake: Arc<Notify>,
     host_ip: String,
@@ -162,6 +165,7 @@ impl Worker {
                 .status
                 .as_ref()
                 .and_then(|s| serde_json::to_value(s).ok()),
+            status_uid: None,
             init_failed: false,
             wake: Arc::new(Notify::new()),
         }
@@ -246,9 +250,12 @@ impl Worker {
         if let Some(ip) = ip {
             self.ctx.net.reserve(ip);
         }
-        self.ctx
-            .lookup
-            .set_netns(&self.namespace, &self.name, sb.netns_path.clone());
+        self.ctx.lookup.set_netns(
+            &self.namespace,
+            &self.name,
+            &self.uid,
+            sb.netns_path.clone(),
+        );
         self.sandbox = Some(Sandbox {
             id: sb.id.clone(),
             netns: sb.netns_path.clone(),
@@ -347,6 +354,8 @@ impl Worker {
             .run_pod_sandbox(SandboxConfig {
                 name: sandbox_name(pod),
                 hostname: Some(hostname.clone()),
+                resources: crate::qos::pod_resources(pod),
+                cgroup_subdir: crate::qos::subdir(crate::container::qos_class(pod)).into(),
                 ..Default::default()
             })
             .await?;
@@ -419,7 +428,7 @@ impl Worker {
         .map_err(crate::error::io("pod /etc files"))?;
         self.ctx
             .lookup
-            .set_netns(&self.namespace, &self.name, netns.clone());
+            .set_netns(&self.namespace, &self.name, &self.uid, netns.clone());
         self.sandbox = Some(Sandbox { id, netns, ip });
         if self.start_time.is_none() {
             self.start_time = Some(now_ts());
@@ -754,11 +763,16 @@ impl Worker {
                 )
             }
         };
+        let creds = if policy == "Always" || (policy != "Never" && !present) {
+            self.pull_credentials(pod, &image_name).await
+        } else {
+            Vec::new()
+        };
         let started = Instant::now();
         let resolved = self
             .ctx
             .images
-            .ensure(&image_name, &policy, pulled_msg)
+            .ensure(&image_name, &policy, &creds, pulled_msg)
             .await;
         let track = self.tracks.entry(c.name.clone()).or_default();
         let resolved = match resolved {
@@ -1229,7 +1243,69 @@ impl Worker {
         s
     }
 
+    /// The credentials the pod's `imagePullSecrets` hold for the image's
+    /// registry. A secret that cannot be read is skipped with upstream's
+    /// warning event, and the pull goes on.
+    async fn pull_credentials(
+        &self,
+        pod: &Pod,
+        image: &str,
+    ) -> Vec<skiff_images::client::Credentials> {
+        let names: Vec<String> = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.image_pull_secrets.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|r| r.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect();
+        let Ok(reference) = skiff_images::Reference::parse(image) else {
+            return Vec::new();
+        };
+        if names.is_empty() {
+            return Vec::new();
+        }
+        let api: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(self.ctx.client.clone(), &self.namespace);
+        let mut secrets = Vec::new();
+        for name in names {
+            match api.get(&name).await {
+                Ok(s) => secrets.push(s),
+                Err(e) => {
+                    tracing::debug!(pod = %self.name, secret = %name, error = %e, "image pull secret");
+                    self.ctx.events.pod(
+                        pod,
+                        "",
+                        true,
+                        "FailedToRetrieveImagePullSecret",
+                        format!(
+                            "Unable to retrieve some image pull secrets ({name}); attempting to pull the image may not succeed."
+                        ),
+                    );
+                }
+            }
+        }
+        crate::pull_secrets::credentials_for(&secrets, &reference.domain)
+    }
+
     async fn report(&mut self, pod: &Pod) {
+        // A static pod's status goes to its mirror pod (none yet: nowhere);
+        // a new mirror gets the whole status.
+        let target = if crate::static_pods::is_static(pod) {
+            match crate::static_pods::mirror_uid(pod) {
+                Some(m) => m.to_string(),
+                None => return,
+            }
+        } else {
+            self.uid.clone()
+        };
+        if self.status_uid.as_deref() != Some(target.as_str()) {
+            if self.status_uid.is_some() {
+                self.last_status = None;
+            }
+            self.status_uid = Some(target.clone());
+        }
         let view = self.view(pod).await;
         let status = crate::status::pod_status(&view, self.last_status.as_ref());
         if self.last_status.as_ref().map(crate::status::comparable)
@@ -1238,7 +1314,7 @@ impl Worker {
             return;
         }
         let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
-        let patch = json!({"metadata": {"uid": self.uid}, "status": status});
+        let patch = json!({"metadata": {"uid": target}, "status": status});
         match api
             .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await

@@ -16,6 +16,7 @@ pub enum Code {
     SizeInvalid,
     Unsupported,
     RangeInvalid,
+    Unauthorized,
 }
 
 impl Code {
@@ -33,6 +34,7 @@ impl Code {
             Code::SizeInvalid => "SIZE_INVALID",
             Code::Unsupported => "UNSUPPORTED",
             Code::RangeInvalid => "RANGE_INVALID",
+            Code::Unauthorized => "UNAUTHORIZED",
         }
     }
 
@@ -44,6 +46,7 @@ impl Code {
             | Code::NameUnknown => StatusCode::NOT_FOUND,
             Code::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
             Code::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
+            Code::Unauthorized => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
         }
     }

@@ -31,6 +31,8 @@ pub struct Registry {
     store: Store,
     repos: PathBuf,
     uploads: Uploads,
+    /// `Authorization: Basic ...` every request must carry, if set.
+    basic_auth: Option<String>,
 }
 
 impl Registry {
@@ -45,7 +47,18 @@ impl Registry {
             store,
             repos,
             uploads: Uploads::default(),
+            basic_auth: None,
         })
+    }
+
+    /// Requires HTTP basic auth with `user`/`password` on every request
+    /// (a 401 `UNAUTHORIZED` with a `Basic` challenge otherwise), as
+    /// distribution's `htpasswd` auth does.
+    pub fn with_basic_auth(mut self, user: &str, password: &str) -> Registry {
+        use base64::Engine;
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        self.basic_auth = Some(format!("Basic {token}"));
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -56,6 +69,22 @@ impl Registry {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        if let Some(want) = &self.basic_auth {
+            let given = req
+                .headers()
+                .get(http::header::AUTHORIZATION)
+                .map(|v| v.as_bytes());
+            if given != Some(want.as_bytes()) {
+                let mut resp = RegistryError::new(Code::Unauthorized, "authentication required")
+                    .response()
+                    .map(full);
+                resp.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"skiff-registry\""),
+                );
+                return resp;
+            }
+        }
         let resp = match self.route(req).await {
             Ok(r) => r,
             Err(e) => {

@@ -488,9 +488,19 @@ fn signal(pid: i32, sig: nix::sys::signal::Signal) {
 #[async_trait::async_trait]
 impl RuntimeService for LinuxRuntime {
     async fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<SandboxId> {
+        if config
+            .cgroup_subdir
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::Invalid(format!(
+                "cgroup subdir {} must be relative, without `..`",
+                config.cgroup_subdir.display()
+            )));
+        }
         let id = uuid::Uuid::new_v4().simple().to_string();
         let netns = self.cfg.state_dir.join("netns").join(&id);
-        let cgroup = self.cfg.cgroup_parent.join(&id);
+        let cgroup = self.cfg.cgroup_parent.join(&config.cgroup_subdir).join(&id);
         let (ns, cg, cgs, res) = (
             netns.clone(),
             cgroup.clone(),

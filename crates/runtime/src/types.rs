@@ -19,6 +19,10 @@ pub struct SandboxConfig {
     pub hostname: Option<String>,
     /// Limits on the pod's cgroup parent (all containers together).
     pub resources: Resources,
+    /// Where the pod's cgroup goes, relative to the runtime's cgroup parent
+    /// (the kubelet's QoS class parents: `burstable`, `besteffort`);
+    /// empty: directly under it. Absolute paths and `..` are refused.
+    pub cgroup_subdir: PathBuf,
     /// Opaque key/values kept with the sandbox (and on disk), for callers to
     /// find their sandboxes again after a restart.
     pub labels: std::collections::BTreeMap<String, String>,

@@ -27,6 +27,10 @@ pub struct NodeFlags {
     /// /usr/lib/cni).
     #[arg(long)]
     pub cni_bin_dir: Vec<PathBuf>,
+    /// A directory of static pod manifests (upstream's `staticPodPath`):
+    /// they run without the API server and are mirrored into it.
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 /// `skiff agent`: a node joining an existing cluster.
@@ -163,6 +167,7 @@ pub fn config(
     cfg.node_ip = flags.node_ip;
     cfg.control_plane = control_plane;
     cfg.cni_conf_dir = flags.cni_conf_dir.clone();
+    cfg.pod_manifest_path = flags.pod_manifest_path.clone();
     if !flags.cni_bin_dir.is_empty() {
         cfg.cni_bin_dirs = flags.cni_bin_dir.clone();
     }
@@ -194,7 +199,9 @@ pub async fn run_with(
     }
     let agent = skiff_kubelet::agent(&cfg);
     let server = match tls {
-        Some(tls) => Some(crate::node_streaming::start(&agent, cfg.kubelet_port, tls).await?),
+        Some(tls) => {
+            Some(crate::node_streaming::start(&agent, &cfg.node_name, cfg.kubelet_port, tls).await?)
+        }
         None => {
             tracing::warn!(
                 "no node TLS material: logs, exec and port-forward will not reach this node"

@@ -34,7 +34,10 @@ impl NodeTls {
 }
 
 /// The agent's pod table seen through the streaming server's trait.
-struct Lookup(skiff_kubelet::lookup::PodLookup);
+struct Lookup {
+    pods: skiff_kubelet::lookup::PodLookup,
+    node_name: String,
+}
 
 impl skiff_streaming::kubelet::PodLookup for Lookup {
     fn container(
@@ -44,7 +47,7 @@ impl skiff_streaming::kubelet::PodLookup for Lookup {
         container: &str,
         previous: bool,
     ) -> Option<skiff_streaming::kubelet::ContainerRef> {
-        self.0
+        self.pods
             .container(namespace, pod, container, previous)
             .map(|c| skiff_streaming::kubelet::ContainerRef {
                 id: c.container_id,
@@ -53,7 +56,25 @@ impl skiff_streaming::kubelet::PodLookup for Lookup {
     }
 
     fn sandbox_netns(&self, namespace: &str, pod: &str) -> Option<PathBuf> {
-        self.0.netns(namespace, pod)
+        self.pods.netns(namespace, pod)
+    }
+
+    fn stats_summary(&self) -> Option<skiff_streaming::stats::SummaryInput> {
+        let pods = self
+            .pods
+            .pods()
+            .into_iter()
+            .map(|p| skiff_streaming::stats::PodStatsRef {
+                namespace: p.namespace,
+                name: p.name,
+                uid: p.uid,
+                containers: p.containers,
+            })
+            .collect();
+        Some(skiff_streaming::stats::SummaryInput {
+            node_name: self.node_name.clone(),
+            pods,
+        })
     }
 }
 
@@ -61,6 +82,7 @@ impl skiff_streaming::kubelet::PodLookup for Lookup {
 /// addresses) and serves until the returned task is aborted.
 pub async fn start(
     agent: &skiff_kubelet::Agent,
+    node_name: &str,
     port: u16,
     tls: NodeTls,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
@@ -68,13 +90,27 @@ pub async fn start(
         .await
         .with_context(|| format!("node server: cannot listen on port {port}"))?;
     let tls = skiff_streaming::kubelet::tls_config(&tls.ca_pem, &tls.cert_pem, &tls.key_pem)?;
-    let kubelet = skiff_streaming::kubelet::Kubelet::new(
+    let kubelet = Arc::new(skiff_streaming::kubelet::Kubelet::new(
         agent.runtime.clone(),
-        Arc::new(Lookup(agent.lookup.clone())),
-    );
-    Ok(tokio::spawn(skiff_streaming::kubelet::serve_tls(
-        listener,
-        tls,
-        Arc::new(kubelet),
-    )))
+        Arc::new(Lookup {
+            pods: agent.lookup.clone(),
+            node_name: node_name.to_string(),
+        }),
+    ));
+    // Aborting the server's task drops this future, and with it the guard
+    // that stops the sampler.
+    let sampler = AbortOnDrop(tokio::spawn(kubelet.clone().sample_forever()));
+    let server = skiff_streaming::kubelet::serve_tls(listener, tls, kubelet);
+    Ok(tokio::spawn(async move {
+        let _sampler = sampler;
+        server.await;
+    }))
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

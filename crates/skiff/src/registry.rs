@@ -22,11 +22,20 @@ pub struct RegistryArgs {
     /// The certificate's private key (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Require HTTP basic auth, `USER:PASSWORD`.
+    #[arg(long, env = "SKIFF_REGISTRY_BASIC_AUTH", hide_env_values = true)]
+    pub basic_auth: Option<String>,
 }
 
 pub async fn run(args: RegistryArgs) -> anyhow::Result<ExitCode> {
-    let registry = skiff_registry::Registry::open(&args.data_dir)
+    let mut registry = skiff_registry::Registry::open(&args.data_dir)
         .with_context(|| format!("opening the registry in {}", args.data_dir.display()))?;
+    if let Some(auth) = &args.basic_auth {
+        let (user, password) = auth
+            .split_once(':')
+            .context("--basic-auth must be USER:PASSWORD")?;
+        registry = registry.with_basic_auth(user, password);
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

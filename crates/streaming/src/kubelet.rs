@@ -70,6 +70,8 @@ pub struct Kubelet {
     pods: Arc<dyn PodLookup>,
     /// How long the client has to open its SPDY streams.
     stream_creation_timeout: Duration,
+    /// The last CPU sample per cgroup, for `usageNanoCores`.
+    cpu: crate::stats::CpuSampler,
 }
 
 fn path_parts(path: &str) -> Vec<String> {
@@ -140,6 +142,21 @@ impl Kubelet {
             runtime,
             pods,
             stream_creation_timeout: Duration::from_secs(30),
+            cpu: Default::default(),
+        }
+    }
+
+    /// Samples the CPU counters every [`crate::stats::SAMPLE_INTERVAL`]
+    /// (as cAdvisor's housekeeping does), so the first `/stats/summary`
+    /// after a pod starts already has a rate. Runs until dropped.
+    pub async fn sample_forever(self: Arc<Self>) {
+        let mut tick = tokio::time::interval(crate::stats::SAMPLE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Some(input) = self.pods.stats_summary() {
+                crate::stats::summary(self.runtime.as_ref(), &self.cpu, input).await;
+            }
         }
     }
 
@@ -398,7 +415,7 @@ impl Kubelet {
         let Some(input) = self.pods.stats_summary() else {
             return status::not_found("stats are not available on this node");
         };
-        let doc = crate::stats::summary(self.runtime.as_ref(), input).await;
+        let doc = crate::stats::summary(self.runtime.as_ref(), &self.cpu, input).await;
         let mut res = Response::new(status::full(serde_json::to_vec(&doc).unwrap_or_default()));
         res.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -5,9 +5,9 @@
 //! Containers come from `RuntimeService::container_stats`; the node from
 //! `/proc/stat` and `/proc/meminfo`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -28,20 +28,74 @@ pub struct SummaryInput {
     pub pods: Vec<PodStatsRef>,
 }
 
-/// Previous cumulative CPU samples, for rates.
-static SAMPLES: Mutex<Option<HashMap<String, (Instant, u64)>>> = Mutex::new(None);
+/// How often the node samples CPU counters on its own (cAdvisor's
+/// housekeeping interval), so a rate is ready before anyone asks.
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(10);
 
-/// nanocores between the previous sample of `key` and this one.
-fn rate(key: &str, now: Instant, cumulative_ns: u64) -> u64 {
-    let mut guard = SAMPLES.lock().unwrap_or_else(|p| p.into_inner());
-    let map = guard.get_or_insert_with(HashMap::new);
-    let prev = map.insert(key.to_string(), (now, cumulative_ns));
-    match prev {
-        Some((t, ns)) if now > t && cumulative_ns >= ns => {
-            let secs = (now - t).as_secs_f64();
-            ((cumulative_ns - ns) as f64 / secs) as u64
-        }
-        _ => 0,
+/// A request takes a new sample only when the last one is at least this
+/// old; closer samples would give a noisy rate over a tiny window.
+const MIN_WINDOW: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    cumulative_ns: u64,
+    /// nanocores between the sample before and this one.
+    rate: Option<u64>,
+}
+
+/// The last CPU sample of each cgroup (the node, and each container by
+/// runtime id): `usageNanoCores` is the rate between the last two
+/// samples, as cAdvisor reports it. Keys not seen in a full pass are
+/// dropped, so the map is as large as what runs.
+#[derive(Default)]
+pub struct CpuSampler {
+    samples: Mutex<HashMap<String, Sample>>,
+}
+
+impl CpuSampler {
+    /// Records `cumulative_ns` for `key` at `now` (unless the last sample
+    /// is younger than [`MIN_WINDOW`]) and returns the latest rate; 0
+    /// until there are two samples.
+    pub fn rate(&self, key: &str, now: Instant, cumulative_ns: u64) -> u64 {
+        let mut map = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        let next = match map.get(key) {
+            Some(prev) if now.saturating_duration_since(prev.at) < MIN_WINDOW => {
+                return prev.rate.unwrap_or(0);
+            }
+            Some(prev) if cumulative_ns >= prev.cumulative_ns => {
+                let secs = (now - prev.at).as_secs_f64();
+                Sample {
+                    at: now,
+                    cumulative_ns,
+                    rate: Some(((cumulative_ns - prev.cumulative_ns) as f64 / secs) as u64),
+                }
+            }
+            // First sample, or a counter that went back (a new cgroup
+            // under an old key): start over.
+            _ => Sample {
+                at: now,
+                cumulative_ns,
+                rate: None,
+            },
+        };
+        map.insert(key.to_string(), next);
+        next.rate.unwrap_or(0)
+    }
+
+    /// Forgets every key not in `live`.
+    pub fn retain(&self, live: &HashSet<String>) {
+        let mut map = self.samples.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|k, _| live.contains(k));
+    }
+
+    /// How many keys are kept (for tests).
+    pub fn len(&self) -> usize {
+        self.samples.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -76,12 +130,19 @@ pub fn node_memory(meminfo: &str) -> Option<(u64, u64)> {
     Some((total, total.saturating_sub(available)))
 }
 
+/// The node's own key in the sampler (container ids are hex).
+const NODE_KEY: &str = "node";
+
 fn now_rfc3339() -> String {
     crate::logs::rfc3339_nano(jiff::Timestamp::now())
 }
 
-/// Builds the summary document.
-pub async fn summary(runtime: &dyn skiff_runtime::RuntimeService, input: SummaryInput) -> Value {
+/// Builds the summary document, sampling CPU counters through `sampler`.
+pub async fn summary(
+    runtime: &dyn skiff_runtime::RuntimeService,
+    sampler: &CpuSampler,
+    input: SummaryInput,
+) -> Value {
     let now = Instant::now();
     let time = now_rfc3339();
     let cpu_ns = std::fs::read_to_string("/proc/stat")
@@ -92,7 +153,8 @@ pub async fn summary(runtime: &dyn skiff_runtime::RuntimeService, input: Summary
         .ok()
         .and_then(|s| node_memory(&s))
         .unwrap_or((0, 0));
-    let node_rate = rate("node", now, cpu_ns);
+    let node_rate = sampler.rate(NODE_KEY, now, cpu_ns);
+    let mut live: HashSet<String> = HashSet::from([NODE_KEY.to_string()]);
     let mut pods = Vec::new();
     for p in &input.pods {
         let mut containers = Vec::new();
@@ -101,7 +163,8 @@ pub async fn summary(runtime: &dyn skiff_runtime::RuntimeService, input: Summary
             let Ok(s) = runtime.container_stats(id).await else {
                 continue;
             };
-            let r = rate(id, now, s.cpu_usage_ns);
+            let r = sampler.rate(id, now, s.cpu_usage_ns);
+            live.insert(id.clone());
             pod_cpu += s.cpu_usage_ns;
             pod_rate += r;
             pod_mem += s.memory_working_set_bytes;
@@ -123,6 +186,7 @@ pub async fn summary(runtime: &dyn skiff_runtime::RuntimeService, input: Summary
             "memory": {"time": time, "workingSetBytes": pod_mem},
         }));
     }
+    sampler.retain(&live);
     json!({
         "node": {
             "nodeName": input.node_name,
@@ -152,13 +216,20 @@ mod tests {
 
     #[test]
     fn rates_need_two_samples() {
+        let s = CpuSampler::default();
         let t = Instant::now();
-        assert_eq!(rate("k-test", t, 1_000), 0);
-        let r = rate(
-            "k-test",
-            t + std::time::Duration::from_secs(2),
-            2_000_000_001,
-        );
+        assert_eq!(s.rate("k", t, 1_000), 0);
+        let r = s.rate("k", t + Duration::from_secs(2), 2_000_000_001);
         assert_eq!(r, (2_000_000_001 - 1_000) / 2);
+        // Too soon for a new sample: the last rate again.
+        assert_eq!(
+            s.rate("k", t + Duration::from_millis(2100), 9_000_000_000),
+            r
+        );
+        // A counter that went back starts over.
+        assert_eq!(s.rate("k", t + Duration::from_secs(4), 5), 0);
+        s.rate("gone", t, 1);
+        s.retain(&HashSet::from(["k".to_string()]));
+        assert_eq!(s.len(), 1);
     }
 }

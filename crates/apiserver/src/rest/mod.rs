@@ -8,6 +8,7 @@ mod decode;
 mod delete;
 mod eviction;
 mod list;
+mod metrics;
 mod review;
 mod scale;
 mod update;
@@ -133,6 +134,9 @@ async fn route(
             None => Ok(Bytes::new()),
         }
     };
+    if req.kind.verbs == skiff_api::kinds::Verbs::ReadOnly {
+        return metrics::serve(app, req).await;
+    }
     let sub = req.path.subresource.clone();
     let verb_allowed = |verb: &str| crate::discovery::allows(&req.kind, verb);
     match (&req.method, req.path.name.is_some(), sub.as_deref()) {

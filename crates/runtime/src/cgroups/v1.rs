@@ -61,17 +61,20 @@ impl V1 {
     }
 
     /// Creates each level; cpuset levels need `cpus`/`mems` from the parent
-    /// before anything can join (v1 leaves them empty).
-    fn mkdir_levels(&self, mount: &Path, ctrl: &str, path: &Path) -> Result<PathBuf> {
+    /// before anything can join (v1 leaves them empty). Also says whether
+    /// the last level is new.
+    fn mkdir_levels(&self, mount: &Path, ctrl: &str, path: &Path) -> Result<(PathBuf, bool)> {
         let mut dir = mount.to_path_buf();
+        let mut created = false;
         for c in path
             .components()
             .filter(|c| matches!(c, std::path::Component::Normal(_)))
         {
             let parent = dir.clone();
             dir.push(c);
+            created = false;
             match std::fs::create_dir(&dir) {
-                Ok(()) => {}
+                Ok(()) => created = true,
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(cg_err(&dir, format!("mkdir: {e}"))),
             }
@@ -83,14 +86,14 @@ impl V1 {
                 }
             }
         }
-        Ok(dir)
+        Ok((dir, created))
     }
 }
 
 impl Cgroups for V1 {
     fn create(&self, path: &Path, res: &Resources) -> Result<()> {
         for (ctrl, mount) in &self.controllers {
-            let dir = self.mkdir_levels(mount, ctrl, path)?;
+            let (dir, created) = self.mkdir_levels(mount, ctrl, path)?;
             match *ctrl {
                 "memory" => {
                     if let Some(m) = res.memory_limit {
@@ -116,7 +119,10 @@ impl Cgroups for V1 {
                         write(&dir, "cpuset.mems", m)?;
                     }
                 }
-                "devices" => {
+                // Only on a new cgroup: v1 refuses to change the rules of
+                // one with children (a QoS parent made again at restart),
+                // and an existing one already has them.
+                "devices" if created => {
                     write(&dir, "devices.deny", "a")?;
                     for rule in DEVICE_ALLOW {
                         write(&dir, "devices.allow", rule)?;
