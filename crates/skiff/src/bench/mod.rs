@@ -101,6 +101,17 @@ pub struct Summary {
     pub count: usize,
 }
 
+impl Summary {
+    /// One row of the `what / p50 ms / p99 ms / n` tables that `bench
+    /// network` and `bench netpol` print.
+    pub fn print_row(&self, what: &str) {
+        println!(
+            "{:<44} {:>10.1} {:>10.1} {:>8}",
+            what, self.p50_ms, self.p99_ms, self.count
+        );
+    }
+}
+
 pub fn summarize(mut samples: Vec<std::time::Duration>) -> Summary {
     samples.sort();
     let pick = |q: f64| {

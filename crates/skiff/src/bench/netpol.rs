@@ -149,18 +149,9 @@ pub fn run(a: NetpolArgs) -> anyhow::Result<()> {
         "{:<44} {:>10} {:>10} {:>8}",
         "what", "p50 ms", "p99 ms", "n"
     );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "render the node's table (in process)", r.p50_ms, r.p99_ms, r.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "  of which CPU time", rc.p50_ms, rc.p99_ms, rc.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "nft -f (replace the table)", n.p50_ms, n.p99_ms, n.count
-    );
+    r.print_row("render the node's table (in process)");
+    rc.print_row("  of which CPU time");
+    n.print_row("nft -f (replace the table)");
     println!(
         "script: {:.1} KiB, {rules} allow rules",
         script.len() as f64 / 1024.0

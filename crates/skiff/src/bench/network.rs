@@ -366,34 +366,13 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         "{:<44} {:>10} {:>10} {:>8}",
         "what", "p50 ms", "p99 ms", "n"
     );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "full sync: render (in process)", r.p50_ms, r.p99_ms, r.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "full sync: nft -f (one transaction)", a.p50_ms, a.p99_ms, a.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "delta sync: render + nft -f (one endpoint)", dt.p50_ms, dt.p99_ms, dt.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "endpoint added -> traffic flows", la.p50_ms, la.p99_ms, la.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "endpoint removed -> connection refused", lr.p50_ms, lr.p99_ms, lr.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "new Service: first write -> traffic flows", nf.p50_ms, nf.p99_ms, nf.count
-    );
-    println!(
-        "{:<44} {:>10.1} {:>10.1} {:>8}",
-        "new Service: slice written -> traffic flows", nsl.p50_ms, nsl.p99_ms, nsl.count
-    );
+    r.print_row("full sync: render (in process)");
+    a.print_row("full sync: nft -f (one transaction)");
+    dt.print_row("delta sync: render + nft -f (one endpoint)");
+    la.print_row("endpoint added -> traffic flows");
+    lr.print_row("endpoint removed -> connection refused");
+    nf.print_row("new Service: first write -> traffic flows");
+    nsl.print_row("new Service: slice written -> traffic flows");
     println!(
         "transaction size: {:.1} MiB; nft peak RSS: {:.0} MiB",
         size as f64 / 1048576.0,
