@@ -205,6 +205,33 @@ fn forwarded_query(q: Option<&str>) -> String {
     out.finish()
 }
 
+/// One HTTP/1.1 connection to a node's server over TLS (HTTP/1.1 because
+/// exec, attach and port-forward upgrade it; plain GETs use it as is).
+async fn dial(
+    tls: &Arc<rustls::ClientConfig>,
+    host: &str,
+    port: u16,
+) -> ApiResult<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
+    let tcp = tokio::net::TcpStream::connect((host, port))
+        .await
+        .map_err(dial_error)?;
+    let _ = tcp.set_nodelay(true);
+    let server_name = ServerName::try_from(host.to_string()).map_err(dial_error)?;
+    let tls = tokio_rustls::TlsConnector::from(tls.clone())
+        .connect(server_name, tcp)
+        .await
+        .map_err(dial_error)?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(dial_error)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "node connection ended");
+        }
+    });
+    Ok(sender)
+}
+
 fn dial_error(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(500, "InternalError", format!("error dialing backend: {e}"))
 }
@@ -237,20 +264,7 @@ pub async fn get_from_node(
     };
     let tls = client.tls.clone();
     let fetch = async move {
-        let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(dial_error)?;
-        let server_name = ServerName::try_from(host.clone()).map_err(dial_error)?;
-        let tls = tokio_rustls::TlsConnector::from(tls)
-            .connect(server_name, tcp)
-            .await
-            .map_err(dial_error)?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(dial_error)?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let mut sender = dial(&tls, &host, port).await?;
         let req = Request::builder()
             .method(Method::GET)
             .uri(path)
@@ -366,24 +380,7 @@ pub async fn handle(
         format!("{path}?{q}")
     };
 
-    // Connect: TCP, TLS, HTTP/1.1 (upgrades are HTTP/1.1 only).
-    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(dial_error)?;
-    let _ = tcp.set_nodelay(true);
-    let server_name = ServerName::try_from(host.clone()).map_err(dial_error)?;
-    let tls = tokio_rustls::TlsConnector::from(client.tls.clone())
-        .connect(server_name, tcp)
-        .await
-        .map_err(dial_error)?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(dial_error)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(error = %e, "node connection ended");
-        }
-    });
+    let mut sender = dial(&client.tls, &host, port).await?;
     let mut up = Request::builder()
         .method(req.method().clone())
         .uri(&uri)
