@@ -191,7 +191,10 @@ async fn inner(args: PodstartArgs) -> anyhow::Result<()> {
         .args([
             "server",
             "--disable",
-            "agent",
+            // Pod start-up needs the scheduler, the controllers and the
+            // agent's pod network; not the Service proxy, DNS or Ingress
+            // (the bench's network namespace has no node address for them).
+            "agent,proxy,dns,ingress,servicelb,network-policy",
             "--https-port",
             &port.to_string(),
             "--data-dir",
