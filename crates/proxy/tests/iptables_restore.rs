@@ -1,0 +1,158 @@
+//! The iptables renderer against the real kernel, in a network namespace
+//! this test creates, with every iptables variant the machine has: the
+//! restore files are accepted, `iptables-save` reads back exactly the
+//! jumps rendered (so later syncs add none), stale chains go, rules that
+//! are not Skiff's survive every step, and the cleanup leaves nothing.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use skiff_proxy::ipt;
+use skiff_proxy::ipt_save;
+use skiff_proxy::model::{Endpoint, Proto, ServicePort};
+use skiff_proxy::nft::RenderConfig;
+
+struct Netns(String);
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn netns(tag: &str) -> Netns {
+    let name = format!("skipt{}-{tag}", std::process::id() % 100000);
+    let st = Command::new("ip").args(["netns", "add", &name]).status();
+    assert!(st.is_ok_and(|s| s.success()), "ip netns add {name}");
+    Netns(name)
+}
+
+fn run(ns: &str, args: &[&str], stdin: &str) -> Result<String, String> {
+    let mut c = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = c.wait_with_output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn save(ns: &str, variant: &str) -> String {
+    let tool = format!("{variant}-save");
+    let mut s = run(ns, &[&tool, "-t", "nat"], "").unwrap();
+    s += &run(ns, &[&tool, "-t", "filter"], "").unwrap();
+    s
+}
+
+fn restore(ns: &str, variant: &str, text: &str) {
+    let tool = format!("{variant}-restore");
+    if let Err(e) = run(ns, &[&tool, "--noflush"], text) {
+        panic!("{tool} rejected:\n{e}\n{text}");
+    }
+}
+
+fn port(i: u8, eps: &[u8], affinity: bool, local: bool) -> ServicePort {
+    ServicePort {
+        key: format!("d/s{i}/http/tcp"),
+        proto: Proto::Tcp,
+        port: 80,
+        cluster_ips: vec![format!("10.43.0.{i}").parse().unwrap()],
+        node_port: Some(30000 + u16::from(i)),
+        external_ips: vec![format!("192.168.9.{i}").parse().unwrap()],
+        affinity_timeout: affinity.then_some(60),
+        external_local: local,
+        internal_local: local,
+        endpoints: eps
+            .iter()
+            .map(|e| Endpoint {
+                ip: format!("10.244.{i}.{e}").parse().unwrap(),
+                port: 8080,
+                local: *e % 2 == 0,
+                ready: true,
+                serving: true,
+                terminating: false,
+            })
+            .collect(),
+    }
+}
+
+/// Rules that are not Skiff's, which must outlive everything.
+const FOREIGN: &str = "*filter\n:OTHER - [0:0]\n-A OTHER -j ACCEPT\n-A FORWARD -j OTHER\nCOMMIT\n*nat\n-A POSTROUTING -o eth9 -j MASQUERADE\nCOMMIT\n";
+
+fn foreign_intact(s: &str) {
+    assert!(s.contains("-A OTHER -j ACCEPT"), "{s}");
+    assert!(s.contains("-A FORWARD -j OTHER"), "{s}");
+    assert!(s.contains("-A POSTROUTING -o eth9 -j MASQUERADE"), "{s}");
+}
+
+fn lifecycle(variant: &str) {
+    if Command::new(variant).arg("-V").output().is_err() {
+        eprintln!("{variant} not installed: skipped");
+        return;
+    }
+    let ns = netns(variant);
+    let ns = ns.0.as_str();
+    restore(ns, variant, FOREIGN);
+    let cfg = RenderConfig {
+        node_ips: vec!["192.168.9.1".parse().unwrap()],
+        cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
+    };
+    let mut udp = port(4, &[2], false, false);
+    udp.proto = Proto::Udp;
+    udp.key = "d/s4/dns/udp".into();
+    let ports = vec![
+        port(1, &[2, 3, 4], false, false),
+        port(2, &[2, 3], true, true),
+        port(3, &[], false, false),
+        port(5, &[3], false, true),
+        udp,
+    ];
+    let first = ipt::render(&ports, &cfg, &ipt_save::parse(&save(ns, variant)));
+    restore(ns, variant, &first.text);
+    let s = save(ns, variant);
+    foreign_intact(&s);
+    let read = ipt_save::parse(&s);
+    // What the kernel holds is what the render says it left.
+    assert_eq!(read, first.programmed, "{s}");
+    assert!(read.stray_jumps.is_empty());
+    assert!(s.contains("--probability 0.33333333"), "{s}");
+    assert!(s.contains("--rcheck --seconds 60 --reap"), "{s}");
+
+    // A second sync from what save shows: no new jumps, same rules.
+    let again = ipt::render(&ports, &cfg, &read);
+    assert!(!again.text.contains("-I "), "{}", again.text);
+    restore(ns, variant, &again.text);
+    assert_eq!(save(ns, variant).matches("skiff service portals").count(), 5);
+
+    // Services gone: their chains are deleted, the fixed ones stay.
+    let fewer = ipt::render(&ports[..1], &cfg, &again.programmed);
+    restore(ns, variant, &fewer.text);
+    let s = save(ns, variant);
+    foreign_intact(&s);
+    assert_eq!(ipt_save::parse(&s), fewer.programmed);
+    assert!(!s.contains("d/s2/http/tcp"), "{s}");
+
+    // Cleanup (what nftables mode runs): only foreign rules remain.
+    restore(ns, variant, &ipt_save::cleanup(&ipt_save::parse(&s)));
+    let s = save(ns, variant);
+    foreign_intact(&s);
+    assert!(!s.contains("SKIFF"), "{s}");
+    assert!(ipt_save::cleanup(&ipt_save::parse(&s)).is_empty());
+}
+
+#[test]
+fn iptables_nft_lifecycle() {
+    lifecycle("iptables-nft");
+}
+
+#[test]
+fn iptables_legacy_lifecycle() {
+    lifecycle("iptables-legacy");
+}
