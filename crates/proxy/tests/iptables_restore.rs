@@ -156,3 +156,66 @@ fn iptables_nft_lifecycle() {
 fn iptables_legacy_lifecycle() {
     lifecycle("iptables-legacy");
 }
+
+/// `nft`, `iptables-save` and `iptables-restore` wrappers that run the
+/// real tools inside namespace `ns`, so `mode` can be driven as the proxy
+/// drives it without touching the host's own rules. Removed on drop.
+struct Wrappers(std::path::PathBuf);
+
+impl Wrappers {
+    fn new(ns: &str) -> Wrappers {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("{ns}-bin"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, real) in [
+            ("nft", "nft"),
+            ("iptables-save", "iptables-nft-save"),
+            ("iptables-restore", "iptables-nft-restore"),
+        ] {
+            let p = dir.join(name);
+            std::fs::write(
+                &p,
+                format!("#!/bin/sh\nexec ip netns exec {ns} {real} \"$@\"\n"),
+            )
+            .unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        Wrappers(dir)
+    }
+}
+
+impl Drop for Wrappers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn switching_modes_removes_the_other_modes_rules() {
+    use skiff_proxy::{ProxyConfig, ProxyMode, mode};
+    let ns = netns("switch");
+    let ns = ns.0.as_str();
+    let bin = Wrappers::new(ns);
+    let mut cfg = ProxyConfig::new("n1");
+    cfg.nft_path = bin.0.join("nft");
+    cfg.iptables_path = bin.0.join("iptables");
+    assert_eq!(mode::effective(&cfg).await, ProxyMode::Nftables);
+    restore(ns, "iptables-nft", FOREIGN);
+    // Both modes' rules present, as after a switch.
+    run(ns, &["nft", "add table ip skiff; add chain ip skiff services"], "").unwrap();
+    let rules = ipt::render(&[port(1, &[2], false, false)], &RenderConfig::default(), &Default::default());
+    restore(ns, "iptables-nft", &rules.text);
+
+    mode::remove_other(&cfg, ProxyMode::Iptables).await;
+    assert!(run(ns, &["nft", "list", "table", "ip", "skiff"], "").is_err());
+    assert!(save(ns, "iptables-nft").contains("SKIFF-SERVICES"));
+
+    mode::remove_other(&cfg, ProxyMode::Nftables).await;
+    let s = save(ns, "iptables-nft");
+    assert!(!s.contains("SKIFF"), "{s}");
+    foreign_intact(&s);
+
+    // No usable nft: the configured nftables mode falls back.
+    cfg.nft_path = bin.0.join("missing-nft");
+    assert_eq!(mode::effective(&cfg).await, ProxyMode::Iptables);
+}
