@@ -35,9 +35,13 @@ pub async fn nft(nft_path: &Path, text: &str) -> Result<(), ApplyError> {
 /// each table's section is committed as a whole, and chains the file does
 /// not declare are left alone.
 pub async fn iptables_restore(iptables: &Path, text: &str) -> Result<(), ApplyError> {
-    run(&sibling(iptables, "restore"), &["--noflush", "-w", "5"], text)
-        .await
-        .map(drop)
+    run(
+        &sibling(iptables, "restore"),
+        &["--noflush", "-w", "5"],
+        text,
+    )
+    .await
+    .map(drop)
 }
 
 /// `iptables-save` of the nat and filter tables (the only ones Skiff uses).
@@ -99,7 +103,11 @@ pub async fn delete_nft_table(nft_path: &Path) -> Result<bool, ApplyError> {
     if !tables.lines().any(|l| l.trim() == ours) {
         return Ok(false);
     }
-    nft(nft_path, &format!("delete table ip {}\n", crate::nft::TABLE)).await?;
+    nft(
+        nft_path,
+        &format!("delete table ip {}\n", crate::nft::TABLE),
+    )
+    .await?;
     Ok(true)
 }
 

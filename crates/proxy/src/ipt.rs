@@ -178,7 +178,10 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, existing: &Existing) ->
     let node_dsts: Vec<String> = if cfg.node_ips.is_empty() {
         vec!["-m addrtype --dst-type LOCAL".to_string()]
     } else {
-        cfg.node_ips.iter().map(|ip| format!("-d {ip}/32")).collect()
+        cfg.node_ips
+            .iter()
+            .map(|ip| format!("-d {ip}/32"))
+            .collect()
     };
     let mut seen_seps = BTreeSet::new();
     for sp in ports {
@@ -315,10 +318,7 @@ fn render_port(
         }
         if let Some(np) = sp.node_port {
             for dst in node_dsts {
-                filter.rule(
-                    SERVICES,
-                    &format!("{} {name} {verdict}", np_match(dst, np)),
-                );
+                filter.rule(SERVICES, &format!("{} {name} {verdict}", np_match(dst, np)));
             }
         }
         return made;
@@ -457,14 +457,22 @@ mod tests {
             ep("10.244.0.3", false),
             ep("10.244.0.4", false),
         ]);
-        let r = render(&[p.clone()], &cfg(), &Existing::default());
+        let r = render(std::slice::from_ref(&p), &cfg(), &Existing::default());
         let svc = chain("SVC", &p.key);
         let rules = lines(&r.text, &svc);
         // Masquerade mark for ClusterIP traffic from outside the pods.
         assert!(rules[0].contains("-d 10.43.0.5/32 -p tcp --dport 80 ! -s 10.244.0.0/16"));
         assert!(rules[0].ends_with("-j SKIFF-MARK-MASQ"));
-        assert!(rules[1].contains("--probability 0.3333333333"), "{}", rules[1]);
-        assert!(rules[2].contains("--probability 0.5000000000"), "{}", rules[2]);
+        assert!(
+            rules[1].contains("--probability 0.3333333333"),
+            "{}",
+            rules[1]
+        );
+        assert!(
+            rules[2].contains("--probability 0.5000000000"),
+            "{}",
+            rules[2]
+        );
         assert!(!rules[3].contains("statistic"), "{}", rules[3]);
         assert_eq!(rules.len(), 4);
         assert_eq!(r.endpoints, 3);
@@ -481,7 +489,12 @@ mod tests {
         ));
         // The node-port dispatch is the last rule of SKIFF-SERVICES.
         let nat = r.text.split("COMMIT").next().unwrap();
-        assert!(lines(nat, SERVICES).last().unwrap().ends_with("-j SKIFF-NODEPORTS"));
+        assert!(
+            lines(nat, SERVICES)
+                .last()
+                .unwrap()
+                .ends_with("-j SKIFF-NODEPORTS")
+        );
         // Chain names fit iptables' 28 characters.
         assert!(r.programmed.chains.iter().all(|(_, c)| c.len() <= 28));
     }
@@ -489,12 +502,10 @@ mod tests {
     #[test]
     fn jumps_once_and_only_skiff_chains() {
         let p = port(vec![ep("10.244.0.2", true)]);
-        let first = render(&[p.clone()], &cfg(), &Existing::default());
-        assert!(
-            first
-                .text
-                .contains("-I PREROUTING 1 -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES")
-        );
+        let first = render(std::slice::from_ref(&p), &cfg(), &Existing::default());
+        assert!(first.text.contains(
+            "-I PREROUTING 1 -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES"
+        ));
         assert_eq!(first.text.matches("-I ").count(), JUMPS.len());
         // Every declared chain and every appended rule is Skiff's; the
         // only rules in built-in chains are the inserted jumps.
@@ -515,12 +526,15 @@ mod tests {
     #[test]
     fn stale_chains_are_emptied_then_deleted() {
         let p = port(vec![ep("10.244.0.2", true)]);
-        let first = render(&[p.clone()], &cfg(), &Existing::default());
+        let first = render(std::slice::from_ref(&p), &cfg(), &Existing::default());
         let second = render(&[port(vec![])], &cfg(), &first.programmed);
         let sep = chain("SEP", "default/web/http/tcp/10.244.0.2:8080");
         let svc = chain("SVC", &p.key);
         for c in [&sep, &svc] {
-            let decl = second.text.find(&format!(":{c} - [0:0]")).expect("declared");
+            let decl = second
+                .text
+                .find(&format!(":{c} - [0:0]"))
+                .expect("declared");
             let del = second.text.find(&format!("-X {c}\n")).expect("deleted");
             assert!(decl < del);
         }
@@ -540,7 +554,11 @@ mod tests {
         p.external_local = true;
         p.affinity_timeout = Some(60);
         p.external_ips = vec!["192.168.1.50".parse().unwrap()];
-        let r = render(&[p.clone()], &RenderConfig::default(), &Existing::default());
+        let r = render(
+            std::slice::from_ref(&p),
+            &RenderConfig::default(),
+            &Existing::default(),
+        );
         let ext = chain("EXT", &p.key);
         let svl = chain("SVL", &p.key);
         // Local: no masquerade mark, only the local endpoint.

@@ -27,11 +27,11 @@ use kube::Api;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Mutex, Notify};
 
-use crate::{ProxyConfig, ProxyMode};
 use crate::delta::Delta;
 use crate::fragment::Fragment;
 use crate::model::{State, slice_service};
 use crate::nft::{RenderConfig, Ruleset, render_fragments};
+use crate::{ProxyConfig, ProxyMode};
 
 /// What the watches changed since the last sync.
 #[derive(Default)]
@@ -50,9 +50,10 @@ struct Shared {
 }
 
 /// Runs the proxy until the future is dropped.
-pub async fn run(client: kube::Client, cfg: ProxyConfig) {
+pub async fn run(client: kube::Client, mut cfg: ProxyConfig) {
     crate::apply::sysctls();
-    let mode = crate::mode::effective(&cfg).await;
+    let mode;
+    (mode, cfg.iptables_path) = crate::mode::effective(&cfg).await;
     crate::mode::remove_other(&cfg, mode).await;
     tracing::debug!("proxy: {mode} mode");
     let shared = Arc::new(Shared {

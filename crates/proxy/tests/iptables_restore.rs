@@ -129,7 +129,10 @@ fn lifecycle(variant: &str) {
     let again = ipt::render(&ports, &cfg, &read);
     assert!(!again.text.contains("-I "), "{}", again.text);
     restore(ns, variant, &again.text);
-    assert_eq!(save(ns, variant).matches("skiff service portals").count(), 5);
+    assert_eq!(
+        save(ns, variant).matches("skiff service portals").count(),
+        5
+    );
 
     // Services gone: their chains are deleted, the fixed ones stay.
     let fewer = ipt::render(&ports[..1], &cfg, &again.programmed);
@@ -171,6 +174,11 @@ impl Wrappers {
             ("nft", "nft"),
             ("iptables-save", "iptables-nft-save"),
             ("iptables-restore", "iptables-nft-restore"),
+            ("iptables-legacy-save", "iptables-legacy-save"),
+            ("iptables-legacy-restore", "iptables-legacy-restore"),
+            // An iptables whose backend does not work here.
+            ("broken-save", "false"),
+            ("broken-legacy-save", "iptables-legacy-save"),
         ] {
             let p = dir.join(name);
             std::fs::write(
@@ -199,11 +207,20 @@ async fn switching_modes_removes_the_other_modes_rules() {
     let mut cfg = ProxyConfig::new("n1");
     cfg.nft_path = bin.0.join("nft");
     cfg.iptables_path = bin.0.join("iptables");
-    assert_eq!(mode::effective(&cfg).await, ProxyMode::Nftables);
+    assert_eq!(mode::effective(&cfg).await.0, ProxyMode::Nftables);
     restore(ns, "iptables-nft", FOREIGN);
     // Both modes' rules present, as after a switch.
-    run(ns, &["nft", "add table ip skiff; add chain ip skiff services"], "").unwrap();
-    let rules = ipt::render(&[port(1, &[2], false, false)], &RenderConfig::default(), &Default::default());
+    run(
+        ns,
+        &["nft", "add table ip skiff; add chain ip skiff services"],
+        "",
+    )
+    .unwrap();
+    let rules = ipt::render(
+        &[port(1, &[2], false, false)],
+        &RenderConfig::default(),
+        &Default::default(),
+    );
     restore(ns, "iptables-nft", &rules.text);
 
     mode::remove_other(&cfg, ProxyMode::Iptables).await;
@@ -215,7 +232,18 @@ async fn switching_modes_removes_the_other_modes_rules() {
     assert!(!s.contains("SKIFF"), "{s}");
     foreign_intact(&s);
 
+    // Chains left in the other variant go too.
+    restore(ns, "iptables-legacy", &rules.text);
+    mode::remove_other(&cfg, ProxyMode::Nftables).await;
+    assert!(!save(ns, "iptables-legacy").contains("SKIFF"));
+
     // No usable nft: the configured nftables mode falls back.
     cfg.nft_path = bin.0.join("missing-nft");
-    assert_eq!(mode::effective(&cfg).await, ProxyMode::Iptables);
+    assert_eq!(mode::effective(&cfg).await.0, ProxyMode::Iptables);
+    // An iptables that cannot work here: its -legacy sibling is used.
+    cfg.iptables_path = bin.0.join("broken");
+    assert_eq!(
+        mode::effective(&cfg).await,
+        (ProxyMode::Iptables, bin.0.join("broken-legacy"))
+    );
 }

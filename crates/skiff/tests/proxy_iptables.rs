@@ -7,7 +7,8 @@
 //! Service answers from a client pod and spreads over both pods; a
 //! ClientIP-affinity Service sticks; a NodePort answers on each node's
 //! address from a host outside the cluster; a Service without endpoints is
-//! refused at once; a pod reaches itself through its Service (hairpin).
+//! refused at once; a pod reaches itself through its Service (hairpin,
+//! internalTrafficPolicy Local).
 
 mod support;
 
@@ -171,17 +172,24 @@ fn iptables_mode_serves_real_traffic() {
                 .then_some(save)
         });
         assert!(
-            save.contains("-A PREROUTING -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES"),
+            save.contains(
+                "-A PREROUTING -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES"
+            ),
             "{save}"
         );
         let (ok, out) = exec(ns, &["nft", "list", "table", "ip", "skiff"]);
-        assert!(!ok, "the nftables mode's table is still there in {ns}: {out}");
+        assert!(
+            !ok,
+            "the nftables mode's table is still there in {ns}: {out}"
+        );
     }
 
     // ClusterIP from a pod: answered, by both pods.
     let web_ip = cluster_ip(server, "web");
     let url = format!("http://{web_ip}/");
-    let first = eventually(30, "the web ClusterIP answers", || wget(server, "client", &url).0);
+    let first = eventually(30, "the web ClusterIP answers", || {
+        wget(server, "client", &url).0
+    });
     assert!(names.contains(&first), "{first}");
     let mut seen = BTreeSet::from([first]);
     for _ in 0..40 {
@@ -226,7 +234,8 @@ fn iptables_mode_serves_real_traffic() {
     assert!(err.contains("refused"), "not refused: {err}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 
-    // Hairpin: the agent's web pod through a Service selecting only it.
+    // Hairpin: the agent's web pod through a Service whose
+    // internalTrafficPolicy Local leaves it only itself on that node.
     let (me, _) = web
         .iter()
         .find(|(_, n)| *n == agent.node.node_name)
@@ -234,12 +243,9 @@ fn iptables_mode_serves_real_traffic() {
     server.apply_stdin(
         K,
         &["create", "-f", "-"],
-        &format!(
-            "apiVersion: v1\nkind: Service\nmetadata: {{name: self}}\nspec:\n  selector: {{app: web}}\n  ports: [{{port: 80, targetPort: 8080}}]\n  internalTrafficPolicy: Local\n"
-        ),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: self}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: 8080}]\n  internalTrafficPolicy: Local\n",
     );
     let url = format!("http://{}/", cluster_ip(server, "self"));
-    // internalTrafficPolicy Local: from the agent's node, only its own pod.
     for _ in 0..6 {
         let body = eventually(30, &format!("{me} reaches itself at {url}"), || {
             wget(server, me, &url).0
