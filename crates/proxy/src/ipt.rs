@@ -6,10 +6,11 @@
 //! (added only when `iptables-save` shows it missing, see `ipt_save`), and
 //! no other chain is ever named. `iptables-restore --noflush` replaces the
 //! listed chains in one commit: declaring `:CHAIN - [0:0]` empties an
-//! existing chain, so every sync rewrites all Skiff chains and deletes the
-//! stale ones (declared, then `-X`) in the same transaction. Conntrack is
-//! left alone: established connections keep their NAT across a resync or a
-//! restart.
+//! existing chain, so a sync rewrites the Skiff chains whose rules changed
+//! (all of them on a full sync) and deletes the stale ones (declared, then
+//! `-X`) in the same transaction; chains it does not declare stay as they
+//! are. Conntrack is left alone: established connections keep their NAT
+//! across a resync or a restart.
 //!
 //! Packet path (as kube-proxy's iptables mode):
 //! - `nat PREROUTING`/`OUTPUT` → `SKIFF-SERVICES`: one rule per ClusterIP,
@@ -31,7 +32,7 @@
 //!   ICMP port unreachable) and drops `Local` traffic with no local
 //!   endpoint: the nat table cannot filter.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
@@ -108,11 +109,19 @@ pub struct Existing {
     pub stray_jumps: Vec<(Table, String)>,
 }
 
+/// Every Skiff chain's rules (specs after `-A CHAIN`), by table and name.
+pub type Contents = BTreeMap<(Table, String), Vec<String>>;
+
 /// A rendered restore file and what it leaves programmed.
 #[derive(Debug, Default)]
 pub struct Rules {
     pub text: String,
     pub programmed: Existing,
+    /// The rules of every chain, for the next sync to compare against.
+    pub contents: Contents,
+    /// Chains written or deleted plus jumps added or removed: 0 means the
+    /// restore would change nothing.
+    pub changes: usize,
     pub endpoints: usize,
 }
 
@@ -137,25 +146,35 @@ fn comment(text: &str) -> String {
     format!("-m comment --comment \"{clean}\"")
 }
 
-/// Chains and rules being collected for one table.
+/// Chains and their rules being collected for one table.
 #[derive(Default)]
 struct TableOut {
-    chains: Vec<String>,
-    rules: String,
+    chains: BTreeMap<String, Vec<String>>,
 }
 
 impl TableOut {
     fn chain(&mut self, name: &str) {
-        self.chains.push(name.to_string());
+        self.chains.entry(name.to_string()).or_default();
     }
     fn rule(&mut self, chain: &str, spec: &str) {
-        let _ = writeln!(self.rules, "-A {chain} {spec}");
+        self.chains
+            .entry(chain.to_string())
+            .or_default()
+            .push(spec.to_string());
     }
 }
 
-/// Renders every Skiff chain for `ports`, deleting the Skiff chains in
-/// `existing` that are no longer wanted and adding missing jumps.
-pub fn render(ports: &[ServicePort], cfg: &RenderConfig, existing: &Existing) -> Rules {
+/// Renders the Skiff chains for `ports`, deleting the Skiff chains in
+/// `existing` that are no longer wanted and adding missing jumps. With
+/// `previous` (what the last sync wrote, when nothing else can have
+/// changed it since) only chains whose rules differ are written, as
+/// kube-proxy's partial syncs; without it, every chain is.
+pub fn render(
+    ports: &[ServicePort],
+    cfg: &RenderConfig,
+    existing: &Existing,
+    previous: Option<&Contents>,
+) -> Rules {
     let mut nat = TableOut::default();
     let mut filter = TableOut::default();
     let mut endpoints = 0;
@@ -196,12 +215,24 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, existing: &Existing) ->
     }
 
     let mut programmed = Existing::default();
+    let mut contents = Contents::new();
+    let mut changes = 0;
     let mut out = String::with_capacity(1 << 14);
-    for (table, t) in [(Table::Nat, &nat), (Table::Filter, &filter)] {
+    for (table, t) in [(Table::Nat, nat), (Table::Filter, filter)] {
         let _ = writeln!(out, "*{}", table.name());
-        for c in &t.chains {
+        let mut rules = String::new();
+        for (c, specs) in &t.chains {
+            let key = (table, c.clone());
+            programmed.chains.insert(key.clone());
+            if previous.and_then(|p| p.get(&key)) == Some(specs) && existing.chains.contains(&key) {
+                continue;
+            }
+            // Declaring an existing chain empties it.
             let _ = writeln!(out, ":{c} - [0:0]");
-            programmed.chains.insert((table, c.clone()));
+            for spec in specs {
+                let _ = writeln!(rules, "-A {c} {spec}");
+            }
+            changes += 1;
         }
         // Stale Skiff chains: declared (which empties them) now, deleted
         // after every rule that could jump to them is rewritten.
@@ -213,10 +244,12 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, existing: &Existing) ->
             .collect();
         for c in &stale {
             let _ = writeln!(out, ":{c} - [0:0]");
+            changes += 1;
         }
         for (tb, rule) in &existing.stray_jumps {
             if *tb == table {
                 let _ = writeln!(out, "-D {rule}");
+                changes += 1;
             }
         }
         for (i, (tb, builtin, spec)) in JUMPS.iter().enumerate() {
@@ -225,18 +258,22 @@ pub fn render(ports: &[ServicePort], cfg: &RenderConfig, existing: &Existing) ->
             }
             if !existing.jumps.contains(&i) {
                 let _ = writeln!(out, "-I {builtin} 1 {spec}");
+                changes += 1;
             }
             programmed.jumps.insert(i);
         }
-        out.push_str(&t.rules);
+        out.push_str(&rules);
         for c in &stale {
             let _ = writeln!(out, "-X {c}");
         }
         out.push_str("COMMIT\n");
+        contents.extend(t.chains.into_iter().map(|(c, r)| ((table, c), r)));
     }
     Rules {
         text: out,
         programmed,
+        contents,
+        changes,
         endpoints,
     }
 }
@@ -457,7 +494,7 @@ mod tests {
             ep("10.244.0.3", false),
             ep("10.244.0.4", false),
         ]);
-        let r = render(std::slice::from_ref(&p), &cfg(), &Existing::default());
+        let r = render(std::slice::from_ref(&p), &cfg(), &Existing::default(), None);
         let svc = chain("SVC", &p.key);
         let rules = lines(&r.text, &svc);
         // Masquerade mark for ClusterIP traffic from outside the pods.
@@ -502,7 +539,7 @@ mod tests {
     #[test]
     fn jumps_once_and_only_skiff_chains() {
         let p = port(vec![ep("10.244.0.2", true)]);
-        let first = render(std::slice::from_ref(&p), &cfg(), &Existing::default());
+        let first = render(std::slice::from_ref(&p), &cfg(), &Existing::default(), None);
         assert!(first.text.contains(
             "-I PREROUTING 1 -m comment --comment \"skiff service portals\" -j SKIFF-SERVICES"
         ));
@@ -519,15 +556,15 @@ mod tests {
         }
         assert!(!first.text.contains("-F") && !first.text.contains("-X"));
         // Once programmed, the next sync adds no jumps.
-        let second = render(&[p], &cfg(), &first.programmed);
+        let second = render(&[p], &cfg(), &first.programmed, None);
         assert!(!second.text.contains("-I "), "{}", second.text);
     }
 
     #[test]
     fn stale_chains_are_emptied_then_deleted() {
         let p = port(vec![ep("10.244.0.2", true)]);
-        let first = render(std::slice::from_ref(&p), &cfg(), &Existing::default());
-        let second = render(&[port(vec![])], &cfg(), &first.programmed);
+        let first = render(std::slice::from_ref(&p), &cfg(), &Existing::default(), None);
+        let second = render(&[port(vec![])], &cfg(), &first.programmed, None);
         let sep = chain("SEP", "default/web/http/tcp/10.244.0.2:8080");
         let svc = chain("SVC", &p.key);
         for c in [&sep, &svc] {
@@ -558,6 +595,7 @@ mod tests {
             std::slice::from_ref(&p),
             &RenderConfig::default(),
             &Existing::default(),
+            None,
         );
         let ext = chain("EXT", &p.key);
         let svl = chain("SVL", &p.key);
@@ -584,10 +622,57 @@ mod tests {
         q.proto = Proto::Udp;
         q.internal_local = true;
         q.external_local = true;
-        let r = render(&[q], &cfg(), &Existing::default());
+        let r = render(&[q], &cfg(), &Existing::default(), None);
         let filter = r.text.split("*filter").nth(1).unwrap();
         assert!(filter.contains("-d 10.43.0.5/32 -p udp --dport 80 -m comment --comment \"default/web/http/tcp\" -j DROP"));
         assert!(filter.contains("-d 192.168.1.1/32 -p udp --dport 30080 -m comment --comment \"default/web/http/tcp\" -j DROP"));
         assert!(!r.text.contains("SKIFF-EXT-"));
+    }
+
+    #[test]
+    fn partial_sync_writes_only_changed_chains() {
+        let before = port(vec![ep("10.244.0.2", true)]);
+        let after = port(vec![ep("10.244.0.2", true), ep("10.244.0.3", true)]);
+        let mut other = port(vec![ep("10.244.1.2", true)]);
+        other.key = "default/other/http/tcp".into();
+        other.cluster_ips = vec!["10.43.0.6".parse().unwrap()];
+        other.node_port = None;
+        let first = render(&[before, other.clone()], &cfg(), &Existing::default(), None);
+        // Nothing changed: nothing to write.
+        let same = render(
+            &[port(vec![ep("10.244.0.2", true)]), other.clone()],
+            &cfg(),
+            &first.programmed,
+            Some(&first.contents),
+        );
+        assert_eq!(same.changes, 0, "{}", same.text);
+        assert_eq!(same.text, "*nat\nCOMMIT\n*filter\nCOMMIT\n");
+        // An endpoint added: its SEP chain and the balancing chain only.
+        let grown = render(
+            &[after.clone(), other],
+            &cfg(),
+            &first.programmed,
+            Some(&first.contents),
+        );
+        let declared: Vec<&str> = grown
+            .text
+            .lines()
+            .filter_map(|l| l.strip_prefix(':'))
+            .map(|l| l.split(' ').next().unwrap())
+            .collect();
+        let sep = chain("SEP", "default/web/http/tcp/10.244.0.3:8080");
+        let mut want = vec![chain("SVC", &after.key), sep];
+        want.sort();
+        assert_eq!(declared, want, "{}", grown.text);
+        assert_eq!(grown.changes, 2);
+        // The full render of the same state has the same rules.
+        let full = render(&[after], &cfg(), &Existing::default(), None);
+        assert_eq!(
+            grown
+                .contents
+                .get(&(Table::Nat, chain("SVC", "default/web/http/tcp"))),
+            full.contents
+                .get(&(Table::Nat, chain("SVC", "default/web/http/tcp")))
+        );
     }
 }

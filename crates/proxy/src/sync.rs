@@ -10,11 +10,12 @@
 //! relist, after a failed transaction and every `full_resync`, so drift
 //! (someone editing the table by hand) cannot outlive that period.
 //!
-//! In iptables mode every sync rewrites all `SKIFF-*` chains in one
-//! `iptables-restore --noflush` (iptables has no per-element updates worth
-//! the bookkeeping); `iptables-save` is read on full syncs to find stale
-//! chains and missing jumps, and in between what the last sync programmed
-//! stands for it.
+//! In iptables mode every sync renders all `SKIFF-*` chains from current
+//! state and one `iptables-restore --noflush` writes those whose rules
+//! differ from what the last sync wrote (a partial sync; all of them on a
+//! full sync). `iptables-save` is read on full syncs to find stale chains
+//! and missing jumps; in between, what the last sync programmed stands for
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -192,8 +193,9 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
         node_ips: cfg.node_ips.clone(),
         cluster_cidr: cfg.cluster_cidr,
     };
-    // What the last successful sync left; None: read iptables-save first.
-    let mut programmed: Option<crate::ipt::Existing> = None;
+    // What the last successful sync left; None: read iptables-save first
+    // and write every chain.
+    let mut programmed: Option<(crate::ipt::Existing, crate::ipt::Contents)> = None;
     let mut last_full = Instant::now();
     loop {
         if next_sync(&shared, &cfg, last_full).await {
@@ -209,12 +211,14 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
             g.1.full = false;
             g.0.service_ports(&cfg.node_name)
         };
-        let existing = match &programmed {
-            Some(p) => p.clone(),
+        let saved;
+        let (existing, previous) = match &programmed {
+            Some((e, c)) => (e, Some(c)),
             None => match crate::apply::iptables_save(&cfg.iptables_path).await {
                 Ok(save) => {
                     last_full = Instant::now();
-                    crate::ipt_save::parse(&save)
+                    saved = crate::ipt_save::parse(&save);
+                    (&saved, None)
                 }
                 Err(e) => {
                     tracing::warn!("proxy: cannot read iptables: {e}");
@@ -224,21 +228,30 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
                 }
             },
         };
-        let rules = crate::ipt::render(&ports, &render_cfg, &existing);
+        let kind = if previous.is_some() {
+            "partial"
+        } else {
+            "full"
+        };
+        let rules = crate::ipt::render(&ports, &render_cfg, existing, previous);
+        if rules.changes == 0 {
+            continue;
+        }
         let rendered = started.elapsed();
         match crate::apply::iptables_restore(&cfg.iptables_path, &rules.text).await {
             Ok(()) => {
                 tracing::debug!(
-                    "proxy iptables sync of {} service ports, {} bytes: render {:?}, total {:?}",
+                    "proxy iptables {kind} sync of {} service ports, {} chains changed, {} bytes: render {:?}, total {:?}",
                     ports.len(),
+                    rules.changes,
                     rules.text.len(),
                     rendered,
                     started.elapsed()
                 );
-                programmed = Some(rules.programmed);
+                programmed = Some((rules.programmed, rules.contents));
             }
             Err(e) => {
-                tracing::warn!("proxy iptables sync failed, rereading iptables: {e}");
+                tracing::warn!("proxy iptables {kind} sync failed, rereading iptables: {e}");
                 programmed = None;
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 shared.wake.notify_one();

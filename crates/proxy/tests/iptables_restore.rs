@@ -51,6 +51,14 @@ fn save(ns: &str, variant: &str) -> String {
     s
 }
 
+/// The rules of a save, without its comments (timestamps).
+fn rules_of(save: &str) -> Vec<String> {
+    save.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
 fn restore(ns: &str, variant: &str, text: &str) {
     let tool = format!("{variant}-restore");
     if let Err(e) = run(ns, &[&tool, "--noflush"], text) {
@@ -114,7 +122,7 @@ fn lifecycle(variant: &str) {
         port(5, &[3], false, true),
         udp,
     ];
-    let first = ipt::render(&ports, &cfg, &ipt_save::parse(&save(ns, variant)));
+    let first = ipt::render(&ports, &cfg, &ipt_save::parse(&save(ns, variant)), None);
     restore(ns, variant, &first.text);
     let s = save(ns, variant);
     foreign_intact(&s);
@@ -126,7 +134,7 @@ fn lifecycle(variant: &str) {
     assert!(s.contains("--rcheck --seconds 60 --reap"), "{s}");
 
     // A second sync from what save shows: no new jumps, same rules.
-    let again = ipt::render(&ports, &cfg, &read);
+    let again = ipt::render(&ports, &cfg, &read, None);
     assert!(!again.text.contains("-I "), "{}", again.text);
     restore(ns, variant, &again.text);
     assert_eq!(
@@ -134,13 +142,28 @@ fn lifecycle(variant: &str) {
         5
     );
 
-    // Services gone: their chains are deleted, the fixed ones stay.
-    let fewer = ipt::render(&ports[..1], &cfg, &again.programmed);
-    restore(ns, variant, &fewer.text);
+    // Partial syncs (only changed chains written) leave the same rules as
+    // a full rewrite: an endpoint added, then Services gone (their chains
+    // deleted, the fixed ones stay).
+    let mut grown = ports.clone();
+    grown[0] = port(1, &[2, 3, 4, 5], false, false);
+    let mut last = again;
+    for now in [&grown[..], &grown[..1]] {
+        let partial = ipt::render(now, &cfg, &last.programmed, Some(&last.contents));
+        assert!(partial.changes < last.contents.len(), "{}", partial.text);
+        restore(ns, variant, &partial.text);
+        let after_partial = rules_of(&save(ns, variant));
+        let s = save(ns, variant);
+        foreign_intact(&s);
+        assert_eq!(ipt_save::parse(&s), partial.programmed);
+        let full = ipt::render(now, &cfg, &ipt_save::parse(&s), None);
+        restore(ns, variant, &full.text);
+        assert_eq!(after_partial, rules_of(&save(ns, variant)));
+        last = full;
+    }
     let s = save(ns, variant);
-    foreign_intact(&s);
-    assert_eq!(ipt_save::parse(&s), fewer.programmed);
     assert!(!s.contains("d/s2/http/tcp"), "{s}");
+    assert!(s.contains("--probability 0.25"), "{s}");
 
     // Cleanup (what nftables mode runs): only foreign rules remain.
     restore(ns, variant, &ipt_save::cleanup(&ipt_save::parse(&s)));
@@ -220,6 +243,7 @@ async fn switching_modes_removes_the_other_modes_rules() {
         &[port(1, &[2], false, false)],
         &RenderConfig::default(),
         &Default::default(),
+        None,
     );
     restore(ns, "iptables-nft", &rules.text);
 

@@ -21,9 +21,9 @@
 //!   so the attempts here are 10 ms each: that is the resolution.
 //!
 //! `--proxy-mode iptables` measures the iptables mode the same way: the
-//! full sync is `iptables-restore --noflush` of the `SKIFF-*` chains, and
-//! since that mode has no incremental transactions, the "one endpoint"
-//! row is a full render + restore after one Service's endpoint changed.
+//! full sync is `iptables-restore --noflush` of every `SKIFF-*` chain, and
+//! the "one endpoint" row is the mode's partial sync: everything rendered,
+//! only the changed chains restored.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -346,7 +346,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     r.print_row("full sync: render (in process)");
     if iptables {
         a.print_row("full sync: iptables-restore --noflush");
-        dt.print_row("sync: render + iptables-restore (one endpoint)");
+        dt.print_row("partial sync: render + restore (one endpoint)");
     } else {
         a.print_row("full sync: nft -f (one transaction)");
         dt.print_row("delta sync: render + nft -f (one endpoint)");
@@ -431,8 +431,8 @@ async fn nft_syncs(
 type Syncs = (Vec<Duration>, Vec<Duration>, Vec<Duration>, usize, f64);
 
 /// The iptables mode's full syncs with `iptables-restore --noflush`, then
-/// syncs after one Service's endpoint changed (the mode always renders and
-/// restores everything). Removes its chains afterwards.
+/// partial syncs after one Service's endpoint changed. Removes its chains
+/// afterwards.
 async fn iptables_syncs(
     ports: &[skiff_proxy::model::ServicePort],
     cfg: &skiff_proxy::nft::RenderConfig,
@@ -442,16 +442,18 @@ async fn iptables_syncs(
     let bin = std::path::Path::new("iptables");
     let (mut render_t, mut apply_t, mut delta_t) = (Vec::new(), Vec::new(), Vec::new());
     let mut existing = ipt_save::parse(&apply::iptables_save(bin).await?);
+    let mut contents = ipt::Contents::new();
     let mut size = 0;
     for _ in 0..6 {
         let t0 = Instant::now();
-        let rules = ipt::render(ports, cfg, &existing);
+        let rules = ipt::render(ports, cfg, &existing, None);
         render_t.push(t0.elapsed());
         let t1 = Instant::now();
         apply::iptables_restore(bin, &rules.text).await?;
         apply_t.push(t1.elapsed());
         size = rules.text.len();
         existing = rules.programmed;
+        contents = rules.contents;
     }
     let rss = children_maxrss_mib();
     let mut grown: Vec<_> = ports.to_vec();
@@ -466,9 +468,10 @@ async fn iptables_syncs(
     for i in 0..args.changes {
         let t0 = Instant::now();
         let now = if i % 2 == 0 { &grown[..] } else { ports };
-        let rules = ipt::render(now, cfg, &existing);
+        let rules = ipt::render(now, cfg, &existing, Some(&contents));
         apply::iptables_restore(bin, &rules.text).await?;
         existing = rules.programmed;
+        contents = rules.contents;
         delta_t.push(t0.elapsed());
     }
     let save = apply::iptables_save(bin).await?;
