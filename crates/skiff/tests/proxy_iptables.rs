@@ -8,7 +8,8 @@
 //! ClientIP-affinity Service sticks; a NodePort answers on each node's
 //! address from a host outside the cluster; a Service without endpoints is
 //! refused at once; a pod reaches itself through its Service (hairpin,
-//! internalTrafficPolicy Local).
+//! internalTrafficPolicy Local); a connection through a ClusterIP opened
+//! before the server (and its proxy) is killed and restarted still works.
 
 mod support;
 
@@ -104,7 +105,7 @@ fn cluster_ip(c: &Cluster, svc: &str) -> String {
 
 #[test]
 fn iptables_mode_serves_real_traffic() {
-    let mc = MachineCluster::start(
+    let mut mc = MachineCluster::start(
         1,
         CIDR,
         &["--proxy-mode", "iptables"],
@@ -252,4 +253,70 @@ fn iptables_mode_serves_real_traffic() {
         });
         assert_eq!(&body, me, "hairpin lands on the pod itself");
     }
+    let me = me.clone();
+    restart_keeps_established_connections(&mut mc, &me);
+}
+
+/// An HTTP connection through a ClusterIP, opened from the server's node
+/// to the agent's pod, survives a SIGKILL and restart of the server (whose
+/// proxy then rewrites every chain): the request sent after the restart
+/// is answered on it.
+fn restart_keeps_established_connections(mc: &mut MachineCluster, pod: &str) {
+    use std::io::{Read, Write};
+    let server = &mc.server;
+    server.ok(K, &["label", "pod", pod, "pin=yes"]);
+    server.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: pinned}\nspec:\n  selector: {pin: \"yes\"}\n  ports: [{port: 80, targetPort: 8080}]\n",
+    );
+    let ip = cluster_ip(server, "pinned");
+    let ns = server.node().expect("node").netns.clone();
+    let url = format!("http://{ip}/");
+    eventually(30, "pinned answers from the node", || {
+        support::netns::wget(&ns, &url)
+    });
+    let mut nc = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns, "busybox", "nc", &ip, "80"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("nc");
+    let conn = eventually(10, "the connection established", || {
+        let dst = format!("{ip}:80");
+        let (_, out) = exec(&ns, &["ss", "-Htn", "state", "established", "dst", &dst]);
+        let line = out.lines().next()?.trim().to_string();
+        (!line.is_empty()).then_some(line)
+    });
+    mc.server.restart();
+    let server = &mc.server;
+    // The restarted proxy has synced once a Service made now answers.
+    server.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        "apiVersion: v1\nkind: Service\nmetadata: {name: after}\nspec:\n  selector: {pin: \"yes\"}\n  ports: [{port: 80, targetPort: 8080}]\n",
+    );
+    let after = format!("http://{}/", cluster_ip(server, "after"));
+    eventually(60, "a new Service answers after the restart", || {
+        support::netns::wget(&ns, &after)
+    });
+    let mut stdin = nc.stdin.take().expect("stdin");
+    stdin
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .expect("request on the old connection");
+    let mut stdout = nc.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = String::new();
+        let _ = stdout.read_to_string(&mut buf);
+        let _ = tx.send(buf);
+    });
+    let reply = rx.recv_timeout(Duration::from_secs(10)).unwrap_or_default();
+    let _ = nc.kill();
+    let _ = nc.wait();
+    drop(stdin);
+    assert!(
+        reply.contains(pod),
+        "no answer on the connection opened before the restart ({conn}): {reply:?}"
+    );
 }
