@@ -3,13 +3,10 @@
 //! (see `build.rs`). The API server decides which of these it serves; this
 //! table only lets a GVK be turned into a schema.
 
-use std::sync::LazyLock;
-
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// Where a built-in kind's objects live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Scope {
     Namespaced,
     Cluster,
@@ -19,51 +16,59 @@ pub(crate) enum Scope {
 }
 
 /// One built-in kind.
-#[derive(Debug, Deserialize)]
+#[derive(Debug)]
 pub(crate) struct Builtin {
-    pub group: String,
-    pub version: String,
-    pub kind: String,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
     /// URL segment: the plural for resources, the subresource name otherwise.
-    pub plural: String,
+    pub plural: &'static str,
     pub scope: Scope,
     /// The `<Kind>List` kind, for kinds that can be listed.
-    pub list_kind: Option<String>,
+    pub list_kind: Option<&'static str>,
     /// The upstream definition name, e.g. `io.k8s.api.core.v1.Pod`.
-    pub name: String,
+    pub name: &'static str,
 }
 
-/// What the build script generated.
-#[derive(Deserialize)]
-pub(crate) struct Generated {
-    /// All built-in kinds, listable resources first.
-    pub kinds: Vec<Builtin>,
-    /// Definition names every group-version document carries (see
-    /// `skiff_openapi_builtin::META_ROOTS`).
-    pub meta: Vec<String>,
-    /// Every kind's and meta root's schema and all they reference, before
-    /// upstream fixups.
-    pub definitions: Map<String, Value>,
-}
-
-/// Parsed on first use (the first OpenAPI request or validated write), in
-/// a few milliseconds; until then the embedded JSON is only bytes in the
-/// binary's read-only data.
-pub(crate) static GENERATED: LazyLock<Generated> = LazyLock::new(|| {
-    // The build script wrote this from `skiff_openapi_builtin::export()`;
-    // a parse failure is a build defect, caught by this crate's tests.
-    serde_json::from_str(include_str!(concat!(env!("OUT_DIR"), "/builtin.json")))
-        .expect("build.rs wrote valid built-in schemas")
-});
-
-/// All built-in kinds, listable resources first.
-pub(crate) fn all() -> &'static [Builtin] {
-    &GENERATED.kinds
-}
+// `BUILTINS`, `META` and `DEFINITIONS`, written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
 
 /// Finds a built-in kind by group, version and kind.
 pub(crate) fn find(group: &str, version: &str, kind: &str) -> Option<&'static Builtin> {
-    all()
+    BUILTINS
         .iter()
         .find(|b| b.group == group && b.version == version && b.kind == kind)
+}
+
+/// One definition's raw schema (before upstream fixups), parsed now.
+pub(crate) fn definition(name: &str) -> Option<Value> {
+    let i = DEFINITIONS.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
+    // build.rs wrote this text from a `serde_json::Value`; this crate's
+    // tests parse every one.
+    serde_json::from_str(DEFINITIONS[i].1).ok()
+}
+
+/// Every definition, parsed: for tests and development tools.
+pub(crate) fn all_definitions() -> serde_json::Map<String, Value> {
+    DEFINITIONS
+        .iter()
+        .filter_map(|(n, _)| Some((n.to_string(), definition(n)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_are_sorted_and_all_parse() {
+        assert!(DEFINITIONS.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(all_definitions().len(), DEFINITIONS.len());
+        for b in BUILTINS {
+            assert!(definition(b.name).is_some(), "{}", b.name);
+        }
+        for m in META {
+            assert!(definition(m).is_some(), "{m}");
+        }
+    }
 }

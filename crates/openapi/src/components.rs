@@ -27,7 +27,7 @@ const KIND_DOC: &str = "Kind is a string value representing the REST resource th
 /// (`com.example.stable.v1.CronTab` for `stable.example.com/v1`).
 pub fn definition_name(kind: &KindInfo) -> String {
     match builtin_of(kind) {
-        Some(b) => b.name.clone(),
+        Some(b) => b.name.to_string(),
         None => custom_definition_name(&kind.group, &kind.version, &kind.kind),
     }
 }
@@ -42,7 +42,7 @@ pub fn custom_definition_name(group: &str, version: &str, kind: &str) -> String 
 /// The definition name of a built-in kind named by GVK, such as the
 /// `policy/v1` `Eviction` body of `pods/eviction`.
 pub(crate) fn builtin_definition(gvk: &Gvk) -> Option<String> {
-    builtin::find(&gvk.group, &gvk.version, &gvk.kind).map(|b| b.name.clone())
+    builtin::find(&gvk.group, &gvk.version, &gvk.kind).map(|b| b.name.to_string())
 }
 
 /// The definition name of a kind's list: `<definition>List`.
@@ -152,7 +152,7 @@ fn custom_schema(kind: &KindInfo) -> Value {
 /// A `<Kind>List` schema shaped like upstream's.
 fn list_schema(kind: &KindInfo, item_definition: &str) -> Value {
     let list_kind = builtin_of(kind)
-        .and_then(|b| b.list_kind.as_deref())
+        .and_then(|b| b.list_kind)
         .map_or_else(|| format!("{}List", kind.kind), str::to_owned);
     json!({
         "description": format!("{list_kind} is a list of {}.", kind.kind),

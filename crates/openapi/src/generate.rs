@@ -1,11 +1,9 @@
 //! Raw schemas for a set of built-in kinds, before upstream fixups: the
 //! build-time definitions (see [`crate::builtin`]) reachable from them.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Map, Value};
 
-use crate::builtin::{Builtin, GENERATED};
+use crate::builtin::{self, Builtin};
 use crate::components::REF_PREFIX;
 
 /// The definitions reachable from `builtins` and, with `meta`, from the
@@ -19,22 +17,22 @@ pub(crate) fn definitions<'a>(
     builtins: impl IntoIterator<Item = &'a Builtin>,
     meta: bool,
 ) -> Map<String, Value> {
-    let all = &GENERATED.definitions;
-    let mut todo: Vec<&str> = builtins.into_iter().map(|b| b.name.as_str()).collect();
+    let mut todo: Vec<String> = builtins.into_iter().map(|b| b.name.to_string()).collect();
     if meta {
-        todo.extend(GENERATED.meta.iter().map(String::as_str));
+        todo.extend(builtin::META.iter().map(|m| m.to_string()));
     }
-    let mut seen = BTreeSet::new();
     let mut out = Map::new();
     while let Some(name) = todo.pop() {
-        if !seen.insert(name) {
+        if out.contains_key(&name) {
             continue;
         }
-        let Some(schema) = all.get(name) else {
+        let Some(schema) = builtin::definition(&name) else {
             continue;
         };
-        refs(schema, &mut todo);
-        out.insert(name.to_string(), schema.clone());
+        let mut found = Vec::new();
+        refs(&schema, &mut found);
+        todo.extend(found.into_iter().map(str::to_string));
+        out.insert(name, schema);
     }
     out
 }
@@ -69,10 +67,10 @@ mod tests {
     /// kind alone: the build-time export loses nothing and adds nothing.
     #[test]
     fn reachable_definitions_equal_generating_each_kind_alone() {
-        assert_eq!(builtin::all().len(), generator::BUILTINS.len());
-        for (embedded, source) in builtin::all().iter().zip(generator::BUILTINS) {
+        assert_eq!(builtin::BUILTINS.len(), generator::BUILTINS.len());
+        for (embedded, source) in builtin::BUILTINS.iter().zip(generator::BUILTINS) {
             assert_eq!(
-                (embedded.group.as_str(), embedded.version.as_str()),
+                (embedded.group, embedded.version),
                 (source.group, source.version)
             );
             assert_eq!(embedded.kind, source.kind);

@@ -73,15 +73,15 @@ pub use v2::document_protobuf as swagger_v2_protobuf;
 /// Useful as a default kind table and in tests; the API server passes its
 /// own table to [`OpenApi::new`].
 pub fn builtin_kinds() -> Vec<KindInfo> {
-    builtin::all()
+    builtin::BUILTINS
         .iter()
         .filter(|b| b.list_kind.is_some() && b.scope != builtin::Scope::Sub)
         .map(|b| {
             KindInfo::new(
-                &b.group,
-                &b.version,
-                &b.kind,
-                &b.plural,
+                b.group,
+                b.version,
+                b.kind,
+                b.plural,
                 b.scope == builtin::Scope::Namespaced,
             )
         })
@@ -94,6 +94,6 @@ pub mod __dev {
 
     /// k8s-openapi's schemas for every built-in kind, before fixups.
     pub fn raw_definitions() -> serde_json::Value {
-        serde_json::Value::Object(crate::builtin::GENERATED.definitions.clone())
+        serde_json::Value::Object(crate::builtin::all_definitions())
     }
 }
