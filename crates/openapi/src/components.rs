@@ -4,7 +4,7 @@ use serde_json::{Map, Value, json};
 
 use crate::builtin::{self, Builtin};
 use crate::fixups;
-use crate::generate::{self, META_ROOTS};
+use crate::generate;
 use crate::kinds::{GroupVersion, Gvk, KindInfo, Subresource, Verb};
 
 /// Prefix of every `$ref` in our documents.
@@ -27,7 +27,7 @@ const KIND_DOC: &str = "Kind is a string value representing the REST resource th
 /// (`com.example.stable.v1.CronTab` for `stable.example.com/v1`).
 pub fn definition_name(kind: &KindInfo) -> String {
     match builtin_of(kind) {
-        Some(b) => (b.name)().into_owned(),
+        Some(b) => b.name.to_string(),
         None => custom_definition_name(&kind.group, &kind.version, &kind.kind),
     }
 }
@@ -42,7 +42,7 @@ pub fn custom_definition_name(group: &str, version: &str, kind: &str) -> String 
 /// The definition name of a built-in kind named by GVK, such as the
 /// `policy/v1` `Eviction` body of `pods/eviction`.
 pub(crate) fn builtin_definition(gvk: &Gvk) -> Option<String> {
-    builtin::find(&gvk.group, &gvk.version, &gvk.kind).map(|b| (b.name)().into_owned())
+    builtin::find(&gvk.group, &gvk.version, &gvk.kind).map(|b| b.name.to_string())
 }
 
 /// The definition name of a kind's list: `<definition>List`.
@@ -73,7 +73,7 @@ pub(crate) fn build(gv: &GroupVersion, kinds: &[&KindInfo]) -> Map<String, Value
         };
         roots.extend(body);
     }
-    let mut defs = generate::definitions(roots, META_ROOTS);
+    let mut defs = generate::definitions(roots, true);
     fixups::apply(&mut defs);
     add_per_gv_meta_gvks(&mut defs, gv);
     for kind in kinds {

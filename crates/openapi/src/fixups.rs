@@ -10,7 +10,6 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::builtin::BUILTINS;
 use crate::facts::{self, F};
 
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
@@ -58,8 +57,8 @@ pub(crate) fn apply(defs: &mut Map<String, Value>) {
 /// Definition name → GVKs of the built-in kinds it is the schema of.
 fn builtin_gvks() -> HashMap<String, Vec<Value>> {
     let mut map: HashMap<String, Vec<Value>> = HashMap::new();
-    for b in BUILTINS {
-        map.entry((b.name)().into_owned())
+    for b in crate::builtin::BUILTINS {
+        map.entry(b.name.to_string())
             .or_default()
             .push(json!({ "group": b.group, "kind": b.kind, "version": b.version }));
     }
@@ -180,7 +179,7 @@ mod tests {
 
     #[test]
     fn every_fact_names_a_generated_property() {
-        let raw = crate::generate::definitions(BUILTINS, &[]);
+        let raw = crate::builtin::all_definitions();
         for f in facts::FIELDS {
             let has = raw
                 .get(f.def)

@@ -9,7 +9,7 @@
 //! server-side apply.
 //!
 //! Schemas are generated from the k8s-openapi types we depend on (through
-//! schemars), then given what upstream publishes and k8s-openapi lacks: the
+//! schemars, at build time: see `build.rs` and `skiff-openapi-builtin`), then given what upstream publishes and k8s-openapi lacks: the
 //! `x-kubernetes-*` extensions, `required` lists and scalar shapes from a
 //! checked-in table of facts derived from the upstream spec
 //! (`tools/derive_facts.py`), and GVKs from k8s-openapi's `Resource` impls.
@@ -94,6 +94,6 @@ pub mod __dev {
 
     /// k8s-openapi's schemas for every built-in kind, before fixups.
     pub fn raw_definitions() -> serde_json::Value {
-        serde_json::Value::Object(crate::generate::definitions(crate::builtin::BUILTINS, &[]))
+        serde_json::Value::Object(crate::builtin::all_definitions())
     }
 }
