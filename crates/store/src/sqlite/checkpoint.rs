@@ -3,10 +3,12 @@
 //!
 //! A PASSIVE checkpoint runs concurrently with the writer (it only needs
 //! the checkpoint lock), so commits never wait for it. After a compaction
-//! the writer asks for a TRUNCATE checkpoint, which also shrinks the WAL
-//! file to zero so the files stay bounded under churn; that one briefly
-//! holds off the writer and waits for readers, which is fine every few
-//! minutes.
+//! the writer asks for a [`Request::Shrink`]: a TRUNCATE checkpoint, which
+//! shrinks the WAL file to zero so the files stay bounded under churn, or,
+//! when the WAL is preallocated (see `super::prealloc`), a RESTART, which
+//! keeps the WAL's blocks for the next commits to overwrite (its size is
+//! bounded by `journal_size_limit` instead). Either briefly holds off the
+//! writer and waits for readers, which is fine every few minutes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,21 +40,24 @@ const PASSIVE_EVERY: Duration = Duration::from_millis(250);
 pub(crate) const RESTART_AFTER_FRAMES: i64 = 4096;
 
 pub(crate) enum Request {
-    /// Checkpoint everything and truncate the WAL.
-    Truncate,
+    /// Checkpoint everything and start the WAL over (see the module doc).
+    Shrink,
 }
 
-/// Runs until the writer drops its sender.
+/// Runs until the writer drops its sender. `keep_wal`: the WAL is
+/// preallocated, so a shrink request restarts it instead of truncating it.
 pub(crate) fn run(
     conn: Connection,
     requests: Receiver<Request>,
     commits: Arc<AtomicU64>,
     restart_frames: i64,
+    keep_wal: bool,
 ) {
     let mut checkpointed = commits.load(Ordering::Acquire);
     loop {
         let mode = match requests.recv_timeout(PASSIVE_EVERY) {
-            Ok(Request::Truncate) => "TRUNCATE",
+            Ok(Request::Shrink) if keep_wal => "RESTART",
+            Ok(Request::Shrink) => "TRUNCATE",
             Err(RecvTimeoutError::Timeout) => {
                 let now = commits.load(Ordering::Acquire);
                 if now == checkpointed {
@@ -65,6 +70,11 @@ pub(crate) fn run(
         };
         let frames = checkpoint(&conn, mode);
         if mode == "PASSIVE" && frames >= restart_frames {
+            // The RESTART holds writes off while it copies what the passes
+            // before it left. A second passive pass first copies what was
+            // committed during the first one (which, for a big WAL, took
+            // a while), so what is left under the lock is a few commits.
+            checkpoint(&conn, "PASSIVE");
             checkpoint(&conn, "RESTART");
         }
     }
