@@ -21,6 +21,12 @@ use rusqlite::Connection;
 /// writes is a few MiB at most, so the WAL stays small.
 const PASSIVE_EVERY: Duration = Duration::from_millis(250);
 
+/// How soon the next pass follows one that found the WAL a quarter of the
+/// way to a restart. At full load the WAL grows by ~50 MB/s, so a 250 ms
+/// tick let it reach twice the restart size before the restart came, past
+/// the preallocated size (where commits append again).
+const PASSIVE_BUSY: Duration = Duration::from_millis(50);
+
 /// The default of [`super::SqliteOptions::wal_restart_frames`]: past this
 /// many frames (16 MiB of 4 KiB pages) a RESTART checkpoint follows the
 /// passive one, so that the writer starts the WAL over.
@@ -33,10 +39,11 @@ const PASSIVE_EVERY: Duration = Duration::from_millis(250);
 /// blocks to the journal: measured on the dev machine's ext4 at 2 to 12
 /// times the cost of an `fdatasync` of blocks that already exist. After a
 /// rewind the writer overwrites the WAL's existing blocks. The RESTART
-/// holds writes off while it copies what the passive pass just missed and
-/// syncs the database (the writer waits in SQLite's busy handler), which
-/// should be milliseconds, once every few seconds at full load. Durability
-/// is SQLite's own: this connection runs at `synchronous = FULL`.
+/// holds writes off while it copies what the passive passes just missed
+/// and syncs the database (the writer polls for the lock every 50 us, see
+/// `schema::set_busy_handler`), which is a millisecond or two, a few times
+/// a second at full load. Durability is SQLite's own: this connection runs
+/// at `synchronous = FULL`.
 pub(crate) const RESTART_AFTER_FRAMES: i64 = 4096;
 
 pub(crate) enum Request {
@@ -54,8 +61,9 @@ pub(crate) fn run(
     keep_wal: bool,
 ) {
     let mut checkpointed = commits.load(Ordering::Acquire);
+    let mut wait = PASSIVE_EVERY;
     loop {
-        let mode = match requests.recv_timeout(PASSIVE_EVERY) {
+        let mode = match requests.recv_timeout(wait) {
             Ok(Request::Shrink) if keep_wal => "RESTART",
             Ok(Request::Shrink) => "TRUNCATE",
             Err(RecvTimeoutError::Timeout) => {
@@ -69,6 +77,11 @@ pub(crate) fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let frames = checkpoint(&conn, mode);
+        wait = if mode == "PASSIVE" && frames >= restart_frames / 4 {
+            PASSIVE_BUSY
+        } else {
+            PASSIVE_EVERY
+        };
         if mode == "PASSIVE" && frames >= restart_frames {
             // The RESTART holds writes off while it copies what the passes
             // before it left. A second passive pass first copies what was
