@@ -12,8 +12,9 @@
 //!   in-process broadcast, joined without gap or duplicate (`crate::watch`).
 //! * History is compacted periodically (like kube-apiserver plus kine:
 //!   everything older than one interval, but never the newest
-//!   `retain_revisions`), then the WAL is truncated, so the file stays
-//!   bounded under churn.
+//!   `retain_revisions`), then the WAL is started over (truncated, unless
+//!   it is preallocated: see `prealloc`), so the files stay bounded under
+//!   churn.
 //!
 //! Only one `SqliteStore` may have a file open at a time, since the writer
 //! thread hands out revisions from its own counter: `open` takes an
