@@ -3,10 +3,12 @@
 //!
 //! A PASSIVE checkpoint runs concurrently with the writer (it only needs
 //! the checkpoint lock), so commits never wait for it. After a compaction
-//! the writer asks for a TRUNCATE checkpoint, which also shrinks the WAL
-//! file to zero so the files stay bounded under churn; that one briefly
-//! holds off the writer and waits for readers, which is fine every few
-//! minutes.
+//! the writer asks for a [`Request::Shrink`]: a TRUNCATE checkpoint, which
+//! shrinks the WAL file to zero so the files stay bounded under churn, or,
+//! when the WAL is preallocated (see `super::prealloc`), a RESTART, which
+//! keeps the WAL's blocks for the next commits to overwrite (its size is
+//! bounded by `journal_size_limit` instead). Either briefly holds off the
+//! writer and waits for readers, which is fine every few minutes.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,6 +20,12 @@ use rusqlite::Connection;
 /// How often the WAL is copied back while writes go on. About 250 ms of
 /// writes is a few MiB at most, so the WAL stays small.
 const PASSIVE_EVERY: Duration = Duration::from_millis(250);
+
+/// How soon the next pass follows one that found the WAL a quarter of the
+/// way to a restart. At full load the WAL grows by ~50 MB/s, so a 250 ms
+/// tick let it reach twice the restart size before the restart came, past
+/// the preallocated size (where commits append again).
+const PASSIVE_BUSY: Duration = Duration::from_millis(50);
 
 /// The default of [`super::SqliteOptions::wal_restart_frames`]: past this
 /// many frames (16 MiB of 4 KiB pages) a RESTART checkpoint follows the
@@ -31,28 +39,33 @@ const PASSIVE_EVERY: Duration = Duration::from_millis(250);
 /// blocks to the journal: measured on the dev machine's ext4 at 2 to 12
 /// times the cost of an `fdatasync` of blocks that already exist. After a
 /// rewind the writer overwrites the WAL's existing blocks. The RESTART
-/// holds writes off while it copies what the passive pass just missed and
-/// syncs the database (the writer waits in SQLite's busy handler), which
-/// should be milliseconds, once every few seconds at full load. Durability
-/// is SQLite's own: this connection runs at `synchronous = FULL`.
+/// holds writes off while it copies what the passive passes just missed
+/// and syncs the database (the writer polls for the lock every 50 us, see
+/// `schema::set_busy_handler`), which is a millisecond or two, a few times
+/// a second at full load. Durability is SQLite's own: this connection runs
+/// at `synchronous = FULL`.
 pub(crate) const RESTART_AFTER_FRAMES: i64 = 4096;
 
 pub(crate) enum Request {
-    /// Checkpoint everything and truncate the WAL.
-    Truncate,
+    /// Checkpoint everything and start the WAL over (see the module doc).
+    Shrink,
 }
 
-/// Runs until the writer drops its sender.
+/// Runs until the writer drops its sender. `keep_wal`: the WAL is
+/// preallocated, so a shrink request restarts it instead of truncating it.
 pub(crate) fn run(
     conn: Connection,
     requests: Receiver<Request>,
     commits: Arc<AtomicU64>,
     restart_frames: i64,
+    keep_wal: bool,
 ) {
     let mut checkpointed = commits.load(Ordering::Acquire);
+    let mut wait = PASSIVE_EVERY;
     loop {
-        let mode = match requests.recv_timeout(PASSIVE_EVERY) {
-            Ok(Request::Truncate) => "TRUNCATE",
+        let mode = match requests.recv_timeout(wait) {
+            Ok(Request::Shrink) if keep_wal => "RESTART",
+            Ok(Request::Shrink) => "TRUNCATE",
             Err(RecvTimeoutError::Timeout) => {
                 let now = commits.load(Ordering::Acquire);
                 if now == checkpointed {
@@ -64,7 +77,17 @@ pub(crate) fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         };
         let frames = checkpoint(&conn, mode);
+        wait = if mode == "PASSIVE" && frames >= restart_frames / 4 {
+            PASSIVE_BUSY
+        } else {
+            PASSIVE_EVERY
+        };
         if mode == "PASSIVE" && frames >= restart_frames {
+            // The RESTART holds writes off while it copies what the passes
+            // before it left. A second passive pass first copies what was
+            // committed during the first one (which, for a big WAL, took
+            // a while), so what is left under the lock is a few commits.
+            checkpoint(&conn, "PASSIVE");
             checkpoint(&conn, "RESTART");
         }
     }

@@ -12,14 +12,16 @@
 //!   in-process broadcast, joined without gap or duplicate (`crate::watch`).
 //! * History is compacted periodically (like kube-apiserver plus kine:
 //!   everything older than one interval, but never the newest
-//!   `retain_revisions`), then the WAL is truncated, so the file stays
-//!   bounded under churn.
+//!   `retain_revisions`), then the WAL is started over (truncated, unless
+//!   it is preallocated: see `prealloc`), so the files stay bounded under
+//!   churn.
 //!
 //! Only one `SqliteStore` may have a file open at a time, since the writer
 //! thread hands out revisions from its own counter: `open` takes an
 //! exclusive lock on `<path>.lock` and fails if another store holds it.
 
 mod checkpoint;
+mod prealloc;
 mod schema;
 mod sync;
 mod writer;
@@ -58,7 +60,17 @@ pub struct SqliteOptions {
     /// a RESTART checkpoint makes the writer start the WAL over, so commits
     /// overwrite the WAL's blocks instead of appending (see `checkpoint`).
     pub wal_restart_frames: i64,
+    /// The WAL is filled with zeros up to this many bytes when the store
+    /// opens, so that commits overwrite its blocks instead of appending
+    /// (see `prealloc`); 0 leaves it to grow, and to be truncated after
+    /// each compaction.
+    pub wal_preallocate: u64,
 }
+
+/// The default of [`SqliteOptions::wal_preallocate`]: the WAL's working size
+/// at full load, the 16 MiB after which a RESTART checkpoint follows plus
+/// what is committed until the checkpointer's next pass.
+pub const WAL_PREALLOCATE: u64 = 32 << 20;
 
 impl Default for SqliteOptions {
     /// kine's and kube-apiserver's defaults: compact every five minutes up to
@@ -71,6 +83,7 @@ impl Default for SqliteOptions {
             retain_revisions: 1000,
             watch_buffer: 16 * 1024,
             wal_restart_frames: checkpoint::RESTART_AFTER_FRAMES,
+            wal_preallocate: WAL_PREALLOCATE,
         }
     }
 }
@@ -117,18 +130,18 @@ impl SqliteStore {
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let lock = lock(&path)?;
-        let conn = schema::open_writer(&path)?;
-        let checkpoint_conn = schema::open_checkpointer(&path)?;
+        let wal_limit = options.wal_preallocate.max(schema::WAL_SIZE_LIMIT);
+        let conn = schema::open_writer(&path, wal_limit)?;
+        let checkpoint_conn = schema::open_checkpointer(&path, wal_limit)?;
         let revision = schema::max_revision(&conn)?;
         let compacted = schema::compacted_revision(&conn)?;
         let wal_path = PathBuf::from(format!("{}-wal", path.display()));
-        // What a crashed process committed but never synced counts as
-        // written from now on: make it so before anyone can read it.
-        if let Ok(wal) = std::fs::File::open(&wal_path) {
-            wal.sync_data().map_err(|e| {
-                Error::Backend(format!("sqlite: fsync {}: {e}", wal_path.display()))
-            })?;
-        }
+        // Before the writer starts: nothing writes the WAL meanwhile. The
+        // sync also makes what a crashed process committed but never synced
+        // durable before anyone can read it.
+        prealloc::fill_and_sync(&wal_path, options.wal_preallocate).map_err(|e| {
+            Error::Backend(format!("sqlite: preallocate {}: {e}", wal_path.display()))
+        })?;
         let (events, _) = broadcast::channel(options.watch_buffer.max(1));
         let commits = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(Shared {
@@ -151,9 +164,18 @@ impl SqliteStore {
         };
         let (checkpoints, checkpoint_rx) = mpsc::channel();
         let restart_frames = options.wal_restart_frames;
+        let keep_wal = options.wal_preallocate > 0;
         let checkpointer = std::thread::Builder::new()
             .name("skiff-sqlite-ckpt".into())
-            .spawn(move || checkpoint::run(checkpoint_conn, checkpoint_rx, commits, restart_frames))
+            .spawn(move || {
+                checkpoint::run(
+                    checkpoint_conn,
+                    checkpoint_rx,
+                    commits,
+                    restart_frames,
+                    keep_wal,
+                )
+            })
             .map_err(|e| spawn_err("checkpointer", e))?;
         let (sync, sync_rx) = mpsc::channel();
         let syncer = {

@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 
 use crate::{Error, Event, EventKind, KeyValue, RangeRequest, RangeResult, Revision};
@@ -42,12 +43,67 @@ pub(crate) fn backend(what: impl std::fmt::Display, err: rusqlite::Error) -> Err
     Error::Backend(format!("sqlite: {what}: {err}"))
 }
 
+/// How long a connection waits for a lock before it fails with `database
+/// is locked`.
+const BUSY_LIMIT: Duration = Duration::from_secs(5);
+
+/// Sleeps between lock attempts while another connection holds a lock.
+///
+/// Why not `busy_timeout`: SQLite's own handler sleeps 1, 2, 5, 10, 15,
+/// 20, 25 ... ms between attempts, so a writer held off by a checkpoint
+/// that takes 3 ms sleeps 8 ms, and one held off for 9 ms sleeps 18 ms:
+/// the wait is rounded up to its schedule, which is what made the write
+/// tail. The locks here are held for milliseconds (a RESTART checkpoint,
+/// the writer's commit), so polling every 50 us for the first 20 ms and
+/// every millisecond after that wakes up within a tick of the release.
+fn set_busy_handler(conn: &mut Connection) -> Result<(), Error> {
+    const FAST_TRIES: i32 = 400;
+    const FAST: Duration = Duration::from_micros(50);
+    const SLOW: Duration = Duration::from_millis(1);
+    let fast_total = FAST * FAST_TRIES as u32;
+    let slow_tries = ((BUSY_LIMIT - fast_total).as_micros() / SLOW.as_micros()) as i32;
+    conn.busy_handler(Some(move |tries: i32| {
+        if tries < FAST_TRIES {
+            std::thread::sleep(FAST);
+            true
+        } else if tries < FAST_TRIES + slow_tries {
+            std::thread::sleep(SLOW);
+            true
+        } else {
+            false
+        }
+    }))
+    .map_err(|e| backend("set busy handler", e))
+}
+
+/// After a checkpoint starts the WAL over, SQLite shrinks a bigger WAL to
+/// this size (or to the preallocated size, if that is larger).
+pub(crate) const WAL_SIZE_LIMIT: u64 = 64 << 20;
+
+/// Turns on the query planner stability guarantee.
+///
+/// Why: the bundled SQLite is built with `SQLITE_ENABLE_STAT4`, under which
+/// a statement whose plan could depend on a bound value is marked to be
+/// compiled again whenever that value changes. The writer's per-write
+/// lookup of a key's newest row binds a new key every time, so the cached
+/// statement was re-parsed and re-planned on almost every write (a fifth
+/// of the writer thread's CPU in `perf`). Every query here has one right
+/// plan (the `(key, revision)` index or the primary key), whatever the
+/// values; QPSG keeps the first one.
+fn set_stable_plans(conn: &Connection) -> Result<(), Error> {
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(|e| backend("enable QPSG", e))?;
+    Ok(())
+}
+
 /// Opens a read-write connection in WAL mode with `synchronous = FULL`.
-fn open_rw(path: &Path) -> Result<Connection, Error> {
-    let conn =
+/// `wal_limit` is the `journal_size_limit`: never below the WAL's
+/// preallocated size, or SQLite would cut the preallocation off.
+fn open_rw(path: &Path, wal_limit: u64) -> Result<Connection, Error> {
+    let mut conn =
         Connection::open(path).map_err(|e| backend(format!("open {}", path.display()), e))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| backend("set busy_timeout", e))?;
+    set_busy_handler(&mut conn)?;
+    set_stable_plans(&conn)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(|e| backend("enable WAL", e))?;
@@ -57,11 +113,10 @@ fn open_rw(path: &Path) -> Result<Connection, Error> {
             path.display()
         )));
     }
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA synchronous = FULL;
-         -- After a checkpoint resets the WAL, shrink it back to 64 MiB.
-         PRAGMA journal_size_limit = 67108864;",
-    )
+         PRAGMA journal_size_limit = {wal_limit};"
+    ))
     .map_err(|e| backend("set pragmas", e))?;
     Ok(conn)
 }
@@ -77,8 +132,8 @@ fn open_rw(path: &Path) -> Result<Connection, Error> {
 /// corrupt the file on power loss (SQLite ticket ff5be73dee). Automatic
 /// checkpoints are off because they would stall the writer's commits; the
 /// checkpointer thread does them on its own connection instead.
-pub(crate) fn open_writer(path: &Path) -> Result<Connection, Error> {
-    let conn = open_rw(path)?;
+pub(crate) fn open_writer(path: &Path, wal_limit: u64) -> Result<Connection, Error> {
+    let conn = open_rw(path, wal_limit)?;
     conn.execute_batch(SCHEMA)
         .map_err(|e| backend("create schema", e))?;
     conn.execute_batch(
@@ -93,8 +148,8 @@ pub(crate) fn open_writer(path: &Path) -> Result<Connection, Error> {
 
 /// Opens the checkpointer's connection; its `synchronous = FULL` makes
 /// checkpoints sync the WAL before copying and the database after.
-pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, Error> {
-    let conn = open_rw(path)?;
+pub(crate) fn open_checkpointer(path: &Path, wal_limit: u64) -> Result<Connection, Error> {
+    let conn = open_rw(path, wal_limit)?;
     conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
         .map_err(|e| backend("set pragmas", e))?;
     Ok(conn)
@@ -103,10 +158,10 @@ pub(crate) fn open_checkpointer(path: &Path) -> Result<Connection, Error> {
 /// Opens a read-only connection for the reader pool.
 pub(crate) fn open_reader(path: &Path) -> Result<Connection, Error> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(path, flags)
+    let mut conn = Connection::open_with_flags(path, flags)
         .map_err(|e| backend(format!("open {} for reading", path.display()), e))?;
-    conn.busy_timeout(Duration::from_secs(5))
-        .map_err(|e| backend("set busy_timeout", e))?;
+    set_busy_handler(&mut conn)?;
+    set_stable_plans(&conn)?;
     conn.execute_batch("PRAGMA cache_size = -16384;")
         .map_err(|e| backend("set pragmas", e))?;
     Ok(conn)

@@ -71,6 +71,8 @@ async fn periodic_compaction_bounds_the_file() {
     let options = SqliteOptions {
         compact_interval: Some(Duration::from_millis(100)),
         retain_revisions: 50,
+        // Without preallocation, compaction truncates the WAL.
+        wal_preallocate: 0,
         ..Default::default()
     };
     let store = SqliteStore::open_with(&path, options).unwrap();
@@ -173,6 +175,9 @@ async fn wal_starts_over_under_continuous_writes() {
     let options = SqliteOptions {
         compact_interval: None,
         wal_restart_frames: 64,
+        // The file's size is the WAL's high-water mark only if it is not
+        // preallocated.
+        wal_preallocate: 0,
         ..Default::default()
     };
     let store = SqliteStore::open_with(dir.path().join("store.db"), options).unwrap();
@@ -214,4 +219,72 @@ async fn wal_starts_over_under_continuous_writes() {
         wal < written,
         "WAL is {wal} bytes after {written} bytes of values were written"
     );
+}
+
+/// A preallocated WAL keeps its size through writes and a compaction (so
+/// commits overwrite its blocks), and the zeros past its frames read as
+/// the WAL's end: reopening, after a clean close and after the writes of
+/// a store that was never closed, finds every write.
+#[tokio::test]
+async fn preallocated_wal_keeps_its_size_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let wal_path = dir.path().join("store.db-wal");
+    const SIZE: u64 = 2 << 20;
+    let options = SqliteOptions {
+        compact_interval: None,
+        wal_preallocate: SIZE,
+        // Restarts well inside the preallocated size.
+        wal_restart_frames: 64,
+        ..Default::default()
+    };
+    let wal_len = || std::fs::metadata(&wal_path).map(|m| m.len()).unwrap_or(0);
+    let store = SqliteStore::open_with(&path, options.clone()).unwrap();
+    assert_eq!(wal_len(), SIZE, "the WAL is filled at open");
+    let value = Bytes::from(vec![b'v'; 2048]);
+    let mut last = 0;
+    for i in 0..400 {
+        last = store
+            .create(&format!("/pre/{i}"), value.clone())
+            .await
+            .unwrap()
+            .mod_revision;
+    }
+    store.compact(last - 10).await.unwrap();
+    store.create("/pre/after", value.clone()).await.unwrap();
+    // Bigger if the writes outran the checkpointer's restart; never
+    // truncated below the preallocation.
+    assert!(
+        wal_len() >= SIZE,
+        "writes and compaction keep the WAL's size"
+    );
+    drop(store);
+
+    // No restart from here on: the WAL keeps every frame since this open,
+    // so the copy below is consistent even if a checkpoint runs during it.
+    let no_restart = SqliteOptions {
+        wal_restart_frames: i64::MAX,
+        ..options
+    };
+    let store = SqliteStore::open_with(&path, no_restart.clone()).unwrap();
+    assert!(wal_len() >= SIZE, "filled again after the clean close");
+    assert_eq!(store.current_revision().await.unwrap(), last + 1);
+    assert!(store.get("/pre/399").await.unwrap().is_some());
+    for i in 0..50 {
+        store
+            .create(&format!("/again/{i}"), value.clone())
+            .await
+            .unwrap();
+    }
+    // A copy of the files as they are now, with the WAL holding frames
+    // followed by zeros, is what a crash would leave behind.
+    let copy = tempfile::tempdir().unwrap();
+    let copy_path = copy.path().join("store.db");
+    std::fs::copy(&path, &copy_path).unwrap();
+    std::fs::copy(&wal_path, copy.path().join("store.db-wal")).unwrap();
+    drop(store);
+    let crashed = SqliteStore::open_with(&copy_path, no_restart).unwrap();
+    assert_eq!(crashed.current_revision().await.unwrap(), last + 51);
+    assert!(crashed.get("/again/49").await.unwrap().is_some());
+    assert!(crashed.get("/pre/0").await.unwrap().is_some());
 }

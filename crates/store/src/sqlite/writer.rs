@@ -351,7 +351,7 @@ impl Writer {
         if let Some(pending) = self.compaction.take() {
             tracing::debug!(compacted = self.compacted, "sqlite compaction done");
             if let Some(checkpoints) = &self.checkpoints {
-                let _ = checkpoints.send(checkpoint::Request::Truncate);
+                let _ = checkpoints.send(checkpoint::Request::Shrink);
             }
             // Answered in order with the writes, once synced.
             self.to_sync(Synced::Compacted(pending.replies));
