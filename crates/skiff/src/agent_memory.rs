@@ -64,10 +64,7 @@ fn exe_readonly_mappings(smaps: &str, dev: u64, ino: u64) -> Vec<Mapping> {
         let mut f = line.split_whitespace();
         let Some(first) = f.next() else { continue };
         if let Some((lo, hi)) = first.split_once('-')
-            && let (Ok(lo), Ok(hi)) = (
-                usize::from_str_radix(lo, 16),
-                usize::from_str_radix(hi, 16),
-            )
+            && let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
         {
             flush(&mut cur);
             let perms = f.next().unwrap_or("");
@@ -76,7 +73,10 @@ fn exe_readonly_mappings(smaps: &str, dev: u64, ino: u64) -> Vec<Mapping> {
                 .next()
                 .and_then(|d| d.split_once(':'))
                 .and_then(|(ma, mi)| {
-                    Some((u64::from_str_radix(ma, 16).ok()?, u64::from_str_radix(mi, 16).ok()?))
+                    Some((
+                        u64::from_str_radix(ma, 16).ok()?,
+                        u64::from_str_radix(mi, 16).ok()?,
+                    ))
                 })
                 .is_some_and(|(ma, mi)| libc::makedev(ma as u32, mi as u32) == dev)
                 && f.next().and_then(|i| i.parse::<u64>().ok()) == Some(ino);
