@@ -56,6 +56,9 @@ use std::sync::Arc;
 pub struct Agent {
     pub lookup: PodLookup,
     pub runtime: Arc<dyn skiff_runtime::RuntimeService>,
+    /// Notified once start-up is over: the node is registered, its
+    /// network set up and the first list of its pods handed to workers.
+    pub started: Arc<tokio::sync::Notify>,
 }
 
 /// Creates the agent's runtime and lookup; [`Agent::run`] then runs it.
@@ -68,6 +71,7 @@ pub fn agent(config: &Config) -> Agent {
     Agent {
         lookup: PodLookup::default(),
         runtime: Arc::new(runtime),
+        started: Arc::new(tokio::sync::Notify::new()),
     }
 }
 
@@ -101,6 +105,7 @@ impl Agent {
             net,
             events,
             lookup: self.lookup.clone(),
+            started: self.started.clone(),
         });
         let result = tokio::select! {
             r = manager::run(ctx) => r,

@@ -19,6 +19,7 @@ pub async fn run(ctx: Arc<Context>) -> crate::Result<()> {
     let mut stream = watcher(pods, cfg).boxed();
     let mut workers: HashMap<String, watch::Sender<Option<Arc<Pod>>>> = HashMap::new();
     let mut listed: Option<Vec<String>> = None;
+    let mut first_list = true;
     // Static pods first, so the orphan cleanup after the first list knows
     // their sandboxes.
     let mut statics = Statics::default();
@@ -74,6 +75,11 @@ pub async fn run(ctx: Arc<Context>) -> crate::Result<()> {
                         }
                     }
                     cleanup_orphans(&ctx, &seen).await;
+                    if first_list {
+                        first_list = false;
+                        // A permit if nobody waits yet.
+                        ctx.started.notify_one();
+                    }
                 }
             }
         }
@@ -105,7 +111,9 @@ fn dispatch(
     let Some(p) = pod else { return };
     let (tx, rx) = watch::channel(Some(p.clone()));
     let w = Worker::new(ctx.clone(), &p);
-    tokio::spawn(w.run(rx));
+    let task = w.run(rx);
+    tracing::debug!(%uid, task_bytes = std::mem::size_of_val(&task), "pod worker started");
+    tokio::spawn(task);
     workers.insert(uid, tx);
 }
 

@@ -35,6 +35,8 @@ pub struct Context {
     pub net: Arc<Network>,
     pub events: Recorder,
     pub lookup: PodLookup,
+    /// See [`crate::Agent::started`].
+    pub started: Arc<Notify>,
 }
 
 /// How often configMap/secret/downwardAPI volumes are refreshed.
@@ -173,17 +175,22 @@ impl Worker {
 
     /// Runs until the pod is gone: `rx` carries the pod's latest version,
     /// `None` once it was deleted from the API.
+    ///
+    /// Each step's future is boxed for its duration: the task of an idle
+    /// worker, which a node has one of per pod, then holds only the
+    /// worker and its wait, not space for the deepest step's state (a
+    /// sync pass nests API calls, the runtime and the image store).
     pub async fn run(mut self, mut rx: watch::Receiver<Option<Arc<Pod>>>) {
         let first = rx.borrow().clone();
         if let Some(p) = &first {
-            self.adopt(p).await;
+            Box::pin(self.adopt(p)).await;
         }
         loop {
             let pod = rx.borrow_and_update().clone();
             let Some(pod) = pod else {
                 // Gone from the API without us seeing the deletion: stop now.
-                self.terminate(None, Duration::ZERO).await;
-                self.teardown().await;
+                Box::pin(self.terminate(None, Duration::ZERO)).await;
+                Box::pin(self.teardown()).await;
                 return;
             };
             if pod.metadata.deletion_timestamp.is_some() {
@@ -196,9 +203,9 @@ impl Worker {
                         .and_then(|s| s.termination_grace_period_seconds))
                     .unwrap_or(30)
                     .max(0) as u64;
-                self.terminate(Some(&pod), Duration::from_secs(grace)).await;
-                self.teardown().await;
-                self.write_final_status(&pod).await;
+                Box::pin(self.terminate(Some(&pod), Duration::from_secs(grace))).await;
+                Box::pin(self.teardown()).await;
+                Box::pin(self.write_final_status(&pod)).await;
                 let api: Api<Pod> = Api::namespaced(self.ctx.client.clone(), &self.namespace);
                 let dp = DeleteParams {
                     grace_period_seconds: Some(0),
@@ -208,12 +215,12 @@ impl Worker {
                     }),
                     ..Default::default()
                 };
-                if let Err(e) = api.delete(&self.name, &dp).await {
+                if let Err(e) = Box::pin(api.delete(&self.name, &dp)).await {
                     tracing::debug!(pod = %self.name, error = %e, "final delete");
                 }
                 return;
             }
-            let next = match self.sync(&pod).await {
+            let next = match Box::pin(self.sync(&pod)).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(pod = %self.name, error = %e, "pod sync failed");

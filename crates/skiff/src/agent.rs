@@ -74,6 +74,31 @@ pub struct AgentArgs {
     pub net: crate::netsvc::NetArgs,
 }
 
+/// Most worker threads `skiff agent`'s runtime starts.
+const AGENT_WORKERS: usize = 2;
+/// Most threads its blocking pool grows to (tokio's default is 512).
+const AGENT_BLOCKING_THREADS: usize = 16;
+/// How long an idle blocking thread lingers (tokio's default is 10 s).
+const AGENT_BLOCKING_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The runtime of `skiff agent`, sized for a node's memory budget rather
+/// than for throughput: the agent mostly waits on watches, timers and
+/// container exits. Every thread costs its stack and an allocator heap
+/// of its own that keeps pages for each size class it has used, so the
+/// workers are capped at [`AGENT_WORKERS`] (tokio's default is one per
+/// core), and the blocking pool, which a burst of pod starts fills with
+/// short file-system, mount and cgroup calls, is capped and lets its
+/// threads go soon after the burst instead of holding them for 10 s.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cores.clamp(1, AGENT_WORKERS))
+        .max_blocking_threads(AGENT_BLOCKING_THREADS)
+        .thread_keep_alive(AGENT_BLOCKING_KEEP_ALIVE)
+        .enable_all()
+        .build()
+}
+
 /// `skiff agent`: joins (first start) and runs until SIGTERM/SIGINT.
 pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     std::fs::create_dir_all(&args.data_dir)
@@ -120,7 +145,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<std::process::ExitCode> {
     let tls = crate::node_streaming::NodeTls::from_join(&args.data_dir)
         .map_err(|e| tracing::warn!(error = %e, "node server TLS"))
         .ok();
-    run_with(client, cfg, tls, crate::server::shutdown_signal()).await?;
+    start(client, cfg, tls, crate::server::shutdown_signal(), true).await?;
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -194,10 +219,33 @@ pub async fn run_with(
     tls: Option<crate::node_streaming::NodeTls>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    start(client, cfg, tls, shutdown, false).await
+}
+
+/// [`run_with`]; `release_startup_pages`: once start-up is over, drop the
+/// code pages only it used (`skiff agent`, a process of its own; see
+/// [`crate::agent_memory`]).
+async fn start(
+    client: kube::Client,
+    cfg: skiff_kubelet::Config,
+    tls: Option<crate::node_streaming::NodeTls>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    release_startup_pages: bool,
+) -> anyhow::Result<()> {
     if !nix_is_root() {
         anyhow::bail!("the node agent needs root (namespaces, mounts, cgroups)");
     }
     let agent = skiff_kubelet::agent(&cfg);
+    if release_startup_pages {
+        let started = agent.started.clone();
+        tokio::spawn(async move {
+            started.notified().await;
+            match crate::agent_memory::release_startup_pages() {
+                Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
+                Err(e) => tracing::debug!(error = %e, "cannot release start-up code pages"),
+            }
+        });
+    }
     let server = match tls {
         Some(tls) => {
             Some(crate::node_streaming::start(&agent, &cfg.node_name, cfg.kubelet_port, tls).await?)

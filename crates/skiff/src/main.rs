@@ -4,6 +4,7 @@
 //! installs tracing, picks a store backend and calls `exit`.
 
 mod agent;
+mod agent_memory;
 mod bench;
 mod build_run;
 mod certs;
@@ -84,10 +85,21 @@ fn init_tracing() {
 fn run_async(
     command: impl std::future::Future<Output = anyhow::Result<std::process::ExitCode>>,
 ) -> anyhow::Result<std::process::ExitCode> {
+    run_on(
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        command,
+    )
+}
+
+/// Runs `command` on `runtime` (see [`run_async`]).
+fn run_on(
+    runtime: std::io::Result<tokio::runtime::Runtime>,
+    command: impl std::future::Future<Output = anyhow::Result<std::process::ExitCode>>,
+) -> anyhow::Result<std::process::ExitCode> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    runtime
         .map_err(anyhow::Error::from)
         .and_then(|rt| rt.block_on(command))
 }
@@ -164,7 +176,7 @@ fn main() -> std::process::ExitCode {
         }
         Command::Agent(args) => {
             init_tracing();
-            run_async(agent::run(args))
+            run_on(agent::runtime(), agent::run(args))
         }
         Command::ControllerManager(args) => {
             init_tracing();

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 
-use super::{rss_mib, summarize};
+use super::{cpu_seconds, rss_mib, summarize};
 
 #[derive(clap::Args, Clone)]
 pub struct PodstartArgs {
@@ -30,6 +30,62 @@ pub struct PodstartArgs {
     /// Pods created at once afterwards.
     #[arg(long, default_value_t = 100)]
     burst: usize,
+    /// The window over which the agent's idle CPU is measured (with 0
+    /// pods, and again with the burst's pods running), in seconds.
+    #[arg(long, default_value_t = 20)]
+    idle_secs: u64,
+    /// Run the agent from this binary instead of this one, to compare two
+    /// builds' agents back to back against the same server.
+    #[arg(long)]
+    agent_exe: Option<PathBuf>,
+}
+
+/// The agent's footprint at one moment: its RSS split into anonymous
+/// memory (heap, thread stacks) and file-backed pages (mostly the
+/// binary's code and read-only data), its thread count, and the share of
+/// one core it used over the preceding idle window.
+#[derive(Clone, Copy, Default)]
+struct Footprint {
+    rss: f64,
+    anon: f64,
+    file: f64,
+    threads: u64,
+    cpu_percent: f64,
+}
+
+impl Footprint {
+    /// Waits `window` while sampling the agent's CPU time, then reads
+    /// its memory (`/proc/PID/status`).
+    async fn measure(pid: u32, window: Duration) -> Footprint {
+        let (cpu0, t0) = (cpu_seconds(pid), Instant::now());
+        tokio::time::sleep(window).await;
+        let cpu = cpu_seconds(pid) - cpu0;
+        let secs = t0.elapsed().as_secs_f64().max(0.001);
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let mib = |kb: u64| kb as f64 / 1024.0;
+        Footprint {
+            rss: rss_mib(pid),
+            anon: mib(field("RssAnon:")),
+            file: mib(field("RssFile:")),
+            threads: field("Threads:"),
+            cpu_percent: cpu / secs * 100.0,
+        }
+    }
+
+    fn print_row(&self, what: &str) {
+        println!(
+            "{:<28} {:>9.1} {:>9.1} {:>9.1} {:>8} {:>10.2}",
+            what, self.rss, self.anon, self.file, self.threads, self.cpu_percent
+        );
+    }
 }
 
 const NETNS_ENV: &str = "SKIFF_BENCH_NETNS";
@@ -210,7 +266,7 @@ async fn inner(args: PodstartArgs) -> anyhow::Result<()> {
     anyhow::ensure!(line.contains("ready"), "server did not start: {line}");
     let url = format!("https://127.0.0.1:{port}");
     let kubeconfig = data.join("kubeconfig.yaml");
-    let agent = Command::new(&exe)
+    let agent = Command::new(args.agent_exe.as_ref().unwrap_or(&exe))
         .args([
             "agent",
             "--server",
@@ -262,17 +318,21 @@ async fn inner(args: PodstartArgs) -> anyhow::Result<()> {
         all_burst.as_secs_f64() * 1000.0
     );
     println!();
-    println!("{:<28} {:>9}", "agent RSS", "MiB");
-    println!("{:<28} {:>9.1}", "idle, 0 pods", idle);
     println!(
-        "{:<28} {:>9.1}",
-        format!("{} pods running", args.burst),
-        loaded
+        "{:<28} {:>9} {:>9} {:>9} {:>8} {:>10}",
+        format!("agent, idle {} s", args.idle_secs),
+        "RSS MiB",
+        "anon",
+        "file",
+        "threads",
+        "CPU %core"
     );
+    idle.print_row("0 pods");
+    loaded.print_row(&format!("{} pods running", args.burst));
     Ok(())
 }
 
-type Measured = (Vec<Duration>, Vec<Duration>, f64, f64);
+type Measured = (Vec<Duration>, Vec<Duration>, Footprint, Footprint);
 
 async fn measure(
     args: &PodstartArgs,
@@ -295,8 +355,10 @@ async fn measure(
         anyhow::ensure!(Instant::now() < deadline, "node {node} never became Ready");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Start-up work (registration, first status, cgroup clean-up) settles.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let idle = rss_mib(agent_pid);
+    let window = Duration::from_secs(args.idle_secs.max(1));
+    let idle = Footprint::measure(agent_pid, window).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let mut rx = running_watch(pods.clone());
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -370,6 +432,6 @@ async fn measure(
     );
     let burst: Vec<Duration> = done.values().copied().collect();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let loaded = rss_mib(agent_pid);
+    let loaded = Footprint::measure(agent_pid, window).await;
     Ok((steady, burst, idle, loaded))
 }
