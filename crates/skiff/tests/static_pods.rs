@@ -85,7 +85,10 @@ fn static_pods_run_from_files_and_are_mirrored() {
 
     // Deleting the mirror: a new mirror appears, the same container keeps
     // running (the pod never depended on the API object).
-    c.ok(K, &["delete", "pod", &name, "--wait=true"]);
+    // `--wait=false`: the agent recreates the mirror under the same name,
+    // and kubectl's wait could find the new one and wait forever (the same
+    // race as in workloads.rs' StatefulSet test); the new uid is checked.
+    c.ok(K, &["delete", "pod", &name, "--wait=false"]);
     let again = eventually(60, "mirror pod recreated", || {
         let p = get(&c, &name)?;
         if p["metadata"]["uid"] == first_uid.as_str() {

@@ -832,10 +832,18 @@ fn statefulset_starts_pods_in_order_with_their_own_claims() {
     );
     let uid = jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}");
     // A deleted pod comes back under the same name, with the same claim.
-    c.ok(K, &["delete", "pod", "web-1"]);
+    // `--wait=false`: a hollow node finishes the deletion and the
+    // controller recreates web-1 within milliseconds, and kubectl's own
+    // wait (GET, then a LIST+watch on the name) would then find the *new*
+    // web-1 and wait for a DELETED event that never comes: a race in
+    // kubectl's wait, not in the cluster. The test checks the new uid.
+    let pod_uid = jsonpath(&c, &["pod", "web-1"], "{.metadata.uid}");
+    c.ok(K, &["delete", "pod", "web-1", "--wait=false"]);
     eventually(30, "web-1 back and ready", || {
+        let now = jsonpath(&c, &["pod", "web-1"], "{.metadata.uid}");
         jsonpath(&c, &["sts", "web"], "{.status.readyReplicas}") == "3"
-            && !jsonpath(&c, &["pod", "web-1"], "{.metadata.uid}").is_empty()
+            && !now.is_empty()
+            && now != pod_uid
     });
     assert_eq!(
         jsonpath(&c, &["pvc", "data-web-1"], "{.metadata.uid}"),
