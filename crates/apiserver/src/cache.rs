@@ -407,6 +407,57 @@ impl WatchCache {
 mod tests {
     use super::*;
 
+    /// An offered object is what the cache then holds for that write
+    /// (no second parse), and equals what parsing the stored bytes gives.
+    #[tokio::test]
+    async fn an_offered_write_is_used_and_equals_the_parsed_form() {
+        let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let key = "/registry/core/pods/ns/p".to_string();
+        let value = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
+        let kv = store
+            .create(&key, serde_json::to_vec(&value).unwrap().into())
+            .await
+            .unwrap();
+        let offered = CachedObject::from_written(key.clone(), kv.mod_revision, value);
+        cache.offer(offered.clone());
+        cache.wait_for(kv.mod_revision).await.unwrap();
+        let held = cache.get(&key).unwrap();
+        let parsed = CachedObject::from_kv(&kv, kv.mod_revision).unwrap();
+        assert_eq!(held.bytes, parsed.bytes);
+        assert_eq!(held.value, parsed.value);
+        // Either the offer was used or it came after the event was applied
+        // (then it was dropped, not left behind).
+        assert!(Arc::ptr_eq(&held, &offered) || cache.state.read().offered.is_empty());
+        assert!(cache.state.read().offered.is_empty());
+    }
+
+    /// An offer for an older revision than the event's is never used.
+    #[tokio::test]
+    async fn a_stale_offer_is_not_used() {
+        let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let key = "/registry/core/pods/ns/p".to_string();
+        let stale = serde_json::json!({"metadata": {"name": "p", "labels": {"v": "old"}}});
+        let kv = store
+            .create(
+                &key,
+                br#"{"metadata":{"name":"p","labels":{"v":"new"}}}"#.to_vec().into(),
+            )
+            .await
+            .unwrap();
+        // Offered under the wrong revision: must not replace the real event.
+        cache.offer(CachedObject::from_written(
+            key.clone(),
+            kv.mod_revision + 1,
+            stale,
+        ));
+        cache.wait_for(kv.mod_revision).await.unwrap();
+        let held = cache.get(&key).unwrap();
+        assert_eq!(held.value["metadata"]["labels"]["v"], "new");
+    }
+
     #[test]
     fn prefixes() {
         assert_eq!(

@@ -376,3 +376,27 @@ async fn follow_store(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_is_its_lines_in_order() {
+        let mut one = Batch::default();
+        one.push(Some(Bytes::from_static(b"{\"a\":1}\n")));
+        one.push(None);
+        assert_eq!(one.take().unwrap(), Bytes::from_static(b"{\"a\":1}\n"));
+
+        let mut three = Batch::default();
+        for l in ["{\"a\":1}\n", "{\"b\":2}\n", "{\"c\":3}\n"] {
+            three.push(Some(Bytes::from(l)));
+        }
+        assert_eq!(three.len, 24);
+        assert_eq!(
+            three.take().unwrap(),
+            Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n")
+        );
+        assert!(Batch::default().take().is_none());
+    }
+}
