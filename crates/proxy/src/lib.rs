@@ -1,16 +1,26 @@
 //! `skiff-proxy`: the service proxy. Watches Services and EndpointSlices and
-//! keeps one nftables table (`ip skiff`) equal to what they ask for.
+//! keeps one nftables table (`ip skiff`) equal to what they ask for, or, in
+//! iptables mode (`--proxy-mode iptables`, or when `nft` is unusable), the
+//! `SKIFF-*` iptables chains.
 //!
 //! - `model`: Services + slices → service ports with their usable endpoints.
 //! - `fragment`: one Service's chains, sets and map elements, as data.
 //! - `nft`: fragments → one `nft -f` transaction replacing the table.
 //! - `delta`: old and new fragments → a transaction with only the changes.
-//! - `apply`: runs nft; sets the forwarding sysctls.
+//! - `ipt`: the same service ports as `SKIFF-*` chains for one
+//!   `iptables-restore --noflush`.
+//! - `ipt_save`: Skiff's chains and jumps in `iptables-save` output.
+//! - `mode`: `--proxy-mode`, the nftables → iptables fallback, and
+//!   removing the other mode's rules.
+//! - `apply`: runs nft / iptables-restore; sets the forwarding sysctls.
 //! - `sync`: the watches and the coalescing sync loop.
 
 pub mod apply;
 pub mod delta;
 pub mod fragment;
+pub mod ipt;
+pub mod ipt_save;
+pub mod mode;
 pub mod model;
 pub mod nft;
 mod sync;
@@ -19,6 +29,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use mode::ProxyMode;
 pub use sync::run;
 
 /// How a node's proxy is set up (flags of `skiff server` / `skiff agent`).
@@ -39,6 +50,12 @@ pub struct ProxyConfig {
     /// any drift between incremental syncs.
     pub full_resync: Duration,
     pub nft_path: PathBuf,
+    /// The backend asked for; nftables falls back to iptables when `nft`
+    /// is unusable (`mode::effective`).
+    pub mode: ProxyMode,
+    /// The `iptables` variant to use (`iptables`, `iptables-legacy`,
+    /// `iptables-nft`); its `-save`/`-restore` siblings are run.
+    pub iptables_path: PathBuf,
 }
 
 impl ProxyConfig {
@@ -51,6 +68,8 @@ impl ProxyConfig {
             max_delay: Duration::from_millis(50),
             full_resync: Duration::from_secs(300),
             nft_path: PathBuf::from("nft"),
+            mode: ProxyMode::Nftables,
+            iptables_path: PathBuf::from("iptables"),
         }
     }
 }

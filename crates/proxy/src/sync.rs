@@ -9,6 +9,13 @@
 //! chains and map elements. The whole table is rendered at start, after a
 //! relist, after a failed transaction and every `full_resync`, so drift
 //! (someone editing the table by hand) cannot outlive that period.
+//!
+//! In iptables mode every sync renders all `SKIFF-*` chains from current
+//! state and one `iptables-restore --noflush` writes those whose rules
+//! differ from what the last sync wrote (a partial sync; all of them on a
+//! full sync). `iptables-save` is read on full syncs to find stale chains
+//! and missing jumps; in between, what the last sync programmed stands for
+//! it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,11 +28,11 @@ use kube::Api;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Mutex, Notify};
 
-use crate::ProxyConfig;
 use crate::delta::Delta;
 use crate::fragment::Fragment;
 use crate::model::{State, slice_service};
 use crate::nft::{RenderConfig, Ruleset, render_fragments};
+use crate::{ProxyConfig, ProxyMode};
 
 /// What the watches changed since the last sync.
 #[derive(Default)]
@@ -44,8 +51,12 @@ struct Shared {
 }
 
 /// Runs the proxy until the future is dropped.
-pub async fn run(client: kube::Client, cfg: ProxyConfig) {
+pub async fn run(client: kube::Client, mut cfg: ProxyConfig) {
     crate::apply::sysctls();
+    let mode;
+    (mode, cfg.iptables_path) = crate::mode::effective(&cfg).await;
+    crate::mode::remove_other(&cfg, mode).await;
+    tracing::debug!("proxy: {mode} mode");
     let shared = Arc::new(Shared {
         state: Mutex::new((State::default(), Changes::default())),
         wake: Notify::new(),
@@ -71,7 +82,10 @@ pub async fn run(client: kube::Client, cfg: ProxyConfig) {
         slice_service,
     ));
     let _abort = AbortOnDrop(vec![svc.abort_handle(), eps.abort_handle()]);
-    sync_loop(shared, cfg).await;
+    match mode {
+        ProxyMode::Nftables => sync_loop(shared, cfg).await,
+        ProxyMode::Iptables => iptables_loop(shared, cfg).await,
+    }
 }
 
 struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
@@ -148,6 +162,104 @@ async fn watch<K>(
     }
 }
 
+/// Waits for a change (or the periodic full resync, then returns true)
+/// and coalesces: keeps absorbing changes while they arrive closer than
+/// `coalesce` apart, up to `max_delay`.
+async fn next_sync(shared: &Shared, cfg: &ProxyConfig, last_full: Instant) -> bool {
+    let next_full = tokio::time::Instant::from_std(last_full + cfg.full_resync);
+    let mut full_due = false;
+    tokio::select! {
+        _ = shared.wake.notified() => {}
+        _ = tokio::time::sleep_until(next_full) => full_due = true,
+    }
+    let first = Instant::now();
+    while first.elapsed() < cfg.max_delay {
+        tokio::select! {
+            _ = shared.wake.notified() => continue,
+            _ = tokio::time::sleep(cfg.coalesce) => break,
+        }
+    }
+    full_due
+}
+
+/// Both watches have listed: state is complete enough to program.
+fn listed(shared: &Shared) -> bool {
+    shared.listed.load(std::sync::atomic::Ordering::SeqCst) == 3
+}
+
+/// The iptables mode's loop: every sync renders all Services' chains.
+async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
+    let render_cfg = RenderConfig {
+        node_ips: cfg.node_ips.clone(),
+        cluster_cidr: cfg.cluster_cidr,
+    };
+    // What the last successful sync left; None: read iptables-save first
+    // and write every chain.
+    let mut programmed: Option<(crate::ipt::Existing, crate::ipt::Contents)> = None;
+    let mut last_full = Instant::now();
+    loop {
+        if next_sync(&shared, &cfg, last_full).await {
+            programmed = None;
+        }
+        if !listed(&shared) {
+            continue;
+        }
+        let started = Instant::now();
+        let ports = {
+            let mut g = shared.state.lock().await;
+            g.1.dirty.clear();
+            g.1.full = false;
+            g.0.service_ports(&cfg.node_name)
+        };
+        let saved;
+        let (existing, previous) = match &programmed {
+            Some((e, c)) => (e, Some(c)),
+            None => match crate::apply::iptables_save(&cfg.iptables_path).await {
+                Ok(save) => {
+                    last_full = Instant::now();
+                    saved = crate::ipt_save::parse(&save);
+                    (&saved, None)
+                }
+                Err(e) => {
+                    tracing::warn!("proxy: cannot read iptables: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    shared.wake.notify_one();
+                    continue;
+                }
+            },
+        };
+        let kind = if previous.is_some() {
+            "partial"
+        } else {
+            "full"
+        };
+        let rules = crate::ipt::render(&ports, &render_cfg, existing, previous);
+        if rules.changes == 0 {
+            continue;
+        }
+        let rendered = started.elapsed();
+        match crate::apply::iptables_restore(&cfg.iptables_path, &rules.text).await {
+            Ok(()) => {
+                tracing::debug!(
+                    "proxy iptables {kind} sync of {} service ports, {} chains changed, {} bytes: render {:?}, total {:?}",
+                    ports.len(),
+                    rules.changes,
+                    rules.text.len(),
+                    rendered,
+                    started.elapsed()
+                );
+                programmed = Some((rules.programmed, rules.contents));
+            }
+            Err(e) => {
+                tracing::warn!("proxy iptables {kind} sync failed, rereading iptables: {e}");
+                programmed = None;
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                shared.wake.notify_one();
+            }
+        }
+    }
+}
+
 async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     let render_cfg = RenderConfig {
         node_ips: cfg.node_ips.clone(),
@@ -159,21 +271,10 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     let mut need_full = true;
     let mut last_full = Instant::now();
     loop {
-        let next_full = tokio::time::Instant::from_std(last_full + cfg.full_resync);
-        tokio::select! {
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep_until(next_full) => need_full = true,
+        if next_sync(&shared, &cfg, last_full).await {
+            need_full = true;
         }
-        // Coalesce: keep absorbing changes while they arrive closer than
-        // `coalesce` apart, up to `max_delay`.
-        let first = Instant::now();
-        while first.elapsed() < cfg.max_delay {
-            tokio::select! {
-                _ = shared.wake.notified() => continue,
-                _ = tokio::time::sleep(cfg.coalesce) => break,
-            }
-        }
-        if shared.listed.load(std::sync::atomic::Ordering::SeqCst) != 3 {
+        if !listed(&shared) {
             continue;
         }
         let started = Instant::now();

@@ -31,6 +31,12 @@ pub struct NetArgs {
     /// `nameserver`s of /etc/resolv.conf).
     #[arg(long, value_delimiter = ',')]
     pub dns_upstream: Vec<SocketAddr>,
+    /// How the Service proxy programs the kernel: `nftables` (one `ip
+    /// skiff` table) or `iptables` (kube-proxy-style `SKIFF-*` chains, for
+    /// hosts without nftables). nftables falls back to iptables when `nft`
+    /// is unusable.
+    #[arg(long, default_value = "nftables")]
+    pub proxy_mode: skiff_proxy::ProxyMode,
 }
 
 /// Starts the proxy, NetworkPolicy enforcement and DNS unless disabled. Failures of one component are
@@ -54,6 +60,7 @@ pub async fn start(
     let node_name = crate::agent::node_name(node);
     if !disabled("proxy") {
         let mut cfg = skiff_proxy::ProxyConfig::new(node_name.clone());
+        cfg.mode = args.proxy_mode;
         cfg.node_ips = node_ip.into_iter().collect();
         cfg.cluster_cidr = Some(
             skiff_proxy::parse_cidr(cluster_cidr)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skiff_images::{Store, fixtures};
-use support::machine::{Agent, Host, MachineNet};
+use support::machine::{Host, MachineCluster, MachineNet};
 use support::{Cluster, eventually};
 
 const K: u32 = 33;
@@ -64,44 +64,15 @@ spec:
 
 #[test]
 fn pods_services_and_dns_span_nodes() {
-    let net = MachineNet::new();
-    let server_ip = net.address(1);
-    let server = Cluster::start_node_wired(
-        &[
-            "--bind-address",
-            &server_ip,
-            "--node-ip",
-            &server_ip,
-            "--cluster-cidr",
-            CIDR,
-        ],
-        image,
-        |n| net.attach(n, 1),
-        true,
-    );
-    let a = Agent::join(&server, &net, 2, &["--cluster-cidr", CIDR], image);
-    let b = Agent::join(&server, &net, 3, &["--cluster-cidr", CIDR], image);
+    let mc = MachineCluster::start(2, CIDR, &[], &[], image, |_| {});
+    let (server, net) = (&mc.server, &mc.net);
+    let (a, b) = (&mc.agents[0], &mc.agents[1]);
     let nodes: BTreeSet<String> = [
-        server.node().expect("node").node_name.clone(),
+        mc.server_node(),
         a.node.node_name.clone(),
         b.node.node_name.clone(),
     ]
     .into();
-    eventually(60, "three Ready nodes with pod CIDRs", || {
-        let v = json(&server, &["get", "nodes", "-o", "json"]);
-        let ready = v["items"]
-            .as_array()?
-            .iter()
-            .filter(|n| {
-                n["spec"]["podCIDR"].is_string()
-                    && n["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-            })
-            .count();
-        (ready == 3).then_some(())
-    });
 
     server.apply_stdin(K, &["create", "-f", "-"], APPS);
     let client = format!(
@@ -127,9 +98,9 @@ fn pods_services_and_dns_span_nodes() {
         assert!(
             std::time::Instant::now() < deadline,
             "web pods not ready:\n{}",
-            diag(&server)
+            diag(server)
         );
-        let v = json(&server, &["get", "pods", "-l", "app=web", "-o", "json"]);
+        let v = json(server, &["get", "pods", "-l", "app=web", "-o", "json"]);
         let pods: Vec<(String, String, String)> = v["items"]
             .as_array()?
             .iter()
@@ -152,7 +123,7 @@ fn pods_services_and_dns_span_nodes() {
     let on: BTreeSet<String> = web.iter().map(|(_, n, _)| n.clone()).collect();
     assert_eq!(on, nodes, "one web pod per node");
     eventually(60, "client running", || {
-        let v = json(&server, &["get", "pod", "client", "-o", "json"]);
+        let v = json(server, &["get", "pod", "client", "-o", "json"]);
         (v["status"]["phase"] == "Running").then_some(())
     });
     let fetch = |url: &str| -> Option<String> {
@@ -188,7 +159,7 @@ fn pods_services_and_dns_span_nodes() {
     assert_eq!(seen, all, "answers spread over every pod");
 
     // The NodePort on every node's address, from a node namespace.
-    let port = json(&server, &["get", "svc", "web", "-o", "json"])["spec"]["ports"][0]["nodePort"]
+    let port = json(server, &["get", "svc", "web", "-o", "json"])["spec"]["ports"][0]["nodePort"]
         .as_i64()
         .expect("nodePort");
     for host in 1..=3 {
@@ -206,15 +177,11 @@ fn pods_services_and_dns_span_nodes() {
         assert!(all.contains(&got), "a web pod answers on {url}: {got}");
     }
 
-    scale_adds_endpoints_and_traffic(&server, &all);
-    deleted_pod_leaves_rotation_before_it_stops(&server, &b.node.node_name);
+    scale_adds_endpoints_and_traffic(server, &all);
+    deleted_pod_leaves_rotation_before_it_stops(server, &b.node.node_name);
     let outside = net.host(9);
-    load_balancer_answers_on_its_ingress_ips(&server, &net, &outside);
-    headless_statefulset_and_hairpin(&server, &a.node.node_name, &server_node(&server));
-}
-
-fn server_node(c: &Cluster) -> String {
-    c.node().expect("node").node_name.clone()
+    load_balancer_answers_on_its_ingress_ips(server, net, &outside);
+    headless_statefulset_and_hairpin(server, &a.node.node_name, &mc.server_node());
 }
 
 /// `kubectl exec POD -- timeout 3 wget -q -O - URL`: the body, if any.

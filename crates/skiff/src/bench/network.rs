@@ -19,6 +19,11 @@
 //!   write returning) to a TCP connect to its ClusterIP succeeding. Before
 //!   its rules exist a connect to that address hangs rather than failing,
 //!   so the attempts here are 10 ms each: that is the resolution.
+//!
+//! `--proxy-mode iptables` measures the iptables mode the same way: the
+//! full sync is `iptables-restore --noflush` of every `SKIFF-*` chain, and
+//! the "one endpoint" row is the mode's partial sync: everything rendered,
+//! only the changed chains restored.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -46,6 +51,9 @@ pub struct NetworkArgs {
     /// New Services (Service + EndpointSlice) measured.
     #[arg(long, default_value_t = 100)]
     new_services: usize,
+    /// The proxy backend measured: `nftables` or `iptables`.
+    #[arg(long, default_value = "nftables")]
+    proxy_mode: skiff_proxy::ProxyMode,
 }
 
 /// The bench's own network namespace, deleted on drop.
@@ -185,49 +193,12 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         node_ips: vec![],
         cluster_cidr: Some((Ipv4Addr::new(10, 244, 0, 0), 16)),
     };
-    let nft = std::path::Path::new("nft");
-    let (mut render_t, mut apply_t) = (Vec::new(), Vec::new());
-    let mut previous: Option<skiff_proxy::nft::Ruleset> = None;
-    let mut size = 0;
-    for _ in 0..6 {
-        let t0 = Instant::now();
-        let rs = skiff_proxy::nft::render(&ports, &cfg, previous.as_ref());
-        render_t.push(t0.elapsed());
-        let t1 = Instant::now();
-        skiff_proxy::apply::nft(nft, &rs.text).await?;
-        apply_t.push(t1.elapsed());
-        size = rs.text.len();
-        previous = Some(rs);
-    }
-    let nft_rss = children_maxrss_mib();
-    // --- Incremental syncs against that full table: one Service's
-    // endpoints change (an endpoint added, then removed), as the proxy's
-    // delta transactions carry them.
-    let mut delta_t = Vec::new();
-    {
-        use skiff_proxy::fragment::Fragment;
-        let base = synthetic(0, args.endpoints);
-        let mut grown = base.clone();
-        let mut extra = grown.endpoints[0].clone();
-        extra.ip = Ipv4Addr::new(10, 246, 0, 1);
-        grown.endpoints.push(extra);
-        let (small, big) = (
-            Fragment::of_ports([&base], &cfg),
-            Fragment::of_ports([&grown], &cfg),
-        );
-        for i in 0..args.changes {
-            let t0 = Instant::now();
-            let mut d = skiff_proxy::delta::Delta::default();
-            if i % 2 == 0 {
-                d.service(&small, &big);
-            } else {
-                d.service(&big, &small);
-            }
-            skiff_proxy::apply::nft(nft, &d.text()).await?;
-            delta_t.push(t0.elapsed());
-        }
-    }
-    sh(&["nft", "delete", "table", "ip", "skiff"])?;
+    let iptables = args.proxy_mode == skiff_proxy::ProxyMode::Iptables;
+    let (render_t, apply_t, delta_t, size, tool_rss) = if iptables {
+        iptables_syncs(&ports, &cfg, &args).await?
+    } else {
+        nft_syncs(&ports, &cfg, &args).await?
+    };
     let (r, a) = (summarize(render_t), summarize(apply_t));
     let dt = summarize(delta_t);
 
@@ -262,6 +233,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
             "10.244.0.0/16",
         ])
         .args(["--node-ip", "10.244.0.1"])
+        .args(["--proxy-mode", &args.proxy_mode.to_string()])
         .arg("--data-dir")
         .arg(data.path())
         .stdout(Stdio::piped())
@@ -356,27 +328,38 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     let (nf, nsl) = (summarize(from_first), summarize(from_slice));
 
     println!(
-        "network programming: {} Services x {} endpoints ({} endpoints), nft {}",
+        "network programming ({} mode): {} Services x {} endpoints ({} endpoints), {}",
+        args.proxy_mode,
         args.services,
         args.endpoints,
         args.services * args.endpoints,
-        nft_version()
+        if iptables {
+            tool_version("iptables", "-V")
+        } else {
+            tool_version("nft", "--version")
+        }
     );
     println!(
         "{:<44} {:>10} {:>10} {:>8}",
         "what", "p50 ms", "p99 ms", "n"
     );
     r.print_row("full sync: render (in process)");
-    a.print_row("full sync: nft -f (one transaction)");
-    dt.print_row("delta sync: render + nft -f (one endpoint)");
+    if iptables {
+        a.print_row("full sync: iptables-restore --noflush");
+        dt.print_row("partial sync: render + restore (one endpoint)");
+    } else {
+        a.print_row("full sync: nft -f (one transaction)");
+        dt.print_row("delta sync: render + nft -f (one endpoint)");
+    }
     la.print_row("endpoint added -> traffic flows");
     lr.print_row("endpoint removed -> connection refused");
     nf.print_row("new Service: first write -> traffic flows");
     nsl.print_row("new Service: slice written -> traffic flows");
     println!(
-        "transaction size: {:.1} MiB; nft peak RSS: {:.0} MiB",
+        "transaction size: {:.1} MiB; {} peak RSS: {:.0} MiB",
         size as f64 / 1048576.0,
-        nft_rss
+        if iptables { "iptables-restore" } else { "nft" },
+        tool_rss
     );
     println!(
         "bulk through the API: {} objects written in {:.2} s, all programmed {:.2} s after the first write",
@@ -390,9 +373,115 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn nft_version() -> String {
-    Command::new("nft")
-        .arg("--version")
+/// Full and delta syncs of the nftables mode, applied with `nft -f`
+/// directly: (render times, apply times, delta times, full transaction
+/// size, nft's peak RSS). Leaves no table behind.
+async fn nft_syncs(
+    ports: &[skiff_proxy::model::ServicePort],
+    cfg: &skiff_proxy::nft::RenderConfig,
+    args: &NetworkArgs,
+) -> anyhow::Result<Syncs> {
+    let nft = std::path::Path::new("nft");
+    let (mut render_t, mut apply_t) = (Vec::new(), Vec::new());
+    let mut previous: Option<skiff_proxy::nft::Ruleset> = None;
+    let mut size = 0;
+    for _ in 0..6 {
+        let t0 = Instant::now();
+        let rs = skiff_proxy::nft::render(ports, cfg, previous.as_ref());
+        render_t.push(t0.elapsed());
+        let t1 = Instant::now();
+        skiff_proxy::apply::nft(nft, &rs.text).await?;
+        apply_t.push(t1.elapsed());
+        size = rs.text.len();
+        previous = Some(rs);
+    }
+    let nft_rss = children_maxrss_mib();
+    // --- Incremental syncs against that full table: one Service's
+    // endpoints change (an endpoint added, then removed), as the proxy's
+    // delta transactions carry them.
+    let mut delta_t = Vec::new();
+    {
+        use skiff_proxy::fragment::Fragment;
+        let base = synthetic(0, args.endpoints);
+        let mut grown = base.clone();
+        let mut extra = grown.endpoints[0].clone();
+        extra.ip = Ipv4Addr::new(10, 246, 0, 1);
+        grown.endpoints.push(extra);
+        let (small, big) = (
+            Fragment::of_ports([&base], cfg),
+            Fragment::of_ports([&grown], cfg),
+        );
+        for i in 0..args.changes {
+            let t0 = Instant::now();
+            let mut d = skiff_proxy::delta::Delta::default();
+            if i % 2 == 0 {
+                d.service(&small, &big);
+            } else {
+                d.service(&big, &small);
+            }
+            skiff_proxy::apply::nft(nft, &d.text()).await?;
+            delta_t.push(t0.elapsed());
+        }
+    }
+    sh(&["nft", "delete", "table", "ip", "skiff"])?;
+    Ok((render_t, apply_t, delta_t, size, nft_rss))
+}
+
+/// Timings of the direct syncs (see `nft_syncs`).
+type Syncs = (Vec<Duration>, Vec<Duration>, Vec<Duration>, usize, f64);
+
+/// The iptables mode's full syncs with `iptables-restore --noflush`, then
+/// partial syncs after one Service's endpoint changed. Removes its chains
+/// afterwards.
+async fn iptables_syncs(
+    ports: &[skiff_proxy::model::ServicePort],
+    cfg: &skiff_proxy::nft::RenderConfig,
+    args: &NetworkArgs,
+) -> anyhow::Result<Syncs> {
+    use skiff_proxy::{apply, ipt, ipt_save};
+    let bin = std::path::Path::new("iptables");
+    let (mut render_t, mut apply_t, mut delta_t) = (Vec::new(), Vec::new(), Vec::new());
+    let mut existing = ipt_save::parse(&apply::iptables_save(bin).await?);
+    let mut contents = ipt::Contents::new();
+    let mut size = 0;
+    for _ in 0..6 {
+        let t0 = Instant::now();
+        let rules = ipt::render(ports, cfg, &existing, None);
+        render_t.push(t0.elapsed());
+        let t1 = Instant::now();
+        apply::iptables_restore(bin, &rules.text).await?;
+        apply_t.push(t1.elapsed());
+        size = rules.text.len();
+        existing = rules.programmed;
+        contents = rules.contents;
+    }
+    let rss = children_maxrss_mib();
+    let mut grown: Vec<_> = ports.to_vec();
+    if let Some(first) = grown.first_mut()
+        && let Some(ep) = first.endpoints.first().cloned()
+    {
+        first.endpoints.push(skiff_proxy::model::Endpoint {
+            ip: Ipv4Addr::new(10, 246, 0, 1),
+            ..ep
+        });
+    }
+    for i in 0..args.changes {
+        let t0 = Instant::now();
+        let now = if i % 2 == 0 { &grown[..] } else { ports };
+        let rules = ipt::render(now, cfg, &existing, Some(&contents));
+        apply::iptables_restore(bin, &rules.text).await?;
+        existing = rules.programmed;
+        contents = rules.contents;
+        delta_t.push(t0.elapsed());
+    }
+    let save = apply::iptables_save(bin).await?;
+    apply::iptables_restore(bin, &ipt_save::cleanup(&ipt_save::parse(&save))).await?;
+    Ok((render_t, apply_t, delta_t, size, rss))
+}
+
+fn tool_version(tool: &str, flag: &str) -> String {
+    Command::new(tool)
+        .arg(flag)
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()

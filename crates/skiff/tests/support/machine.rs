@@ -191,3 +191,80 @@ impl Drop for Agent {
         self.node.cleanup(self.dir.path());
     }
 }
+
+/// A cluster on a machine network of its own: `skiff server` with its node
+/// agent (proxy and DNS on) at host 1, agents at hosts 2.., every node's
+/// image store filled by `prepare`. Fields drop in order: agents, server,
+/// then the network.
+pub struct MachineCluster {
+    pub agents: Vec<Agent>,
+    pub server: Cluster,
+    pub net: MachineNet,
+}
+
+impl MachineCluster {
+    /// Starts the nodes with pod network `cidr` (plus `server_extra` /
+    /// `agent_extra` flags) and waits until all are Ready with a pod CIDR;
+    /// `wire` runs on the server's node namespace before the server starts.
+    pub fn start(
+        agents: u8,
+        cidr: &str,
+        server_extra: &[&str],
+        agent_extra: &[&str],
+        prepare: fn(&Path),
+        wire: impl FnOnce(&NodeNs),
+    ) -> MachineCluster {
+        let net = MachineNet::new();
+        let server_ip = net.address(1);
+        let mut args = vec![
+            "--bind-address",
+            &server_ip,
+            "--node-ip",
+            &server_ip,
+            "--cluster-cidr",
+            cidr,
+        ];
+        args.extend_from_slice(server_extra);
+        let server = Cluster::start_node_wired(
+            &args,
+            prepare,
+            |n| {
+                wire(n);
+                net.attach(n, 1);
+            },
+            true,
+        );
+        let mut agent_args = vec!["--cluster-cidr", cidr];
+        agent_args.extend_from_slice(agent_extra);
+        let agents: Vec<Agent> = (0..agents)
+            .map(|i| Agent::join(&server, &net, 2 + i, &agent_args, prepare))
+            .collect();
+        let want = 1 + agents.len();
+        super::eventually(60, &format!("{want} Ready nodes with pod CIDRs"), || {
+            let out = server.kubectl(33, &["get", "nodes", "-o", "json"]);
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+            let ready = v["items"]
+                .as_array()?
+                .iter()
+                .filter(|n| {
+                    n["spec"]["podCIDR"].is_string()
+                        && n["status"]["conditions"].as_array().is_some_and(|cs| {
+                            cs.iter()
+                                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                        })
+                })
+                .count();
+            (ready == want).then_some(())
+        });
+        MachineCluster {
+            agents,
+            server,
+            net,
+        }
+    }
+
+    /// The server's node name.
+    pub fn server_node(&self) -> String {
+        self.server.node().expect("node").node_name.clone()
+    }
+}
