@@ -37,6 +37,26 @@ pub struct CachedObject {
 }
 
 impl CachedObject {
+    /// The cached form of an object this server has just stored at
+    /// `revision`: `value` is exactly what was serialized into the store
+    /// (no `resourceVersion`), so the result equals what [`Self::from_kv`]
+    /// would build from the stored bytes, without parsing them again.
+    pub fn from_written(key: String, revision: Revision, mut value: Value) -> Arc<Self> {
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
+        }
+        let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
+        Arc::new(CachedObject {
+            key,
+            revision,
+            value,
+            bytes,
+        })
+    }
+
     /// Builds the cached form of a stored value; `None` if it is not JSON
     /// (never written by this server, so logged and skipped).
     pub fn from_kv(kv: &KeyValue, revision: Revision) -> Option<Arc<Self>> {
@@ -109,6 +129,9 @@ impl ResourceLog {
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Arc<CachedObject>>,
+    /// Objects this server just wrote, already parsed and serialized,
+    /// waiting for their store event (see [`WatchCache::offer`]).
+    offered: HashMap<String, Arc<CachedObject>>,
     logs: HashMap<String, ResourceLog>,
     revision: Revision,
     /// Revision the cache was (re)built at: history starts here.
@@ -186,6 +209,7 @@ impl WatchCache {
         // generation: they re-list, as after a 410.
         *state = State {
             objects,
+            offered: HashMap::new(),
             logs: HashMap::new(),
             revision,
             start: revision,
@@ -224,8 +248,26 @@ impl WatchCache {
 
     fn apply(&self, event: skiff_store::Event) {
         let revision = event.revision();
-        let Some(obj) = CachedObject::from_kv(&event.kv, revision) else {
-            return;
+        let offered = {
+            let mut state = self.state.write();
+            match state.offered.remove(&event.kv.key) {
+                Some(o) if o.revision == revision && matches!(event.kind, EventKind::Put) => {
+                    Some(o)
+                }
+                // A later write's offer waits for its own event.
+                Some(o) if o.revision > revision => {
+                    state.offered.insert(o.key.clone(), o);
+                    None
+                }
+                _ => None,
+            }
+        };
+        let obj = match offered {
+            Some(o) => o,
+            None => match CachedObject::from_kv(&event.kv, revision) {
+                Some(o) => o,
+                None => return,
+            },
         };
         let mut state = self.state.write();
         let prev = match event.kind {
@@ -253,6 +295,19 @@ impl WatchCache {
         state.revision = revision;
         drop(state);
         self.progress.send_replace(revision);
+    }
+
+    /// Hands the cache an object this server has just written (its
+    /// create, update or binding returned `obj.revision`), so the store
+    /// event that follows does not parse and re-serialize the same bytes:
+    /// each write of a pod costs one parse (its request) instead of two.
+    /// Offered too late (the event was already applied), it is dropped;
+    /// an offer is only used for the event of the same key and revision.
+    pub fn offer(&self, obj: Arc<CachedObject>) {
+        let mut state = self.state.write();
+        if obj.revision > state.revision {
+            state.offered.insert(obj.key.clone(), obj);
+        }
     }
 
     /// The revision the cache reflects.
@@ -351,6 +406,57 @@ impl WatchCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An offered object is what the cache then holds for that write
+    /// (no second parse), and equals what parsing the stored bytes gives.
+    #[tokio::test]
+    async fn an_offered_write_is_used_and_equals_the_parsed_form() {
+        let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let key = "/registry/core/pods/ns/p".to_string();
+        let value = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
+        let kv = store
+            .create(&key, serde_json::to_vec(&value).unwrap().into())
+            .await
+            .unwrap();
+        let offered = CachedObject::from_written(key.clone(), kv.mod_revision, value);
+        cache.offer(offered.clone());
+        cache.wait_for(kv.mod_revision).await.unwrap();
+        let held = cache.get(&key).unwrap();
+        let parsed = CachedObject::from_kv(&kv, kv.mod_revision).unwrap();
+        assert_eq!(held.bytes, parsed.bytes);
+        assert_eq!(held.value, parsed.value);
+        // Either the offer was used or it came after the event was applied
+        // (then it was dropped, not left behind).
+        assert!(Arc::ptr_eq(&held, &offered) || cache.state.read().offered.is_empty());
+        assert!(cache.state.read().offered.is_empty());
+    }
+
+    /// An offer for an older revision than the event's is never used.
+    #[tokio::test]
+    async fn a_stale_offer_is_not_used() {
+        let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
+        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let key = "/registry/core/pods/ns/p".to_string();
+        let stale = serde_json::json!({"metadata": {"name": "p", "labels": {"v": "old"}}});
+        let kv = store
+            .create(
+                &key,
+                br#"{"metadata":{"name":"p","labels":{"v":"new"}}}"#.to_vec().into(),
+            )
+            .await
+            .unwrap();
+        // Offered under the wrong revision: must not replace the real event.
+        cache.offer(CachedObject::from_written(
+            key.clone(),
+            kv.mod_revision + 1,
+            stale,
+        ));
+        cache.wait_for(kv.mod_revision).await.unwrap();
+        let held = cache.get(&key).unwrap();
+        assert_eq!(held.value["metadata"]["labels"]["v"], "new");
+    }
 
     #[test]
     fn prefixes() {

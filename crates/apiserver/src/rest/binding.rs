@@ -126,7 +126,11 @@ pub async fn bind(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<
             )
             .await
         {
-            Ok(_) => break,
+            Ok(kv) => {
+                app.cache
+                    .offer(CachedObject::from_written(key, kv.mod_revision, next));
+                break;
+            }
             Err(skiff_store::Error::Conflict {
                 current: Some(kv), ..
             }) => {

@@ -10,6 +10,7 @@ use skiff_api::validation::{FieldError, name_rule, validate_name, validate_objec
 use super::Req;
 use super::list::{CachedObjectRef, object_response};
 use crate::App;
+use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::wire::Body;
@@ -294,8 +295,9 @@ async fn create_allocated(
             .await
         {
             Ok(kv) => {
-                let obj = object::with_revision(obj, kv.mod_revision);
-                return Ok(object_response(req, 201, &CachedObjectRef::Value(obj)));
+                let cached = CachedObject::from_written(key, kv.mod_revision, obj);
+                app.cache.offer(cached.clone());
+                return Ok(object_response(req, 201, &CachedObjectRef::Cached(cached)));
             }
             Err(skiff_store::Error::AlreadyExists { .. }) if generate && attempt < 2 => {
                 let base = object::meta_str(&obj, "generateName")

@@ -22,7 +22,38 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 use super::client::Tls;
-use super::{rss_mib, summarize};
+use super::{cpu_seconds, rss_mib, summarize};
+
+/// The fields of a pod watch event the bench reads. Parsing only these
+/// (serde skips the rest without building values) keeps the bench's own
+/// watcher cheap, so it is not what limits the number.
+#[derive(serde::Deserialize)]
+struct WatchEvent<'a> {
+    #[serde(borrow)]
+    object: EventObject<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventObject<'a> {
+    #[serde(borrow)]
+    metadata: EventMeta<'a>,
+    #[serde(default, borrow)]
+    spec: Option<EventSpec<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventMeta<'a> {
+    #[serde(borrow, default)]
+    name: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "resourceVersion", borrow, default)]
+    resource_version: Option<std::borrow::Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventSpec<'a> {
+    #[serde(rename = "nodeName", borrow, default)]
+    node_name: Option<std::borrow::Cow<'a, str>>,
+}
 
 #[derive(clap::Args)]
 pub struct ScheduleArgs {
@@ -232,19 +263,18 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
                     buf.extend_from_slice(data);
                     while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = buf.drain(..=nl).collect();
-                        let Ok(ev) = serde_json::from_slice::<Value>(&line) else {
+                        let Ok(ev) = serde_json::from_slice::<WatchEvent>(&line) else {
                             continue;
                         };
-                        let obj = &ev["object"];
-                        if let Some(v) = obj["metadata"]["resourceVersion"].as_str() {
-                            rv = v.to_string();
+                        let obj = ev.object;
+                        if let Some(v) = obj.metadata.resource_version {
+                            rv = v.into_owned();
                         }
-                        if let (Some(name), Some(_)) = (
-                            obj["metadata"]["name"].as_str(),
-                            obj["spec"]["nodeName"].as_str(),
-                        ) && !bound.contains_key(name)
+                        let node = obj.spec.and_then(|s| s.node_name);
+                        if let (Some(name), Some(_)) = (obj.metadata.name, node)
+                            && !bound.contains_key(name.as_ref())
                         {
-                            bound.insert(name.to_string(), Instant::now());
+                            bound.insert(name.into_owned(), Instant::now());
                         }
                     }
                 }
@@ -264,6 +294,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         args.pods, args.clients
     );
     let t0 = Instant::now();
+    let mut cpu0 = Cpu::now(&server, sched.as_ref());
     create_all(
         &tls,
         port,
@@ -291,11 +322,14 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         }
         drop(s);
         sched = start_scheduler()?;
+        // The drain alone: the scheduler's CPU from its start (0).
+        cpu0 = Cpu::now(&server, None);
     }
     let timeout = Duration::from_secs(120 + args.pods as u64 / 100);
     let (count, lat, last) = tokio::time::timeout(timeout, watcher)
         .await
         .context("timed out waiting for bindings")??;
+    let cpu = Cpu::now(&server, sched.as_ref()).since(&cpu0);
     let sched_rss = sched.as_ref().map(|s| rss_mib(s.0.id()));
     let server_rss = rss_mib(server.0.id());
     let secs = last.map_or(0.0, |l| l.duration_since(t0).as_secs_f64());
@@ -327,7 +361,47 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             "latency = create request sent -> watch shows nodeName"
         }
     );
+    let per_pod = |secs: f64| secs * 1000.0 / args.pods.max(1) as f64;
+    println!(
+        "CPU ms per pod: server {:.3}, scheduler {}, bench clients {:.3} (total CPU {:.1}s over {:.1}s)",
+        per_pod(cpu.server),
+        if args.in_server {
+            "in server".to_string()
+        } else {
+            format!("{:.3}", per_pod(cpu.scheduler))
+        },
+        per_pod(cpu.bench),
+        cpu.server + cpu.scheduler + cpu.bench,
+        secs,
+    );
     drop(sched);
     drop(server);
     Ok(())
+}
+
+/// CPU seconds used so far by the server, the scheduler and this bench
+/// process (its creating and watching clients), so a run says who costs
+/// what per pod, whatever else the shared machine was doing.
+struct Cpu {
+    server: f64,
+    scheduler: f64,
+    bench: f64,
+}
+
+impl Cpu {
+    fn now(server: &Killed, sched: Option<&Killed>) -> Cpu {
+        Cpu {
+            server: cpu_seconds(server.0.id()),
+            scheduler: sched.map_or(0.0, |s| cpu_seconds(s.0.id())),
+            bench: cpu_seconds(std::process::id()),
+        }
+    }
+
+    fn since(&self, start: &Cpu) -> Cpu {
+        Cpu {
+            server: self.server - start.server,
+            scheduler: self.scheduler - start.scheduler,
+            bench: self.bench - start.bench,
+        }
+    }
 }
