@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use skiff_images::{Store, fixtures};
-use support::machine::{Agent, MachineNet};
+use support::machine::MachineCluster;
 use support::{Cluster, eventually};
 
 const K: u32 = 33;
@@ -28,8 +28,7 @@ fn image(data: &std::path::Path) {
 }
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
-    let out = c.kubectl(K, args);
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    c.kubectl_json(K, args)
 }
 
 /// A pod pinned to `node`; `labels` is a YAML flow map, `ports` a YAML
@@ -181,39 +180,10 @@ fn time_until(
 
 #[test]
 fn network_policy_on_real_traffic_across_nodes() {
-    let net = MachineNet::new();
-    let server_ip = net.address(1);
-    let server = Cluster::start_node_wired(
-        &[
-            "--bind-address",
-            &server_ip,
-            "--node-ip",
-            &server_ip,
-            "--cluster-cidr",
-            CIDR,
-        ],
-        image,
-        |n| net.attach(n, 1),
-        true,
-    );
-    let agent = Agent::join(&server, &net, 2, &["--cluster-cidr", CIDR], image);
-    let here = server.node().expect("node").node_name.clone();
+    let mc = MachineCluster::start(1, CIDR, &[], &[], image, |_| {});
+    let (server, agent) = (&mc.server, &mc.agents[0]);
+    let here = mc.server_node();
     let there = agent.node.node_name.clone();
-    eventually(60, "two Ready nodes with pod CIDRs", || {
-        let v = json(&server, &["get", "nodes", "-o", "json"]);
-        let ready = v["items"]
-            .as_array()?
-            .iter()
-            .filter(|n| {
-                n["spec"]["podCIDR"].is_string()
-                    && n["status"]["conditions"].as_array().is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
-            })
-            .count();
-        (ready == 2).then_some(())
-    });
 
     let sleep = "exec sleep 3600";
     let mut objects = String::from(
@@ -237,7 +207,7 @@ fn network_policy_on_real_traffic_across_nodes() {
 
     let ip_of = |ns: &str, name: &str| -> String {
         eventually(90, &format!("{ns}/{name} running"), || {
-            let v = json(&server, &["get", "pod", "-n", ns, name, "-o", "json"]);
+            let v = json(server, &["get", "pod", "-n", ns, name, "-o", "json"]);
             (v["status"]["phase"] == "Running")
                 .then(|| v["status"]["podIP"].as_str().map(str::to_string))
                 .flatten()
@@ -257,7 +227,7 @@ fn network_policy_on_real_traffic_across_nodes() {
     let all = [PLAIN, CLIENT, LOCAL, GUEST];
 
     // No policy: everyone reaches the web pod.
-    expect(&server, &all, &url, &[true; 4], "without a policy");
+    expect(server, &all, &url, &[true; 4], "without a policy");
 
     // The local client's egress is isolated but open to everything: it
     // still reaches the web pod, and below, the web pod's ingress must
@@ -283,13 +253,7 @@ fn network_policy_on_real_traffic_across_nodes() {
             .contains("jump out_")
             .then_some(())
     });
-    expect(
-        &server,
-        &all,
-        &url,
-        &[true; 4],
-        "with an open egress policy",
-    );
+    expect(server, &all, &url, &[true; 4], "with an open egress policy");
 
     // Ingress only from role=client pods of the same namespace, to the
     // web container's named port.
@@ -298,7 +262,7 @@ fn network_policy_on_real_traffic_across_nodes() {
         spec:\n  podSelector: {matchLabels: {app: web}}\n  policyTypes: [Ingress]\n  \
         ingress:\n  - from: [{podSelector: {matchLabels: {role: client}}}]\n    \
         ports: [{port: http, protocol: TCP}]\n";
-    let blocked_after = time_until(&server, PLAIN, &url, true, || {
+    let blocked_after = time_until(server, PLAIN, &url, true, || {
         server.apply_stdin(K, &["create", "-f", "-"], from_clients);
     });
     eprintln!(
@@ -310,7 +274,7 @@ fn network_policy_on_real_traffic_across_nodes() {
     // node, on the same node (bridged, its egress open) and in another
     // namespace do not.
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[false, true, false, false],
@@ -348,7 +312,7 @@ fn network_policy_on_real_traffic_across_nodes() {
          ingress:\n  - from: [{namespaceSelector: {matchLabels: {team: friends}}}]\n",
     );
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[false, true, false, true],
@@ -371,7 +335,7 @@ fn network_policy_on_real_traffic_across_nodes() {
         &block(&format!("{plain_ip}/32"), ""),
     );
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[true, true, false, true],
@@ -383,7 +347,7 @@ fn network_policy_on_real_traffic_across_nodes() {
         &block(CIDR, &format!("\"{plain_ip}/32\"")),
     );
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[false, true, true, true],
@@ -391,7 +355,7 @@ fn network_policy_on_real_traffic_across_nodes() {
     );
 
     // Deleting every policy restores traffic.
-    let restored_after = time_until(&server, PLAIN, &url, false, || {
+    let restored_after = time_until(server, PLAIN, &url, false, || {
         server.ok(K, &["delete", "networkpolicy", "--all"]);
     });
     eprintln!(
@@ -403,7 +367,7 @@ fn network_policy_on_real_traffic_across_nodes() {
         "{restored_after:?}"
     );
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[true; 4],
@@ -411,7 +375,7 @@ fn network_policy_on_real_traffic_across_nodes() {
     );
 
     // Egress of the role=client pod (on the agent's node): nothing but DNS.
-    let egress_blocked_after = time_until(&server, CLIENT, &url, true, || {
+    let egress_blocked_after = time_until(server, CLIENT, &url, true, || {
         server.apply_stdin(
             K,
             &["create", "-f", "-"],
@@ -426,7 +390,7 @@ fn network_policy_on_real_traffic_across_nodes() {
         egress_blocked_after.as_millis()
     );
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[true, false, true, true],
@@ -434,12 +398,12 @@ fn network_policy_on_real_traffic_across_nodes() {
     );
     // DNS itself still works (the kube-dns ClusterIP is DNATed to the
     // server node's address, port 53, which the policy allows).
-    let svc_ip = json(&server, &["get", "svc", "web", "-o", "json"])["spec"]["clusterIP"]
+    let svc_ip = json(server, &["get", "svc", "web", "-o", "json"])["spec"]["clusterIP"]
         .as_str()
         .expect("clusterIP")
         .to_string();
     let out = exec_cmd(
-        &server,
+        server,
         CLIENT,
         "timeout 5 nslookup web.default.svc.cluster.local",
     )
@@ -459,7 +423,7 @@ fn network_policy_on_real_traffic_across_nodes() {
 
     server.ok(K, &["delete", "networkpolicy", "client-dns-only"]);
     expect(
-        &server,
+        server,
         &all,
         &url,
         &[true; 4],

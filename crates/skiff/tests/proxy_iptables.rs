@@ -32,8 +32,7 @@ fn image(data: &std::path::Path) {
 }
 
 fn json(c: &Cluster, args: &[&str]) -> Value {
-    let out = c.kubectl(K, args);
-    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+    c.kubectl_json(K, args)
 }
 
 const APPS: &str = r#"

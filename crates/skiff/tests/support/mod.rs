@@ -401,6 +401,13 @@ impl Cluster {
         self.kubectl_with(minor, args, None, &[])
     }
 
+    /// A pinned kubectl's stdout as JSON (for `-o json`); `Null` when the
+    /// command failed or printed something else, so `eventually` retries.
+    pub fn kubectl_json(&self, minor: u32, args: &[&str]) -> serde_json::Value {
+        let out = self.kubectl(minor, args);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
     /// A kubectl command for this cluster, not yet started (for commands
     /// that keep running: `logs -f`, `port-forward`, `attach`).
     pub fn kubectl_command(&self, minor: u32, args: &[&str]) -> Command {
