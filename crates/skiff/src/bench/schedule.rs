@@ -140,8 +140,13 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
             "controllers,scheduler"
         },
     ]);
-    // Nothing that binds ports on the host's address.
-    cmd.args(["--disable", "ingress,servicelb"]);
+    // The nodes are hollow; nothing may touch the host's own network (no
+    // node agent with its bridge, no proxy or NetworkPolicy tables, no DNS
+    // or Ingress ports on the host's address).
+    cmd.args([
+        "--disable",
+        "agent,proxy,network-policy,dns,ingress,servicelb",
+    ]);
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
