@@ -43,6 +43,9 @@ impl CachedObject {
     /// would build from the stored bytes, without parsing them again.
     pub fn from_written(key: String, revision: Revision, mut value: Value) -> Arc<Self> {
         if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            // As the stored bytes lost it (`object::to_stored_bytes`) and
+            // `from_kv` appends it: the same key order, so the same bytes.
+            meta.remove("resourceVersion");
             meta.insert(
                 "resourceVersion".into(),
                 Value::String(revision.to_string()),
@@ -407,29 +410,44 @@ impl WatchCache {
 mod tests {
     use super::*;
 
+    /// A cache that applies only the store events a test hands it (no
+    /// follower task), so what it does with an offer is deterministic.
+    fn manual_cache(store: Arc<dyn Store>) -> WatchCache {
+        WatchCache {
+            store,
+            state: RwLock::new(State::default()),
+            progress: watch::channel(0).0,
+        }
+    }
+
     /// An offered object is what the cache then holds for that write
-    /// (no second parse), and equals what parsing the stored bytes gives.
+    /// (no second parse), and equals what parsing the stored bytes gives,
+    /// byte for byte, even when the written object still carried a
+    /// `resourceVersion` (the stored bytes drop it, the cache appends it).
     #[tokio::test]
     async fn an_offered_write_is_used_and_equals_the_parsed_form() {
         let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
-        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let cache = manual_cache(store.clone());
         let key = "/registry/core/pods/ns/p".to_string();
         let value = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "namespace": "ns"}, "spec": {"nodeName": "n1"}});
+            "metadata": {"name": "p", "resourceVersion": "3", "namespace": "ns"},
+            "spec": {"nodeName": "n1"}});
         let kv = store
-            .create(&key, serde_json::to_vec(&value).unwrap().into())
+            .create(&key, crate::object::to_stored_bytes(&value).into())
             .await
             .unwrap();
         let offered = CachedObject::from_written(key.clone(), kv.mod_revision, value);
         cache.offer(offered.clone());
-        cache.wait_for(kv.mod_revision).await.unwrap();
+        cache.apply(skiff_store::Event {
+            kind: EventKind::Put,
+            kv: kv.clone(),
+            prev: None,
+        });
         let held = cache.get(&key).unwrap();
         let parsed = CachedObject::from_kv(&kv, kv.mod_revision).unwrap();
         assert_eq!(held.bytes, parsed.bytes);
         assert_eq!(held.value, parsed.value);
-        // Either the offer was used or it came after the event was applied
-        // (then it was dropped, not left behind).
-        assert!(Arc::ptr_eq(&held, &offered) || cache.state.read().offered.is_empty());
+        assert!(Arc::ptr_eq(&held, &offered), "the offer was used");
         assert!(cache.state.read().offered.is_empty());
     }
 
@@ -437,7 +455,7 @@ mod tests {
     #[tokio::test]
     async fn a_stale_offer_is_not_used() {
         let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
-        let cache = WatchCache::start(store.clone()).await.unwrap();
+        let cache = manual_cache(store.clone());
         let key = "/registry/core/pods/ns/p".to_string();
         let stale = serde_json::json!({"metadata": {"name": "p", "labels": {"v": "old"}}});
         let kv = store
@@ -453,9 +471,15 @@ mod tests {
             kv.mod_revision + 1,
             stale,
         ));
-        cache.wait_for(kv.mod_revision).await.unwrap();
+        cache.apply(skiff_store::Event {
+            kind: EventKind::Put,
+            kv: kv.clone(),
+            prev: None,
+        });
         let held = cache.get(&key).unwrap();
         assert_eq!(held.value["metadata"]["labels"]["v"], "new");
+        // It stays for the event of its own (later) revision.
+        assert!(cache.state.read().offered.contains_key(&key));
     }
 
     #[test]

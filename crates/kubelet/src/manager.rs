@@ -111,9 +111,7 @@ fn dispatch(
     let Some(p) = pod else { return };
     let (tx, rx) = watch::channel(Some(p.clone()));
     let w = Worker::new(ctx.clone(), &p);
-    let task = w.run(rx);
-    tracing::debug!(%uid, task_bytes = std::mem::size_of_val(&task), "pod worker started");
-    tokio::spawn(task);
+    tokio::spawn(w.run(rx));
     workers.insert(uid, tx);
 }
 

@@ -448,39 +448,7 @@ fn balance(
 mod tests {
     use super::*;
     use crate::model::Proto;
-
-    fn ep(ip: &str, local: bool) -> Endpoint {
-        Endpoint {
-            ip: ip.parse().unwrap(),
-            port: 8080,
-            local,
-            ready: true,
-            serving: true,
-            terminating: false,
-        }
-    }
-
-    fn port(eps: Vec<Endpoint>) -> ServicePort {
-        ServicePort {
-            key: "default/web/http/tcp".into(),
-            proto: Proto::Tcp,
-            port: 80,
-            cluster_ips: vec!["10.43.0.5".parse().unwrap()],
-            node_port: Some(30080),
-            external_ips: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            endpoints: eps,
-        }
-    }
-
-    fn cfg() -> RenderConfig {
-        RenderConfig {
-            node_ips: vec!["192.168.1.1".parse().unwrap()],
-            cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
-        }
-    }
+    use crate::model::fixtures::{cfg, ep, port};
 
     fn lines<'a>(text: &'a str, chain: &str) -> Vec<&'a str> {
         let prefix = format!("-A {chain} ");

@@ -72,6 +72,14 @@ impl ProxyConfig {
             iptables_path: PathBuf::from("iptables"),
         }
     }
+
+    /// The node-level inputs both renderers (nftables and iptables) take.
+    pub fn render_config(&self) -> nft::RenderConfig {
+        nft::RenderConfig {
+            node_ips: self.node_ips.clone(),
+            cluster_cidr: self.cluster_cidr,
+        }
+    }
 }
 
 /// Parses `a.b.c.d/n`.

@@ -276,6 +276,49 @@ pub fn slice_service(s: &EndpointSlice) -> Option<(String, String)> {
     Some((ns, svc.clone()))
 }
 
+/// Services and endpoints the renderers' unit tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::{Endpoint, Proto, ServicePort};
+    use crate::nft::RenderConfig;
+
+    /// A ready endpoint on port 8080.
+    pub fn ep(ip: &str, local: bool) -> Endpoint {
+        Endpoint {
+            ip: ip.parse().unwrap(),
+            port: 8080,
+            local,
+            ready: true,
+            serving: true,
+            terminating: false,
+        }
+    }
+
+    /// `default/web` port 80/TCP, ClusterIP 10.43.0.5, NodePort 30080.
+    pub fn port(eps: Vec<Endpoint>) -> ServicePort {
+        ServicePort {
+            key: "default/web/http/tcp".into(),
+            proto: Proto::Tcp,
+            port: 80,
+            cluster_ips: vec!["10.43.0.5".parse().unwrap()],
+            node_port: Some(30080),
+            external_ips: vec![],
+            affinity_timeout: None,
+            external_local: false,
+            internal_local: false,
+            endpoints: eps,
+        }
+    }
+
+    /// Node 192.168.1.1, pod network 10.244.0.0/16.
+    pub fn cfg() -> RenderConfig {
+        RenderConfig {
+            node_ips: vec!["192.168.1.1".parse().unwrap()],
+            cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

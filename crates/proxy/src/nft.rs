@@ -284,40 +284,11 @@ fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Endpoint, Proto};
-
-    fn ep(ip: &str, local: bool) -> Endpoint {
-        Endpoint {
-            ip: ip.parse().unwrap(),
-            port: 8080,
-            local,
-            ready: true,
-            serving: true,
-            terminating: false,
-        }
-    }
-
-    fn port(eps: Vec<Endpoint>) -> ServicePort {
-        ServicePort {
-            key: "default/web/http/tcp".into(),
-            proto: Proto::Tcp,
-            port: 80,
-            cluster_ips: vec!["10.43.0.5".parse().unwrap()],
-            node_port: Some(30080),
-            external_ips: vec![],
-            affinity_timeout: None,
-            external_local: false,
-            internal_local: false,
-            endpoints: eps,
-        }
-    }
+    use crate::model::fixtures::{cfg, ep, port};
 
     #[test]
     fn balances_over_ready_endpoints() {
-        let cfg = RenderConfig {
-            node_ips: vec!["192.168.1.1".parse().unwrap()],
-            cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),
-        };
+        let cfg = cfg();
         let rs = render(
             &[port(vec![ep("10.244.0.2", true), ep("10.244.0.3", false)])],
             &cfg,

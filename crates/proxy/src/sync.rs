@@ -31,7 +31,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::delta::Delta;
 use crate::fragment::Fragment;
 use crate::model::{State, slice_service};
-use crate::nft::{RenderConfig, Ruleset, render_fragments};
+use crate::nft::{Ruleset, render_fragments};
 use crate::{ProxyConfig, ProxyMode};
 
 /// What the watches changed since the last sync.
@@ -189,10 +189,7 @@ fn listed(shared: &Shared) -> bool {
 
 /// The iptables mode's loop: every sync renders all Services' chains.
 async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
-    let render_cfg = RenderConfig {
-        node_ips: cfg.node_ips.clone(),
-        cluster_cidr: cfg.cluster_cidr,
-    };
+    let render_cfg = cfg.render_config();
     // What the last successful sync left; None: read iptables-save first
     // and write every chain.
     let mut programmed: Option<(crate::ipt::Existing, crate::ipt::Contents)> = None;
@@ -261,10 +258,7 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
 }
 
 async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
-    let render_cfg = RenderConfig {
-        node_ips: cfg.node_ips.clone(),
-        cluster_cidr: cfg.cluster_cidr,
-    };
+    let render_cfg = cfg.render_config();
     // What the table holds now, per Service; None until the first full
     // sync succeeded (which deletes whatever an earlier process left).
     let mut programmed: Option<BTreeMap<String, Fragment>> = None;

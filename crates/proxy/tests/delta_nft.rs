@@ -3,35 +3,18 @@
 //! removing endpoints and Services, each accepted by nft and leaving the
 //! table equal to what a full render of the same state holds.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use skiff_proxy::delta::Delta;
 use skiff_proxy::fragment::Fragment;
 use skiff_proxy::model::{Endpoint, Proto, ServicePort};
 use skiff_proxy::nft::{RenderConfig, render_fragments};
 
-struct Netns(String);
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+mod support;
+use support::{Netns, run};
 
 fn nft(ns: &str, text: &str) -> Result<(), String> {
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    c.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    run(ns, &["nft", "-f", "-"], text).map(drop)
 }
 
 /// The table as nft lists it, chains in name order (the kernel lists
@@ -80,14 +63,7 @@ fn deltas_apply_and_match_a_full_render() {
         eprintln!("skipped: needs root for a network namespace");
         return;
     }
-    let ns = Netns(format!("skiff-delta-{}", std::process::id()));
-    assert!(
-        Command::new("ip")
-            .args(["netns", "add", &ns.0])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let ns = Netns::new("skiff-delta-", "nft");
     let cfg = RenderConfig {
         node_ips: vec![],
         cluster_cidr: Some(("10.244.0.0".parse().unwrap(), 16)),

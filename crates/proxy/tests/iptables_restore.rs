@@ -4,44 +4,18 @@
 //! jumps rendered (so later syncs add none), stale chains go, rules that
 //! are not Skiff's survive every step, and the cleanup leaves nothing.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use skiff_proxy::ipt;
 use skiff_proxy::ipt_save;
 use skiff_proxy::model::{Endpoint, Proto, ServicePort};
 use skiff_proxy::nft::RenderConfig;
 
-struct Netns(String);
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
+mod support;
+use support::{Netns, run};
 
 fn netns(tag: &str) -> Netns {
-    let name = format!("skipt{}-{tag}", std::process::id() % 100000);
-    let st = Command::new("ip").args(["netns", "add", &name]).status();
-    assert!(st.is_ok_and(|s| s.success()), "ip netns add {name}");
-    Netns(name)
-}
-
-fn run(ns: &str, args: &[&str], stdin: &str) -> Result<String, String> {
-    let mut c = Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = c.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    Netns::new("skipt", tag)
 }
 
 fn save(ns: &str, variant: &str) -> String {

@@ -123,6 +123,14 @@ fn error_line(e: &ApiError) -> Bytes {
     Bytes::from(line)
 }
 
+/// The 410 a watcher gets when it fell so far behind that events it has
+/// not read were dropped: the client re-lists, as after a compaction.
+fn fell_behind_line() -> Bytes {
+    error_line(&ApiError::gone(
+        "too old resource version: the watch fell behind",
+    ))
+}
+
 pub async fn watch(app: &Arc<App>, req: &Req) -> ApiResult<Response<Body>> {
     let filter = Filter::from_req(req)?;
     let timeout = match req.query.int("timeoutSeconds")? {
@@ -272,12 +280,12 @@ async fn follow_cache(
                         return;
                     }
                     if lagged {
-                        let _ = tx.send(error_line(&ApiError::gone("too old resource version: the watch fell behind"))).await;
+                        let _ = tx.send(fell_behind_line()).await;
                         return;
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    let _ = tx.send(error_line(&ApiError::gone("too old resource version: the watch fell behind"))).await;
+                    let _ = tx.send(fell_behind_line()).await;
                     return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
