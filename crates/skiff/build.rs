@@ -12,5 +12,22 @@ fn main() {
         // process starts with ~1.8 MB less resident.
         println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
     }
+    // Link order (release builds): the functions an idle server and agent
+    // keep running first and together, so what they fault back in after
+    // dropping their start-up pages is a few contiguous MiB (see
+    // `src/code_pages.rs` and `scripts/order-file`). Names the build no
+    // longer has are skipped, so a stale list costs memory, not errors.
+    let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("skiff.order");
+    // rust-lld is the default linker of this target only (Rust >= 1.90);
+    // GNU ld does not know the option.
+    let lld_target = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");
+    if lld_target && std::env::var("PROFILE").as_deref() == Ok("release") && order.exists() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            order.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
+    println!("cargo:rerun-if-changed=skiff.order");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -224,7 +224,7 @@ pub async fn run_with(
 
 /// [`run_with`]; `release_startup_pages`: once start-up is over, drop the
 /// code pages only it used (`skiff agent`, a process of its own; see
-/// [`crate::agent_memory`]).
+/// [`crate::code_pages`]).
 async fn start(
     client: kube::Client,
     cfg: skiff_kubelet::Config,
@@ -240,7 +240,7 @@ async fn start(
         let started = agent.started.clone();
         tokio::spawn(async move {
             started.notified().await;
-            match crate::agent_memory::release_startup_pages() {
+            match crate::code_pages::release_startup_pages() {
                 Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
                 Err(e) => tracing::debug!(error = %e, "cannot release start-up code pages"),
             }

@@ -4,11 +4,11 @@
 //! installs tracing, picks a store backend and calls `exit`.
 
 mod agent;
-mod agent_memory;
 mod bench;
 mod build_run;
 mod certs;
 mod client;
+mod code_pages;
 mod container;
 mod controller_manager;
 mod hollow;

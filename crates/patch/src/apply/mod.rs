@@ -94,7 +94,13 @@ impl<'a> ManagerOptions<'a> {
 }
 
 /// Fields no manager ever owns (upstream's `stripMetaManager`).
-fn strip_set() -> FieldSet {
+/// Built once: every write of every object consults it.
+fn strip_set() -> &'static FieldSet {
+    static STRIP: std::sync::LazyLock<FieldSet> = std::sync::LazyLock::new(build_strip_set);
+    &STRIP
+}
+
+fn build_strip_set() -> FieldSet {
     let mut set = set_of(&[&["apiVersion"], &["kind"], &["metadata"]]);
     for f in [
         "name",
@@ -217,7 +223,7 @@ pub fn apply_with(
             &before,
             &api_version,
             &ignored,
-            &strip,
+            strip,
         );
     }
 
@@ -260,7 +266,7 @@ pub fn apply_with(
     let (mut new, fields) = result.map_err(|conflicts| ApplyError::Conflict { conflicts })?;
     managed.fields = fields;
     if let Some(ms) = managed.fields.get_mut(&id) {
-        ms.set = ms.set.difference(&strip);
+        ms.set = ms.set.difference(strip);
         if ms.set.is_empty() {
             managed.fields.remove(&id);
         }

@@ -67,7 +67,7 @@ pub fn update_managed_fields_with(
         opts,
         &api_version,
         &ignored,
-        &strip_set(),
+        strip_set(),
     );
     cap_update_managers(&mut managed);
     store_managed_fields(&mut new, &managed);

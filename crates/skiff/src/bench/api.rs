@@ -39,6 +39,10 @@ pub struct ApiArgs {
     /// stay, as in a real server.
     #[arg(long, default_value = "agent,proxy,dns,ingress,servicelb,scheduler")]
     disable: String,
+    /// Seconds after the ready line at which idle RSS is read: the server
+    /// releases its start-up code pages 10 s after ready.
+    #[arg(long, default_value_t = 15)]
+    idle_secs: u64,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -191,7 +195,9 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
     BufReader::new(stdout).read_line(&mut line)?;
     anyhow::ensure!(line.contains("ready"), "server did not start: {line}");
     let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Idle: after start-up has settled and its code pages were released
+    // (`skiff server` does that 10 s after ready).
+    tokio::time::sleep(Duration::from_secs(args.idle_secs)).await;
     let pid = server.0.id();
     let idle_rss = rss_mib(pid);
     let tls = Tls::from_pki(&dir.path().join("tls"))?;
