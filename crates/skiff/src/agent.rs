@@ -238,13 +238,7 @@ async fn start(
     let agent = skiff_kubelet::agent(&cfg);
     if release_startup_pages {
         let started = agent.started.clone();
-        tokio::spawn(async move {
-            started.notified().await;
-            match crate::code_pages::release_startup_pages() {
-                Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
-                Err(e) => tracing::debug!(error = %e, "cannot release start-up code pages"),
-            }
-        });
+        crate::code_pages::release_after(async move { started.notified().await });
     }
     let server = match tls {
         Some(tls) => {

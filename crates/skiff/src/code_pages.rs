@@ -5,7 +5,7 @@
 //! it), and most of an idle process's resident memory is file-backed:
 //! pages of the binary's code and read-only data mapped into it. A code
 //! fault maps a window around the faulting page (the kernel's fault-around,
-//! 64 KiB here, or a whole large page-cache folio where the page cache
+//! 64-128 KiB here, or a whole large page-cache folio where the page cache
 //! holds one), so each function that start-up calls once (argument
 //! parsing, TLS set-up, the first lists, the controllers' and the node's
 //! registration) leaves its neighbourhood mapped. Once start-up is over,
@@ -28,7 +28,19 @@
 
 use std::os::unix::fs::MetadataExt;
 
-/// How many bytes were released (a debug log), or why nothing was.
+/// Spawns a task that waits for `startup_over`, then releases the
+/// start-up pages and logs (at debug) how much, or why nothing was.
+pub fn release_after(startup_over: impl std::future::Future<Output = ()> + Send + 'static) {
+    tokio::spawn(async move {
+        startup_over.await;
+        match release_startup_pages() {
+            Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
+            Err(e) => tracing::debug!(error = %e, "cannot release start-up code pages"),
+        }
+    });
+}
+
+/// How many bytes were released, or why nothing was.
 pub fn release_startup_pages() -> std::io::Result<u64> {
     let exe = std::fs::metadata("/proc/self/exe")?;
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;

@@ -209,7 +209,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_millis(),
         kubeconfig.display()
     );
-    tokio::spawn(release_startup_pages());
+    crate::code_pages::release_after(tokio::time::sleep(STARTUP_SETTLES));
     tokio::select! {
         _ = serve => {}
         _ = shutdown_signal() => {}
@@ -230,18 +230,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
 
 /// How long after the ready line start-up is taken to be over: the
 /// controllers and the node have listed what they watch, won their Leases
-/// and registered by then (about a second on an idle machine).
+/// and registered by then (about a second on an idle machine). Then the
+/// code pages start-up alone used are dropped (see [`crate::code_pages`]).
 const STARTUP_SETTLES: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Drops the code pages start-up alone used, once it is over (see
-/// [`crate::code_pages`]).
-async fn release_startup_pages() {
-    tokio::time::sleep(STARTUP_SETTLES).await;
-    match crate::code_pages::release_startup_pages() {
-        Ok(bytes) => tracing::debug!(bytes, "released start-up code pages"),
-        Err(e) => tracing::debug!(error = %e, "cannot release start-up code pages"),
-    }
-}
 
 /// The embedded registry (issue 3): the same blobs as `skiff image` and the
 /// node's pods under `--data-dir`, so `skiff image push HOST:PORT/x` lands

@@ -131,13 +131,18 @@ pub fn summarize(mut samples: Vec<std::time::Duration>) -> Summary {
 /// Resident set size of a process, in MiB.
 pub fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status_field(&status, "VmRSS:") as f64 / 1024.0
+}
+
+/// A numeric field of a `/proc/PID/status` text (`VmRSS:`, `RssAnon:`,
+/// `Threads:`; sizes are in KiB); 0 when absent.
+pub fn status_field(status: &str, name: &str) -> u64 {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(name))
         .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
 /// CPU time (user + system) a process has used so far, in seconds.

@@ -18,7 +18,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 
-use super::{cpu_seconds, rss_mib, summarize};
+use super::{cpu_seconds, status_field, summarize};
 
 #[derive(clap::Args, Clone)]
 pub struct PodstartArgs {
@@ -62,17 +62,10 @@ impl Footprint {
         let cpu = cpu_seconds(pid) - cpu0;
         let secs = t0.elapsed().as_secs_f64().max(0.001);
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let field = |name: &str| status_field(&status, name);
         let mib = |kb: u64| kb as f64 / 1024.0;
         Footprint {
-            rss: rss_mib(pid),
+            rss: mib(field("VmRSS:")),
             anon: mib(field("RssAnon:")),
             file: mib(field("RssFile:")),
             threads: field("Threads:"),
