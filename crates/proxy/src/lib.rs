@@ -46,6 +46,15 @@ pub struct ProxyConfig {
     pub coalesce: Duration,
     /// Longest a continuous stream of changes may defer a sync.
     pub max_delay: Duration,
+    /// A Service that appears with no EndpointSlice yet is held back this
+    /// long for its slice (the EndpointSlice controller writes one right
+    /// after the Service), so a new Service with endpoints costs one
+    /// transaction, not a "no endpoints" one followed by the real one:
+    /// each `nft -f` costs tens of milliseconds on a big table, since nft
+    /// reads the table's chains and sets before applying anything. When
+    /// the slice does not come, the Service is programmed (rejecting) after
+    /// this delay. Zero turns the wait off.
+    pub new_service_grace: Duration,
     /// Render and apply the whole table at least this often, repairing
     /// any drift between incremental syncs.
     pub full_resync: Duration,
@@ -66,6 +75,7 @@ impl ProxyConfig {
             cluster_cidr: None,
             coalesce: Duration::from_millis(2),
             max_delay: Duration::from_millis(50),
+            new_service_grace: Duration::from_millis(100),
             full_resync: Duration::from_secs(300),
             nft_path: PathBuf::from("nft"),
             mode: ProxyMode::Nftables,

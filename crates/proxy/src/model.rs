@@ -257,15 +257,25 @@ impl State {
         let Some(svc) = self.services.get(key) else {
             return Vec::new();
         };
-        let (ns, name) = key.split_once('/').unwrap_or(("", key));
-        let slices: Vec<&EndpointSlice> = self
-            .slices
-            .range(format!("{ns}/")..)
-            .take_while(|(k, _)| k.starts_with(&format!("{ns}/")))
-            .map(|(_, s)| s)
-            .filter(|s| slice_service(s).is_some_and(|(n, svc)| n == ns && svc == name))
-            .collect();
+        let slices: Vec<&EndpointSlice> = self.slices_of(key).collect();
         service_ports(svc, &slices, node_name)
+    }
+
+    /// Whether any EndpointSlice names the Service `namespace/name`.
+    pub fn has_slices(&self, key: &str) -> bool {
+        self.slices_of(key).next().is_some()
+    }
+
+    /// The slices of the Service `namespace/name` (slice keys start with
+    /// the namespace, so only that namespace is scanned).
+    fn slices_of<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a EndpointSlice> + 'a {
+        let (ns, name) = key.split_once('/').unwrap_or(("", key));
+        let prefix = format!("{ns}/");
+        self.slices
+            .range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(_, s)| s)
+            .filter(move |s| slice_service(s).is_some_and(|(n, svc)| n == ns && svc == name))
     }
 }
 

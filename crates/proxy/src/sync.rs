@@ -41,11 +41,17 @@ struct Changes {
     dirty: BTreeSet<String>,
     /// A watch relisted: render everything.
     full: bool,
+    /// New Services without an EndpointSlice yet, and until when their
+    /// slice is waited for (`ProxyConfig::new_service_grace`).
+    pending: BTreeMap<String, Instant>,
 }
 
 struct Shared {
     state: Mutex<(State, Changes)>,
     wake: Notify,
+    /// A Service started waiting for its slice: the loop recomputes when
+    /// it must wake without syncing now.
+    rearm: Notify,
     /// Bit 0: services listed; bit 1: slices listed.
     listed: std::sync::atomic::AtomicU8,
 }
@@ -60,12 +66,14 @@ pub async fn run(client: kube::Client, mut cfg: ProxyConfig) {
     let shared = Arc::new(Shared {
         state: Mutex::new((State::default(), Changes::default())),
         wake: Notify::new(),
+        rearm: Notify::new(),
         listed: std::sync::atomic::AtomicU8::new(0),
     });
     let svc = tokio::spawn(watch::<Service>(
         Api::all(client.clone()),
         shared.clone(),
         0,
+        Some(cfg.new_service_grace),
         |st| &mut st.services,
         |s: &Service| {
             Some((
@@ -78,6 +86,7 @@ pub async fn run(client: kube::Client, mut cfg: ProxyConfig) {
         Api::all(client),
         shared.clone(),
         1,
+        None,
         |st| &mut st.slices,
         slice_service,
     ));
@@ -101,6 +110,8 @@ async fn watch<K>(
     api: Api<K>,
     shared: Arc<Shared>,
     bit: u8,
+    // For Services: how long a new one without slices waits for them.
+    defer_new: Option<std::time::Duration>,
     field: fn(&mut State) -> &mut BTreeMap<String, K>,
     service_of: fn(&K) -> Option<(String, String)>,
 ) where
@@ -137,8 +148,27 @@ async fn watch<K>(
                 let (state, changes) = &mut *g;
                 // A slice may have moved between Services: both are dirty.
                 let old = field(state).insert(key(&o), o.clone());
-                for k in old.iter().chain([&o]).filter_map(service_of) {
-                    changes.dirty.insert(format!("{}/{}", k.0, k.1));
+                let keys: Vec<String> = old
+                    .iter()
+                    .chain([&o])
+                    .filter_map(service_of)
+                    .map(|k| format!("{}/{}", k.0, k.1))
+                    .collect();
+                if let Some(grace) = defer_new.filter(|g| !g.is_zero())
+                    && old.is_none()
+                    && let Some(k) = keys.first()
+                    && !state.has_slices(k)
+                {
+                    // A brand-new Service: its slice is usually a few ms
+                    // behind; program both in one transaction.
+                    changes.pending.insert(k.clone(), Instant::now() + grace);
+                    drop(g);
+                    shared.rearm.notify_one();
+                    continue;
+                }
+                for k in keys {
+                    changes.pending.remove(&k);
+                    changes.dirty.insert(k);
                 }
                 drop(g);
                 shared.wake.notify_one();
@@ -148,7 +178,9 @@ async fn watch<K>(
                 let (state, changes) = &mut *g;
                 if let Some(old) = field(state).remove(&key(&o)) {
                     for k in [&old, &o].into_iter().filter_map(service_of) {
-                        changes.dirty.insert(format!("{}/{}", k.0, k.1));
+                        let k = format!("{}/{}", k.0, k.1);
+                        changes.pending.remove(&k);
+                        changes.dirty.insert(k);
                     }
                 }
                 drop(g);
@@ -162,15 +194,45 @@ async fn watch<K>(
     }
 }
 
-/// Waits for a change (or the periodic full resync, then returns true)
-/// and coalesces: keeps absorbing changes while they arrive closer than
-/// `coalesce` apart, up to `max_delay`.
+/// Waits for a change (or the periodic full resync, then returns true;
+/// or a new Service's wait for its slice running out, which makes it
+/// dirty) and coalesces: keeps absorbing changes while they arrive closer
+/// than `coalesce` apart, up to `max_delay`.
 async fn next_sync(shared: &Shared, cfg: &ProxyConfig, last_full: Instant) -> bool {
     let next_full = tokio::time::Instant::from_std(last_full + cfg.full_resync);
     let mut full_due = false;
-    tokio::select! {
-        _ = shared.wake.notified() => {}
-        _ = tokio::time::sleep_until(next_full) => full_due = true,
+    loop {
+        let due = shared.state.lock().await.1.pending.values().min().copied();
+        let pending = async move {
+            match due {
+                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shared.wake.notified() => break,
+            _ = shared.rearm.notified() => continue,
+            _ = pending => {
+                let mut g = shared.state.lock().await;
+                let changes = &mut g.1;
+                let now = Instant::now();
+                let expired: Vec<String> = changes
+                    .pending
+                    .iter()
+                    .filter(|(_, at)| **at <= now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in expired {
+                    changes.pending.remove(&k);
+                    changes.dirty.insert(k);
+                }
+                break;
+            }
+            _ = tokio::time::sleep_until(next_full) => {
+                full_due = true;
+                break;
+            }
+        }
     }
     let first = Instant::now();
     while first.elapsed() < cfg.max_delay {

@@ -37,6 +37,12 @@ pub struct NetArgs {
     /// is unusable.
     #[arg(long, default_value = "nftables")]
     pub proxy_mode: skiff_proxy::ProxyMode,
+    /// How long (ms) the proxy waits for a new Service's first
+    /// EndpointSlice before programming it without endpoints, so that a
+    /// new Service and its slice are one kernel transaction; 0 programs
+    /// every change at once.
+    #[arg(long, default_value_t = 100)]
+    pub proxy_new_service_wait_ms: u64,
 }
 
 /// Starts the proxy, NetworkPolicy enforcement and DNS unless disabled. Failures of one component are
@@ -61,6 +67,7 @@ pub async fn start(
     if !disabled("proxy") {
         let mut cfg = skiff_proxy::ProxyConfig::new(node_name.clone());
         cfg.mode = args.proxy_mode;
+        cfg.new_service_grace = std::time::Duration::from_millis(args.proxy_new_service_wait_ms);
         cfg.node_ips = node_ip.into_iter().collect();
         cfg.cluster_cidr = Some(
             skiff_proxy::parse_cidr(cluster_cidr)

@@ -65,6 +65,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     // before the runtime's threads exist, so they all start inside it.
     let netns = match &args.what {
         What::Network(_) => Some(network::enter()?),
+        What::Dns(a) if a.from == dns::From::Pod => Some(network::enter_as("skiff-bdns")?),
         _ => None,
     };
     let ingress_ns = match &args.what {
@@ -82,7 +83,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             let ns = netns.context("no network namespace")?;
             rt.block_on(network::run(a, ns))?
         }
-        What::Dns(a) => rt.block_on(dns::run(a))?,
+        What::Dns(a) => rt.block_on(dns::run(a, netns))?,
         What::Ingress(a) => {
             let ns = ingress_ns.context("no network namespace")?;
             rt.block_on(ingress::run(a, ns))?

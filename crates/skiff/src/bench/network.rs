@@ -54,6 +54,10 @@ pub struct NetworkArgs {
     /// The proxy backend measured: `nftables` or `iptables`.
     #[arg(long, default_value = "nftables")]
     proxy_mode: skiff_proxy::ProxyMode,
+    /// The server's `--proxy-new-service-wait-ms` (0: the proxy programs
+    /// a new Service before its slice arrives, as before that wait).
+    #[arg(long, default_value_t = 100)]
+    new_service_wait_ms: u64,
 }
 
 /// The bench's own network namespace, deleted on drop.
@@ -85,11 +89,27 @@ fn sh(args: &[&str]) -> anyhow::Result<()> {
     Ok(())
 }
 
+impl Netns {
+    /// The client pod's network namespace file (for `setns`).
+    pub fn pod_path(&self) -> String {
+        format!("/run/netns/{}", self.pod)
+    }
+}
+
 /// Creates the namespaces and moves the calling (main) thread into the node
 /// one. Must run before any other thread exists.
 pub fn enter() -> anyhow::Result<Netns> {
+    enter_as("skiff-bench")
+}
+
+/// `enter` with the namespaces named `<prefix>-<pid>` and `...-pod`: a node
+/// namespace (bridge `br0` 10.244.0.1/16, the service range 10.43.0.0/16
+/// routed to the bridge so un-NATed service traffic stays there) and a pod
+/// namespace (`eth0` 10.244.0.2/16 on a veth to the bridge, default route
+/// via the bridge).
+pub fn enter_as(prefix: &str) -> anyhow::Result<Netns> {
     use std::os::fd::AsRawFd;
-    let name = format!("skiff-bench-{}", std::process::id());
+    let name = format!("{prefix}-{}", std::process::id());
     let pod = format!("{name}-pod");
     let ns = Netns {
         name: name.clone(),
@@ -234,6 +254,10 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         ])
         .args(["--node-ip", "10.244.0.1"])
         .args(["--proxy-mode", &args.proxy_mode.to_string()])
+        .args([
+            "--proxy-new-service-wait-ms",
+            &args.new_service_wait_ms.to_string(),
+        ])
         .arg("--data-dir")
         .arg(data.path())
         .stdout(Stdio::piped())
@@ -311,7 +335,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     let (la, lr) = (summarize(add), summarize(remove));
 
     // --- Latency of new Services, with the others in place.
-    let (mut from_first, mut from_slice) = (Vec::new(), Vec::new());
+    let (mut from_first, mut from_slice, mut writes) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..args.new_services {
         let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(10, 43, 201, 1)) + i as u32);
         let name = format!("new-{i}");
@@ -324,12 +348,18 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         wait_for(ip, true, Duration::from_secs(10), Duration::from_millis(10)).await?;
         from_first.push(t0.elapsed());
         from_slice.push(t1.elapsed());
+        writes.push(t1 - t0);
     }
-    let (nf, nsl) = (summarize(from_first), summarize(from_slice));
+    let (nf, nsl, nw) = (
+        summarize(from_first),
+        summarize(from_slice),
+        summarize(writes),
+    );
 
     println!(
-        "network programming ({} mode): {} Services x {} endpoints ({} endpoints), {}",
+        "network programming ({} mode, new-Service wait {} ms): {} Services x {} endpoints ({} endpoints), {}",
         args.proxy_mode,
+        args.new_service_wait_ms,
         args.services,
         args.endpoints,
         args.services * args.endpoints,
@@ -355,6 +385,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     lr.print_row("endpoint removed -> connection refused");
     nf.print_row("new Service: first write -> traffic flows");
     nsl.print_row("new Service: slice written -> traffic flows");
+    nw.print_row("new Service: the two API writes");
     println!(
         "transaction size: {:.1} MiB; {} peak RSS: {:.0} MiB",
         size as f64 / 1048576.0,
