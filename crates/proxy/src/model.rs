@@ -381,4 +381,21 @@ mod tests {
             "spec":{"clusterIP":"None","ports":[{"port":80}]}}));
         assert!(service_ports(&h, &[], "n")[0].cluster_ips.is_empty());
     }
+
+    #[test]
+    fn has_slices_matches_namespace_and_label() {
+        let mut st = State::default();
+        let sl = |ns: &str, name: &str, svc: &str| {
+            slice(json!({"metadata":{"namespace":ns,"name":name,
+                "labels":{"kubernetes.io/service-name":svc}},"addressType":"IPv4"}))
+        };
+        st.slices.insert("d/web-1".into(), sl("d", "web-1", "web"));
+        st.slices.insert("d2/db-1".into(), sl("d2", "db-1", "db"));
+        assert!(st.has_slices("d/web"));
+        assert!(st.has_slices("d2/db"));
+        // Same name, other namespace; a name that is a prefix of another.
+        assert!(!st.has_slices("d2/web"));
+        assert!(!st.has_slices("d/we"));
+        assert!(!st.has_slices("d/db"));
+    }
 }
