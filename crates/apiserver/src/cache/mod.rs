@@ -460,12 +460,17 @@ mod tests {
         let other = store
             .create(
                 &key,
-                br#"{"metadata":{"name":"p","labels":{"v":"other"}}}"#.to_vec().into(),
+                br#"{"metadata":{"name":"p","labels":{"v":"other"}}}"#
+                    .to_vec()
+                    .into(),
             )
             .await
             .unwrap();
         cache.apply(put(&other));
-        assert_eq!(cache.get(&key).unwrap().value["metadata"]["labels"]["v"], "other");
+        assert_eq!(
+            cache.get(&key).unwrap().value["metadata"]["labels"]["v"],
+            "other"
+        );
         assert!(cache.state.read().written.contains_key(&key));
         // The write then fails (the key exists): dropping withdraws it.
         assert!(store.create(&key, mine.stored_bytes()).await.is_err());

@@ -16,13 +16,23 @@ use super::typed::{Atom, atom, field, item_path_element};
 /// the `"."` in `FieldsV1`), fields of structs only when null or empty.
 pub(crate) fn to_field_set(value: &Value, node: SchemaNode<'_>) -> FieldSet {
     let mut set = FieldSet::new();
-    collect(value, node, &mut set);
+    collect(value, node, false, &mut set);
     set
 }
 
-/// Fills `out` with the paths below `value`; returns whether the path of
-/// `value` itself is a member (it is a leaf).
-fn collect(value: &Value, node: SchemaNode<'_>, out: &mut FieldSet) -> bool {
+/// Every path of `value`, intermediate ones too: what comparing `value`
+/// with nothing reports as added (`compare::compare` from `{}`), in one
+/// walk.
+pub(crate) fn to_added_set(value: &Value, node: SchemaNode<'_>) -> FieldSet {
+    let mut set = FieldSet::new();
+    collect(value, node, true, &mut set);
+    set
+}
+
+/// Fills `out` with the paths below `value` (with `every`, also those
+/// that lead to others); returns whether the path of `value` itself is a
+/// member (it is a leaf).
+fn collect(value: &Value, node: SchemaNode<'_>, every: bool, out: &mut FieldSet) -> bool {
     let a = atom(node, value);
     if a.is_atomic() {
         return true;
@@ -45,7 +55,7 @@ fn collect(value: &Value, node: SchemaNode<'_>, out: &mut FieldSet) -> bool {
                     continue;
                 }
                 let mut child = FieldSet::new();
-                collect(item, items, &mut child);
+                collect(item, items, every, &mut child);
                 out.attach(pe.clone(), child);
             }
             false
@@ -54,10 +64,10 @@ fn collect(value: &Value, node: SchemaNode<'_>, out: &mut FieldSet) -> bool {
             for (k, v) in m {
                 let (child_node, named) = field(node, k);
                 let mut child = FieldSet::new();
-                let leaf = collect(v, child_node, &mut child);
+                let leaf = collect(v, child_node, every, &mut child);
                 let empty_map = v.as_object().is_some_and(|m| m.is_empty());
                 let pe = PathElement::Field(k.clone());
-                if leaf || v.is_null() || empty_map || !named {
+                if every || leaf || v.is_null() || empty_map || !named {
                     out.insert_member(pe.clone());
                 }
                 out.attach(pe, child);

@@ -59,16 +59,20 @@ pub fn update_managed_fields_with(
     }
     let api_version = api_version_of(&new).to_string();
     let ignored = set_of(opts.reset_fields);
-    record_update(
-        old_value,
-        &new,
-        schema,
-        &mut managed,
-        opts,
-        &api_version,
-        &ignored,
-        strip_set(),
-    );
+    if old.is_none() && managed.fields.is_empty() {
+        record_create(&new, schema, &mut managed, opts, &api_version, &ignored);
+    } else {
+        record_update(
+            old_value,
+            &new,
+            schema,
+            &mut managed,
+            opts,
+            &api_version,
+            &ignored,
+            strip_set(),
+        );
+    }
     cap_update_managers(&mut managed);
     store_managed_fields(&mut new, &managed);
     new
@@ -111,6 +115,36 @@ pub(super) fn record_update(
         id.clone(),
         managed::ManagedSet {
             set: owned,
+            api_version: api_version.to_string(),
+            applied: false,
+        },
+    );
+    managed.times.insert(id, opts.now.to_string());
+}
+
+/// [`record_update`] for a create with no managers yet, the common write:
+/// compared with nothing, every field of `new` is added and nobody loses
+/// anything, so the writer's set is every path of `new`. One walk of the
+/// object instead of a comparison that builds three sets.
+pub(super) fn record_create(
+    new: &Value,
+    schema: SchemaNode<'_>,
+    managed: &mut Managed,
+    opts: &ManagerOptions<'_>,
+    api_version: &str,
+    ignored: &FieldSet,
+) {
+    let set = super::fieldset::to_added_set(new, schema)
+        .recursive_difference(ignored)
+        .difference(strip_set());
+    if set.is_empty() {
+        return;
+    }
+    let id = opts.id(Operation::Update, api_version);
+    managed.fields.insert(
+        id.clone(),
+        managed::ManagedSet {
+            set,
             api_version: api_version.to_string(),
             applied: false,
         },
