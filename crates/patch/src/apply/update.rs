@@ -95,11 +95,9 @@ pub(super) fn record_update(
     else {
         return;
     };
-    let set = cmp
-        .modified
-        .union(&cmp.added)
-        .recursive_difference(ignored)
-        .difference(strip);
+    let mut set = cmp.modified.union(&cmp.added);
+    set.subtract_recursive(ignored);
+    set.subtract(strip);
     managed
         .times
         .retain(|id, _| managed.fields.contains_key(id));
@@ -134,9 +132,9 @@ pub(super) fn record_create(
     api_version: &str,
     ignored: &FieldSet,
 ) {
-    let set = super::fieldset::to_added_set(new, schema)
-        .recursive_difference(ignored)
-        .difference(strip_set());
+    let mut set = super::fieldset::to_added_set(new, schema);
+    set.subtract_recursive(ignored);
+    set.subtract(strip_set());
     if set.is_empty() {
         return;
     }
