@@ -46,16 +46,8 @@ impl CachedObject {
     /// `revision`: `value` is exactly what was serialized into the store
     /// (no `resourceVersion`), so the result equals what [`Self::from_kv`]
     /// would build from the stored bytes, without parsing them again.
-    pub fn from_written(key: String, revision: Revision, mut value: Value) -> Arc<Self> {
-        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            // As the stored bytes lost it (`object::to_stored_bytes`) and
-            // `from_kv` appends it: the same key order, so the same bytes.
-            meta.remove("resourceVersion");
-            meta.insert(
-                "resourceVersion".into(),
-                Value::String(revision.to_string()),
-            );
-        }
+    pub fn from_written(key: String, revision: Revision, value: Value) -> Arc<Self> {
+        let value = Self::set_revision(value, revision);
         let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
         Arc::new(CachedObject {
             key,
@@ -63,6 +55,41 @@ impl CachedObject {
             value,
             bytes,
         })
+    }
+
+    /// [`Self::from_written`] given the stored bytes and where their
+    /// metadata ends: the served bytes are the stored ones with the
+    /// `resourceVersion` inserted, not a second serialization.
+    pub fn from_stored(
+        key: String,
+        revision: Revision,
+        value: Value,
+        stored: &[u8],
+        end: Option<crate::object::MetadataEnd>,
+    ) -> Arc<Self> {
+        let Some(end) = end.filter(|e| e.offset < stored.len()) else {
+            return Self::from_written(key, revision, value);
+        };
+        Arc::new(CachedObject {
+            key,
+            revision,
+            value: Self::set_revision(value, revision),
+            bytes: Bytes::from(crate::object::with_revision_bytes(stored, end, revision)),
+        })
+    }
+
+    /// The value with `resourceVersion` as metadata's last entry: as the
+    /// stored bytes lost it (`object::to_stored_bytes`) and `from_kv`
+    /// appends it, the same key order, so the same bytes.
+    fn set_revision(mut value: Value, revision: Revision) -> Value {
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
+        }
+        value
     }
 
     /// Builds the cached form of a stored value; `None` if it is not JSON

@@ -31,6 +31,8 @@ pub(super) struct Written {
     /// The bytes given to the store: the event that carries exactly these
     /// for this key is this write's.
     pub(super) stored: Bytes,
+    /// Where `stored`'s metadata ends (for the served bytes).
+    end: Option<crate::object::MetadataEnd>,
     /// The object as written (no `resourceVersion`), taken by the build.
     value: Mutex<Option<Value>>,
     built: OnceLock<Arc<CachedObject>>,
@@ -42,7 +44,7 @@ impl Written {
     pub(super) fn cached(&self, revision: Revision) -> Option<Arc<CachedObject>> {
         let obj = self.built.get_or_init(|| {
             let value = self.value.lock().take().unwrap_or(Value::Null);
-            CachedObject::from_written(self.key.clone(), revision, value)
+            CachedObject::from_stored(self.key.clone(), revision, value, &self.stored, self.end)
         });
         (obj.revision == revision).then(|| obj.clone())
     }
@@ -66,10 +68,11 @@ impl WatchCache {
     /// the same key replaces the first, whose event is then parsed as any
     /// other.
     pub fn expect_write(&self, key: String, value: Value) -> ExpectedWrite<'_> {
-        let stored = Bytes::from(crate::object::to_stored_bytes(&value));
+        let (stored, end) = crate::object::to_stored_bytes_marked(&value);
         let written = Arc::new(Written {
             key,
-            stored,
+            stored: Bytes::from(stored),
+            end,
             value: Mutex::new(Some(value)),
             built: OnceLock::new(),
         });
