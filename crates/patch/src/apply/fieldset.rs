@@ -22,7 +22,8 @@ pub(crate) fn to_field_set(value: &Value, node: SchemaNode<'_>) -> FieldSet {
 
 /// Every path of `value`, intermediate ones too: what comparing `value`
 /// with nothing reports as added (`compare::compare` from `{}`), in one
-/// walk.
+/// walk. The reference for the create path's direct encoding.
+#[cfg(test)]
 pub(crate) fn to_added_set(value: &Value, node: SchemaNode<'_>) -> FieldSet {
     let mut set = FieldSet::new();
     collect(value, node, true, &mut set);

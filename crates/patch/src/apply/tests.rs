@@ -572,6 +572,10 @@ fn the_create_fast_path_equals_the_comparison_with_nothing() {
                 "status": {"replicas": 1}}),
         ),
         (
+            "Deployment",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "only-stripped"}}),
+        ),
+        (
             "Service",
             json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
                 "spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
@@ -607,6 +611,18 @@ fn the_create_fast_path_equals_the_comparison_with_nothing() {
                 "{kind} with reset fields {reset:?}: {obj:#}"
             );
             assert_eq!(fast.times, general.times);
+            // The write path's direct encoding is that set's, and the
+            // whole entry is what encoding the set gives.
+            let direct = super::created::created_fields_v1(&obj, n, &ignored, super::strip_set());
+            let encoded = super::managed::encode(&general);
+            match encoded {
+                Some(Value::Array(entries)) => {
+                    assert_eq!(Value::Object(direct), entries[0]["fieldsV1"], "{kind}");
+                    let written = update_managed_fields_with(None, obj.clone(), n, &opts);
+                    assert_eq!(written["metadata"]["managedFields"], Value::Array(entries));
+                }
+                _ => assert!(direct.is_empty()),
+            }
         }
     }
 }

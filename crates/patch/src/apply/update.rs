@@ -10,7 +10,7 @@ use super::managed::{self, Managed, ManagerId, Operation};
 use super::updater::{self, set_of};
 use super::{
     ANCIENT_CHANGES, MAX_UPDATE_MANAGERS, ManagerOptions, api_version_of, managed_fields_of,
-    remove_managed_fields, store_managed_fields, strip_set,
+    put_managed_fields, remove_managed_fields, store_managed_fields, strip_set,
 };
 
 /// Records an ordinary write (create, update, patch; operation `Update`)
@@ -60,19 +60,33 @@ pub fn update_managed_fields_with(
     let api_version = api_version_of(&new).to_string();
     let ignored = set_of(opts.reset_fields);
     if old.is_none() && managed.fields.is_empty() {
-        record_create(&new, schema, &mut managed, opts, &api_version, &ignored);
-    } else {
-        record_update(
-            old_value,
-            &new,
-            schema,
-            &mut managed,
-            opts,
-            &api_version,
-            &ignored,
-            strip_set(),
-        );
+        // The common write, a create with no managers yet: its one entry
+        // is written straight from the object (what `record_create` and
+        // `store_managed_fields` would make, without the field set).
+        let fields = super::created::created_fields_v1(&new, schema, &ignored, strip_set());
+        if !fields.is_empty() {
+            let id = opts.id(Operation::Update, &api_version);
+            let entry = managed::entry(
+                &id,
+                Operation::Update,
+                &api_version,
+                Some(opts.now),
+                Value::Object(fields),
+            );
+            put_managed_fields(&mut new, Some(Value::Array(vec![entry])));
+        }
+        return new;
     }
+    record_update(
+        old_value,
+        &new,
+        schema,
+        &mut managed,
+        opts,
+        &api_version,
+        &ignored,
+        strip_set(),
+    );
     cap_update_managers(&mut managed);
     store_managed_fields(&mut new, &managed);
     new
@@ -120,10 +134,11 @@ pub(super) fn record_update(
     managed.times.insert(id, opts.now.to_string());
 }
 
-/// [`record_update`] for a create with no managers yet, the common write:
-/// compared with nothing, every field of `new` is added and nobody loses
-/// anything, so the writer's set is every path of `new`. One walk of the
-/// object instead of a comparison that builds three sets.
+/// [`record_update`] for a create with no managers yet, as a set: compared
+/// with nothing, every field of `new` is added and nobody loses anything,
+/// so the writer's set is every path of `new`. The reference the write
+/// path's direct encoding (`created.rs`) is tested against.
+#[cfg(test)]
 pub(super) fn record_create(
     new: &Value,
     schema: SchemaNode<'_>,
