@@ -9,14 +9,12 @@
 //! encoding directly; `tests::the_direct_encoding_equals_the_field_set`
 //! holds it to the set-based path.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Map, Value};
 
 use crate::fieldpath::{FieldSet, PathElement};
 use crate::schema::SchemaNode;
 
-use super::typed::{Atom, atom, field, item_path_element};
+use super::typed::{Atom, atom, field, keyed_items};
 
 /// The `FieldsV1` object of every path of `value` that is neither under a
 /// path of `ignored` nor a member of `strip` (exact paths), as
@@ -48,31 +46,12 @@ fn below(
     let mut entries: Vec<Entry> = Vec::new();
     match (a, value) {
         (Atom::List { items, kind }, Value::Array(list)) => {
-            let pes: Vec<Option<PathElement>> = list
-                .iter()
-                .map(|item| item_path_element(&kind, items, item).ok())
-                .collect();
-            let mut counts: BTreeMap<&PathElement, usize> = BTreeMap::new();
-            for pe in pes.iter().flatten() {
-                *counts.entry(pe).or_default() += 1;
-            }
-            for (item, pe) in list.iter().zip(&pes) {
-                let Some(pe) = pe else { continue };
-                let count = counts.get_mut(pe);
-                if let Some(count) = count.filter(|c| **c > 1) {
+            for (item, pe, duplicated) in keyed_items(list, &kind, items) {
+                match duplicated {
                     // Owned as a whole: one entry, at the first of them.
-                    if *count != usize::MAX {
-                        *count = usize::MAX;
-                        push(&mut entries, pe.clone(), None, ignored, strip);
-                    }
-                } else {
-                    push(
-                        &mut entries,
-                        pe.clone(),
-                        Some((item, items)),
-                        ignored,
-                        strip,
-                    );
+                    Some(true) => push(&mut entries, pe, None, ignored, strip),
+                    Some(false) => {}
+                    None => push(&mut entries, pe, Some((item, items)), ignored, strip),
                 }
             }
         }

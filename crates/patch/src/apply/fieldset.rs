@@ -2,14 +2,12 @@
 //! "named fields are members" widening used by pruning, and validation of
 //! applied configurations.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::fieldpath::{FieldSet, Path, PathElement};
 use crate::schema::SchemaNode;
 
-use super::typed::{Atom, atom, field, item_path_element};
+use super::typed::{Atom, atom, field, item_path_element, keyed_items};
 
 /// The fields `value` sets. Leaves are scalars and atomic lists/maps; items
 /// of associative lists and keys of maps are members themselves (that is
@@ -40,24 +38,14 @@ fn collect(value: &Value, node: SchemaNode<'_>, every: bool, out: &mut FieldSet)
     }
     match (a, value) {
         (Atom::List { items, kind }, Value::Array(list)) => {
-            let pes: Vec<Option<PathElement>> = list
-                .iter()
-                .map(|item| item_path_element(&kind, items, item).ok())
-                .collect();
-            let mut counts: BTreeMap<&PathElement, usize> = BTreeMap::new();
-            for pe in pes.iter().flatten() {
-                *counts.entry(pe).or_default() += 1;
-            }
-            for (item, pe) in list.iter().zip(&pes) {
-                let Some(pe) = pe else { continue };
+            for (item, pe, duplicated) in keyed_items(list, &kind, items) {
                 out.insert_member(pe.clone());
-                if counts.get(pe).copied().unwrap_or(0) > 1 {
-                    // Duplicates are owned as a whole, never field by field.
+                if duplicated.is_some() {
                     continue;
                 }
                 let mut child = FieldSet::new();
                 collect(item, items, every, &mut child);
-                out.attach(pe.clone(), child);
+                out.attach(pe, child);
             }
             false
         }
