@@ -373,6 +373,39 @@ impl FieldSet {
         FieldSet { members, children }
     }
 
+    /// [`Self::difference`] in place: no copy of the paths that stay,
+    /// which are most of them when `other` is a few fields (the stripped
+    /// metadata, reset fields) and `self` a whole object's.
+    pub fn subtract(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            self.members.remove(m);
+        }
+        for (pe, theirs) in &other.children {
+            if let Some(mine) = self.children.get_mut(pe) {
+                mine.subtract(theirs);
+                if mine.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
+    /// [`Self::recursive_difference`] in place.
+    pub fn subtract_recursive(&mut self, other: &FieldSet) {
+        for m in &other.members {
+            self.members.remove(m);
+            self.children.remove(m);
+        }
+        for (pe, theirs) in &other.children {
+            if let Some(mine) = self.children.get_mut(pe) {
+                mine.subtract_recursive(theirs);
+                if mine.is_empty() {
+                    self.children.remove(pe);
+                }
+            }
+        }
+    }
+
     /// The paths of `self` that neither are in `other` nor lie under a path
     /// of `other`.
     pub fn recursive_difference(&self, other: &FieldSet) -> FieldSet {
@@ -500,6 +533,37 @@ mod tests {
                 .map(|(n, v)| (n.to_string(), v.clone()))
                 .collect(),
         )
+    }
+
+    /// The in-place differences equal the copying ones, for every pair of
+    /// a few overlapping sets (members, subtrees, emptied subtrees).
+    #[test]
+    fn subtracting_in_place_equals_the_differences() {
+        let set = |paths: &[&[&str]]| {
+            let mut s = FieldSet::new();
+            for p in paths {
+                s.insert(&p.iter().map(|n| f(n)).collect::<Vec<_>>());
+            }
+            s
+        };
+        let sets = [
+            FieldSet::new(),
+            set(&[&["a"], &["a", "b"], &["a", "c", "d"], &["e"]]),
+            set(&[&["a"], &["e"]]),
+            set(&[&["a", "b"], &["a", "c"]]),
+            set(&[&["a", "c", "d"], &["x", "y"]]),
+            set(&[&["metadata"], &["metadata", "name"], &["spec", "a"]]),
+        ];
+        for a in &sets {
+            for b in &sets {
+                let mut plain = a.clone();
+                plain.subtract(b);
+                assert_eq!(plain, a.difference(b), "{a:?} - {b:?}");
+                let mut recursive = a.clone();
+                recursive.subtract_recursive(b);
+                assert_eq!(recursive, a.recursive_difference(b), "{a:?} -r {b:?}");
+            }
+        }
     }
 
     #[test]

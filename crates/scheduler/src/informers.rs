@@ -20,6 +20,7 @@ use crate::podinfo::is_terminal;
 use crate::queue::Event as QEvent;
 use crate::scheduler::{Class, Scheduler};
 use crate::selector::Selector;
+use crate::slim_pod::SlimPod;
 
 /// Applies a watcher's events through `apply`/`delete`, and after every
 /// (re)list deletes what the list no longer has (a watch that broke may
@@ -161,10 +162,10 @@ pub async fn start(s: &Arc<Scheduler>) -> Tasks {
 
     let (pod_tx, pod_rx) = tokio::sync::oneshot::channel();
     tasks.0.push(tokio::spawn(drive(
-        watcher::watcher(Api::<Pod>::all(client.clone()), cfg()),
+        watcher::watcher(Api::<SlimPod>::all(client.clone()), cfg()),
         {
             let this = s.clone();
-            move |p: Arc<Pod>| on_pod(&this, p)
+            move |p: Arc<SlimPod>| on_pod(&this, Arc::new(Arc::unwrap_or_clone(p).0))
         },
         {
             let this = s.clone();

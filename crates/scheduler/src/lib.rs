@@ -26,6 +26,7 @@ pub mod queue;
 pub mod resources;
 pub mod scheduler;
 pub mod selector;
+pub mod slim_pod;
 
 use std::future::Future;
 use std::time::Duration;

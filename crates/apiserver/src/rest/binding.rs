@@ -116,19 +116,15 @@ pub async fn bind(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<
         if req.dry_run() {
             break;
         }
+        let expected = app.cache.expect_write(key.clone(), next);
         match app
             .cache
             .store()
-            .update(
-                &key,
-                object::to_stored_bytes(&next).into(),
-                current.revision,
-            )
+            .update(&key, expected.stored_bytes(), current.revision)
             .await
         {
             Ok(kv) => {
-                app.cache
-                    .offer(CachedObject::from_written(key, kv.mod_revision, next));
+                expected.finish(&kv);
                 break;
             }
             Err(skiff_store::Error::Conflict {

@@ -175,6 +175,7 @@ pub(super) async fn delete_one(
     match result {
         Updated::Deleted(v) => Ok((200, v)),
         Updated::Object(v) => {
+            let v = v.into_value();
             if is_namespace {
                 return Ok((200, v));
             }
@@ -229,10 +230,10 @@ async fn mark_deleting(
             next["status"] = json!({"phase": "Terminating"});
         }
         if object::same_content(&cur.value, &next) {
-            return Ok(Updated::Object(cur.value.clone()));
+            return Ok(Updated::Object(CachedObjectRef::Cached(cur)));
         }
         if req.dry_run() {
-            return Ok(Updated::Object(next));
+            return Ok(Updated::Object(CachedObjectRef::Value(next)));
         }
         let finished = object::finalizers(&next).is_empty() && grace == 0 && !is_namespace;
         let result = if finished {
@@ -251,9 +252,8 @@ async fn mark_deleting(
                 )));
             }
             Ok(kv) => {
-                return Ok(Updated::Object(object::with_revision(
-                    next,
-                    kv.mod_revision,
+                return Ok(Updated::Object(CachedObjectRef::Value(
+                    object::with_revision(next, kv.mod_revision),
                 )));
             }
             Err(skiff_store::Error::Conflict {

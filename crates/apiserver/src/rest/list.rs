@@ -65,6 +65,14 @@ impl CachedObjectRef {
             CachedObjectRef::Value(v) => v,
         }
     }
+
+    /// The object as an owned value (a copy when it is the cache's).
+    pub fn into_value(self) -> Value {
+        match self {
+            CachedObjectRef::Cached(c) => c.value.clone(),
+            CachedObjectRef::Value(v) => v,
+        }
+    }
 }
 
 pub async fn get(app: &Arc<App>, req: &Req) -> ApiResult<Response<Body>> {

@@ -188,9 +188,8 @@ pub async fn scale(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response
             })
             .await?;
             match updated {
-                Updated::Object(v) | Updated::Deleted(v) => {
-                    Ok(wire::json(200, &to_scale(&v, &paths)))
-                }
+                Updated::Object(o) => Ok(wire::json(200, &to_scale(o.value(), &paths))),
+                Updated::Deleted(v) => Ok(wire::json(200, &to_scale(&v, &paths))),
             }
         }
         ref m => Err(ApiError::method_not_allowed(m.as_str())),

@@ -17,7 +17,7 @@ use crate::wire::Body;
 /// The outcome of a guarded update.
 pub enum Updated {
     /// Written (or unchanged); the object as stored now.
-    Object(Value),
+    Object(CachedObjectRef),
     /// The update removed the last finalizer of a deleting object, which
     /// was therefore deleted.
     Deleted(Value),
@@ -86,7 +86,7 @@ pub async fn guaranteed_update(
         crate::managed::on_update(app, req, &current.value, &mut desired);
         if object::same_content(&current.value, &desired) {
             abandon(claimed).await;
-            return Ok(Updated::Object(current.value.clone()));
+            return Ok(Updated::Object(CachedObjectRef::Cached(current)));
         }
         if let Err(e) = validate_update(req, &desired)
             .and_then(|_| super::write::validate_kind(req, Some(&current.value), &desired))
@@ -96,22 +96,21 @@ pub async fn guaranteed_update(
         }
         let finished = should_delete_during_update(&req.kind, &current.value, &desired);
         if req.dry_run() {
-            return Ok(Updated::Object(object::with_revision(
-                desired,
-                current.revision,
+            return Ok(Updated::Object(CachedObjectRef::Value(
+                object::with_revision(desired, current.revision),
             )));
         }
-        let result = if finished {
-            app.cache.store().delete(&key, Some(current.revision)).await
+        let (result, expected) = if finished {
+            let deleted = app.cache.store().delete(&key, Some(current.revision)).await;
+            (deleted, Err(desired))
         } else {
-            app.cache
+            let expected = app.cache.expect_write(key.clone(), desired);
+            let updated = app
+                .cache
                 .store()
-                .update(
-                    &key,
-                    object::to_stored_bytes(&desired).into(),
-                    current.revision,
-                )
-                .await
+                .update(&key, expected.stored_bytes(), current.revision)
+                .await;
+            (updated, Ok(expected))
         };
         match (&result, claimed) {
             (Ok(_), Some(c)) => app.alloc.bind(&c).await,
@@ -119,17 +118,17 @@ pub async fn guaranteed_update(
             _ => {}
         }
         match result {
-            Ok(kv) if finished => {
-                return Ok(Updated::Deleted(object::with_revision(
-                    desired,
-                    kv.mod_revision,
-                )));
-            }
             Ok(kv) => {
-                return Ok(Updated::Object(object::with_revision(
-                    desired,
-                    kv.mod_revision,
-                )));
+                return match expected {
+                    Err(desired) => Ok(Updated::Deleted(object::with_revision(
+                        desired,
+                        kv.mod_revision,
+                    ))),
+                    Ok(expected) => expected
+                        .finish(&kv)
+                        .map(|cached| Updated::Object(CachedObjectRef::Cached(cached)))
+                        .ok_or_else(|| ApiError::internal("stored object is not JSON")),
+                };
             }
             Err(skiff_store::Error::Conflict {
                 current: Some(kv), ..
@@ -198,9 +197,8 @@ fn validate_update(req: &Req, obj: &Value) -> ApiResult<()> {
 
 fn respond(req: &Req, updated: Updated) -> Response<Body> {
     match updated {
-        Updated::Object(v) | Updated::Deleted(v) => {
-            object_response(req, 200, &CachedObjectRef::Value(v))
-        }
+        Updated::Object(o) => object_response(req, 200, &o),
+        Updated::Deleted(v) => object_response(req, 200, &CachedObjectRef::Value(v)),
     }
 }
 
@@ -244,7 +242,7 @@ pub async fn put(app: &Arc<App>, req: &Req, body: &[u8]) -> ApiResult<Response<B
     if let Updated::Object(v) = &updated
         && finalize
     {
-        return super::delete::maybe_finish_namespace(app, req, v.clone()).await;
+        return super::delete::maybe_finish_namespace(app, req, v.value().clone()).await;
     }
     Ok(respond(req, updated))
 }

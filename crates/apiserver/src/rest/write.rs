@@ -10,7 +10,6 @@ use skiff_api::validation::{FieldError, name_rule, validate_name, validate_objec
 use super::Req;
 use super::list::{CachedObjectRef, object_response};
 use crate::App;
-use crate::cache::CachedObject;
 use crate::error::{ApiError, ApiResult};
 use crate::object;
 use crate::wire::Body;
@@ -287,19 +286,21 @@ async fn create_allocated(
     }
     for attempt in 0..3 {
         let name = object::name(&obj).unwrap_or_default().to_string();
-        let key = req.key(&name);
+        let expected = app.cache.expect_write(req.key(&name), obj);
         match app
             .cache
             .store()
-            .create(&key, object::to_stored_bytes(&obj).into())
+            .create(expected.key(), expected.stored_bytes())
             .await
         {
             Ok(kv) => {
-                let cached = CachedObject::from_written(key, kv.mod_revision, obj);
-                app.cache.offer(cached.clone());
+                let cached = expected
+                    .finish(&kv)
+                    .ok_or_else(|| ApiError::internal("stored object is not JSON"))?;
                 return Ok(object_response(req, 201, &CachedObjectRef::Cached(cached)));
             }
             Err(skiff_store::Error::AlreadyExists { .. }) if generate && attempt < 2 => {
+                obj = expected.withdraw();
                 let base = object::meta_str(&obj, "generateName")
                     .unwrap_or_default()
                     .to_string();

@@ -2,51 +2,50 @@
 //! "named fields are members" widening used by pruning, and validation of
 //! applied configurations.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::fieldpath::{FieldSet, Path, PathElement};
 use crate::schema::SchemaNode;
 
-use super::typed::{Atom, atom, field, item_path_element};
+use super::typed::{Atom, atom, field, item_path_element, keyed_items};
 
 /// The fields `value` sets. Leaves are scalars and atomic lists/maps; items
 /// of associative lists and keys of maps are members themselves (that is
 /// the `"."` in `FieldsV1`), fields of structs only when null or empty.
 pub(crate) fn to_field_set(value: &Value, node: SchemaNode<'_>) -> FieldSet {
     let mut set = FieldSet::new();
-    collect(value, node, &mut set);
+    collect(value, node, false, &mut set);
     set
 }
 
-/// Fills `out` with the paths below `value`; returns whether the path of
-/// `value` itself is a member (it is a leaf).
-fn collect(value: &Value, node: SchemaNode<'_>, out: &mut FieldSet) -> bool {
+/// Every path of `value`, intermediate ones too: what comparing `value`
+/// with nothing reports as added (`compare::compare` from `{}`), in one
+/// walk. The reference for the create path's direct encoding.
+#[cfg(test)]
+pub(crate) fn to_added_set(value: &Value, node: SchemaNode<'_>) -> FieldSet {
+    let mut set = FieldSet::new();
+    collect(value, node, true, &mut set);
+    set
+}
+
+/// Fills `out` with the paths below `value` (with `every`, also those
+/// that lead to others); returns whether the path of `value` itself is a
+/// member (it is a leaf).
+fn collect(value: &Value, node: SchemaNode<'_>, every: bool, out: &mut FieldSet) -> bool {
     let a = atom(node, value);
     if a.is_atomic() {
         return true;
     }
     match (a, value) {
         (Atom::List { items, kind }, Value::Array(list)) => {
-            let pes: Vec<Option<PathElement>> = list
-                .iter()
-                .map(|item| item_path_element(&kind, items, item).ok())
-                .collect();
-            let mut counts: BTreeMap<&PathElement, usize> = BTreeMap::new();
-            for pe in pes.iter().flatten() {
-                *counts.entry(pe).or_default() += 1;
-            }
-            for (item, pe) in list.iter().zip(&pes) {
-                let Some(pe) = pe else { continue };
+            for (item, pe, duplicated) in keyed_items(list, &kind, items) {
                 out.insert_member(pe.clone());
-                if counts.get(pe).copied().unwrap_or(0) > 1 {
-                    // Duplicates are owned as a whole, never field by field.
+                if duplicated.is_some() {
                     continue;
                 }
                 let mut child = FieldSet::new();
-                collect(item, items, &mut child);
-                out.attach(pe.clone(), child);
+                collect(item, items, every, &mut child);
+                out.attach(pe, child);
             }
             false
         }
@@ -54,10 +53,10 @@ fn collect(value: &Value, node: SchemaNode<'_>, out: &mut FieldSet) -> bool {
             for (k, v) in m {
                 let (child_node, named) = field(node, k);
                 let mut child = FieldSet::new();
-                let leaf = collect(v, child_node, &mut child);
+                let leaf = collect(v, child_node, every, &mut child);
                 let empty_map = v.as_object().is_some_and(|m| m.is_empty());
                 let pe = PathElement::Field(k.clone());
-                if leaf || v.is_null() || empty_map || !named {
+                if every || leaf || v.is_null() || empty_map || !named {
                     out.insert_member(pe.clone());
                 }
                 out.attach(pe, child);

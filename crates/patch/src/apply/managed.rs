@@ -149,6 +149,29 @@ pub(crate) fn is_reset(entries: Option<&Value>) -> bool {
 /// Encodes the entries, sorted like upstream: Apply before Update, then by
 /// time, manager, API version and subresource. `None` when there are none,
 /// so the field is omitted.
+/// One `managedFields` entry, in upstream's field order.
+pub(crate) fn entry(
+    id: &ManagerId,
+    operation: Operation,
+    api_version: &str,
+    time: Option<&str>,
+    fields_v1: Value,
+) -> Value {
+    let mut e = Map::new();
+    e.insert("manager".into(), json!(id.manager));
+    e.insert("operation".into(), json!(operation.as_str()));
+    e.insert("apiVersion".into(), json!(api_version));
+    if let Some(t) = time {
+        e.insert("time".into(), json!(t));
+    }
+    e.insert("fieldsType".into(), json!("FieldsV1"));
+    e.insert("fieldsV1".into(), fields_v1);
+    if let Some(s) = &id.subresource {
+        e.insert("subresource".into(), json!(s));
+    }
+    Value::Object(e)
+}
+
 pub(crate) fn encode(managed: &Managed) -> Option<Value> {
     if managed.fields.is_empty() {
         return None;
@@ -176,19 +199,13 @@ pub(crate) fn encode(managed: &Managed) -> Option<Value> {
     let list = entries
         .into_iter()
         .map(|(id, ms, time)| {
-            let mut e = Map::new();
-            e.insert("manager".into(), json!(id.manager));
-            e.insert("operation".into(), json!(op(id, ms).as_str()));
-            e.insert("apiVersion".into(), json!(ms.api_version));
-            if let Some(t) = time {
-                e.insert("time".into(), json!(t));
-            }
-            e.insert("fieldsType".into(), json!("FieldsV1"));
-            e.insert("fieldsV1".into(), ms.set.to_fields_v1());
-            if let Some(s) = &id.subresource {
-                e.insert("subresource".into(), json!(s));
-            }
-            Value::Object(e)
+            entry(
+                id,
+                op(id, ms),
+                &ms.api_version,
+                time.map(String::as_str),
+                ms.set.to_fields_v1(),
+            )
         })
         .collect();
     Some(Value::Array(list))

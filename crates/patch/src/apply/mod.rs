@@ -14,6 +14,7 @@
 
 mod compare;
 mod conflict;
+mod created;
 pub(crate) mod fieldset;
 mod lastapplied;
 pub(crate) mod managed;
@@ -129,8 +130,12 @@ fn api_version_of(obj: &Value) -> &str {
 /// Writes the encoded entries into `obj.metadata.managedFields` (removing
 /// the field when there are none).
 fn store_managed_fields(obj: &mut Value, managed: &Managed) {
+    put_managed_fields(obj, managed::encode(managed));
+}
+
+/// Sets `metadata.managedFields` to `encoded`, or removes it.
+fn put_managed_fields(obj: &mut Value, encoded: Option<Value>) {
     let Value::Object(root) = obj else { return };
-    let encoded = managed::encode(managed);
     if encoded.is_none() && !root.contains_key("metadata") {
         return;
     }

@@ -544,3 +544,85 @@ fn set_items_interleave_across_appliers_and_updaters() {
         json!(["b", "aprime", "c", "d", "cprime"])
     );
 }
+
+/// The create fast path (`record_create`: the new object's own field set)
+/// records exactly what the general comparison with nothing records, for
+/// objects with maps, sets, associative lists (also with duplicate keys),
+/// atomic lists, nulls, empty maps and reset fields.
+#[test]
+fn the_create_fast_path_equals_the_comparison_with_nothing() {
+    let d = defs();
+    let objects = [
+        ("Deployment", config(Some(3), "a")),
+        ("Deployment", config(None, "b")),
+        (
+            "Deployment",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "d", "labels": {"a": "1", "b": "2"}, "annotations": {},
+                    "finalizers": ["x", "y"], "uid": "u", "creationTimestamp": "2024-01-01T00:00:00Z",
+                    "ownerReferences": [{"uid": "o1", "name": "n", "kind": "K", "apiVersion": "v1"}]},
+                "spec": {"replicas": null, "selector": {"matchLabels": {"app": "d"}},
+                    "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%"}},
+                    "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [
+                        {"name": "c", "image": "i", "args": ["a", "b"],
+                         "env": [{"name": "E", "value": "1"}, {"name": "F", "value": "2"}],
+                         "ports": [{"containerPort": 80, "protocol": "TCP"}, {"containerPort": 53, "protocol": "UDP"}]},
+                        {"name": "d", "image": "j", "env": [{"name": "E", "value": "1"}, {"name": "E", "value": "2"}]}
+                    ]}}},
+                "status": {"replicas": 1}}),
+        ),
+        (
+            "Deployment",
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "only-stripped"}}),
+        ),
+        (
+            "Service",
+            json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
+                "spec": {"selector": {"app": "x"}, "ports": [{"port": 80, "targetPort": 8080, "protocol": "TCP"}],
+                    "type": "ClusterIP"}}),
+        ),
+    ];
+    for (kind, obj) in objects {
+        let n = node(&d, kind);
+        for reset in [&[][..], &[&["status"][..]][..]] {
+            let opts = ManagerOptions {
+                manager: "m",
+                subresource: None,
+                now: T1,
+                reset_fields: reset,
+            };
+            let ignored = super::updater::set_of(reset);
+            let api_version = obj["apiVersion"].as_str().unwrap_or_default();
+            let mut fast = super::managed::Managed::default();
+            super::update::record_create(&obj, n, &mut fast, &opts, api_version, &ignored);
+            let mut general = super::managed::Managed::default();
+            super::update::record_update(
+                &json!({}),
+                &obj,
+                n,
+                &mut general,
+                &opts,
+                api_version,
+                &ignored,
+                super::strip_set(),
+            );
+            assert_eq!(
+                fast.fields, general.fields,
+                "{kind} with reset fields {reset:?}: {obj:#}"
+            );
+            assert_eq!(fast.times, general.times);
+            // The write path's direct encoding is that set's, and the
+            // whole entry is what encoding the set gives.
+            let direct = super::created::created_fields_v1(&obj, n, &ignored, super::strip_set());
+            let encoded = super::managed::encode(&general);
+            match encoded {
+                Some(Value::Array(entries)) => {
+                    assert_eq!(Value::Object(direct), entries[0]["fieldsV1"], "{kind}");
+                    let written = update_managed_fields_with(None, obj.clone(), n, &opts);
+                    assert_eq!(written["metadata"]["managedFields"], Value::Array(entries));
+                }
+                _ => assert!(direct.is_empty()),
+            }
+        }
+    }
+}

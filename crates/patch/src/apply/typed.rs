@@ -68,6 +68,35 @@ pub(crate) fn field<'a>(node: SchemaNode<'a>, name: &str) -> (SchemaNode<'a>, bo
     (node.field(name), node.has_property(name))
 }
 
+/// The items of a non-atomic list that have a valid path element, each
+/// with it and whether it is the first of several items with the same one
+/// (`Some(true)`), a later one (`Some(false)`), or unique (`None`).
+/// Duplicates are owned as a whole, never field by field.
+pub(crate) fn keyed_items<'v>(
+    list: &'v [Value],
+    kind: &ListType<'_>,
+    items: SchemaNode<'_>,
+) -> Vec<(&'v Value, PathElement, Option<bool>)> {
+    let keyed: Vec<(&Value, PathElement)> = list
+        .iter()
+        .filter_map(|item| Some((item, item_path_element(kind, items, item).ok()?)))
+        .collect();
+    let mut counts: std::collections::BTreeMap<&PathElement, usize> = Default::default();
+    for (_, pe) in &keyed {
+        *counts.entry(pe).or_default() += 1;
+    }
+    let mut seen: std::collections::BTreeSet<&PathElement> = Default::default();
+    let duplicated: Vec<Option<bool>> = keyed
+        .iter()
+        .map(|(_, pe)| (counts.get(pe).copied().unwrap_or(0) > 1).then(|| seen.insert(pe)))
+        .collect();
+    keyed
+        .iter()
+        .zip(duplicated)
+        .map(|((item, pe), d)| (*item, pe.clone(), d))
+        .collect()
+}
+
 /// The path element of an item of an associative list (upstream's
 /// `listItemToPathElement`). Key fields the item omits take the schema's
 /// `default`, as upstream does for `protocol` in port lists.

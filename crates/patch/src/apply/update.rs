@@ -10,7 +10,7 @@ use super::managed::{self, Managed, ManagerId, Operation};
 use super::updater::{self, set_of};
 use super::{
     ANCIENT_CHANGES, MAX_UPDATE_MANAGERS, ManagerOptions, api_version_of, managed_fields_of,
-    remove_managed_fields, store_managed_fields, strip_set,
+    put_managed_fields, remove_managed_fields, store_managed_fields, strip_set,
 };
 
 /// Records an ordinary write (create, update, patch; operation `Update`)
@@ -59,6 +59,24 @@ pub fn update_managed_fields_with(
     }
     let api_version = api_version_of(&new).to_string();
     let ignored = set_of(opts.reset_fields);
+    if old.is_none() && managed.fields.is_empty() {
+        // The common write, a create with no managers yet: its one entry
+        // is written straight from the object (what `record_create` and
+        // `store_managed_fields` would make, without the field set).
+        let fields = super::created::created_fields_v1(&new, schema, &ignored, strip_set());
+        if !fields.is_empty() {
+            let id = opts.id(Operation::Update, &api_version);
+            let entry = managed::entry(
+                &id,
+                Operation::Update,
+                &api_version,
+                Some(opts.now),
+                Value::Object(fields),
+            );
+            put_managed_fields(&mut new, Some(Value::Array(vec![entry])));
+        }
+        return new;
+    }
     record_update(
         old_value,
         &new,
@@ -91,11 +109,9 @@ pub(super) fn record_update(
     else {
         return;
     };
-    let set = cmp
-        .modified
-        .union(&cmp.added)
-        .recursive_difference(ignored)
-        .difference(strip);
+    let mut set = cmp.modified.union(&cmp.added);
+    set.subtract_recursive(ignored);
+    set.subtract(strip);
     managed
         .times
         .retain(|id, _| managed.fields.contains_key(id));
@@ -111,6 +127,37 @@ pub(super) fn record_update(
         id.clone(),
         managed::ManagedSet {
             set: owned,
+            api_version: api_version.to_string(),
+            applied: false,
+        },
+    );
+    managed.times.insert(id, opts.now.to_string());
+}
+
+/// [`record_update`] for a create with no managers yet, as a set: compared
+/// with nothing, every field of `new` is added and nobody loses anything,
+/// so the writer's set is every path of `new`. The reference the write
+/// path's direct encoding (`created.rs`) is tested against.
+#[cfg(test)]
+pub(super) fn record_create(
+    new: &Value,
+    schema: SchemaNode<'_>,
+    managed: &mut Managed,
+    opts: &ManagerOptions<'_>,
+    api_version: &str,
+    ignored: &FieldSet,
+) {
+    let mut set = super::fieldset::to_added_set(new, schema);
+    set.subtract_recursive(ignored);
+    set.subtract(strip_set());
+    if set.is_empty() {
+        return;
+    }
+    let id = opts.id(Operation::Update, api_version);
+    managed.fields.insert(
+        id.clone(),
+        managed::ManagedSet {
+            set,
             api_version: api_version.to_string(),
             applied: false,
         },

@@ -20,6 +20,11 @@ use tokio::sync::{broadcast, watch};
 
 use crate::error::{ApiError, ApiResult};
 
+mod written;
+
+pub use written::ExpectedWrite;
+use written::Written;
+
 /// Events kept per resource for resuming watches.
 const HISTORY_PER_RESOURCE: usize = 10_000;
 /// Live events a slow watcher may fall behind before it is closed.
@@ -41,16 +46,8 @@ impl CachedObject {
     /// `revision`: `value` is exactly what was serialized into the store
     /// (no `resourceVersion`), so the result equals what [`Self::from_kv`]
     /// would build from the stored bytes, without parsing them again.
-    pub fn from_written(key: String, revision: Revision, mut value: Value) -> Arc<Self> {
-        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
-            // As the stored bytes lost it (`object::to_stored_bytes`) and
-            // `from_kv` appends it: the same key order, so the same bytes.
-            meta.remove("resourceVersion");
-            meta.insert(
-                "resourceVersion".into(),
-                Value::String(revision.to_string()),
-            );
-        }
+    pub fn from_written(key: String, revision: Revision, value: Value) -> Arc<Self> {
+        let value = Self::set_revision(value, revision);
         let bytes = Bytes::from(serde_json::to_vec(&value).unwrap_or_default());
         Arc::new(CachedObject {
             key,
@@ -58,6 +55,41 @@ impl CachedObject {
             value,
             bytes,
         })
+    }
+
+    /// [`Self::from_written`] given the stored bytes and where their
+    /// metadata ends: the served bytes are the stored ones with the
+    /// `resourceVersion` inserted, not a second serialization.
+    pub fn from_stored(
+        key: String,
+        revision: Revision,
+        value: Value,
+        stored: &[u8],
+        end: Option<crate::object::MetadataEnd>,
+    ) -> Arc<Self> {
+        let Some(end) = end.filter(|e| e.offset < stored.len()) else {
+            return Self::from_written(key, revision, value);
+        };
+        Arc::new(CachedObject {
+            key,
+            revision,
+            value: Self::set_revision(value, revision),
+            bytes: Bytes::from(crate::object::with_revision_bytes(stored, end, revision)),
+        })
+    }
+
+    /// The value with `resourceVersion` as metadata's last entry: as the
+    /// stored bytes lost it (`object::to_stored_bytes`) and `from_kv`
+    /// appends it, the same key order, so the same bytes.
+    fn set_revision(mut value: Value, revision: Revision) -> Value {
+        if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+            meta.insert(
+                "resourceVersion".into(),
+                Value::String(revision.to_string()),
+            );
+        }
+        value
     }
 
     /// Builds the cached form of a stored value; `None` if it is not JSON
@@ -132,9 +164,9 @@ impl ResourceLog {
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Arc<CachedObject>>,
-    /// Objects this server just wrote, already parsed and serialized,
-    /// waiting for their store event (see [`WatchCache::offer`]).
-    offered: HashMap<String, Arc<CachedObject>>,
+    /// Writes this server is making, waiting for their store event (see
+    /// [`WatchCache::expect_write`]).
+    written: HashMap<String, Arc<Written>>,
     logs: HashMap<String, ResourceLog>,
     revision: Revision,
     /// Revision the cache was (re)built at: history starts here.
@@ -212,7 +244,7 @@ impl WatchCache {
         // generation: they re-list, as after a 410.
         *state = State {
             objects,
-            offered: HashMap::new(),
+            written: HashMap::new(),
             logs: HashMap::new(),
             revision,
             start: revision,
@@ -251,21 +283,11 @@ impl WatchCache {
 
     fn apply(&self, event: skiff_store::Event) {
         let revision = event.revision();
-        let offered = {
-            let mut state = self.state.write();
-            match state.offered.remove(&event.kv.key) {
-                Some(o) if o.revision == revision && matches!(event.kind, EventKind::Put) => {
-                    Some(o)
-                }
-                // A later write's offer waits for its own event.
-                Some(o) if o.revision > revision => {
-                    state.offered.insert(o.key.clone(), o);
-                    None
-                }
-                _ => None,
-            }
+        let written = match event.kind {
+            EventKind::Put => Self::take_written(&mut self.state.write().written, &event.kv),
+            EventKind::Delete => None,
         };
-        let obj = match offered {
+        let obj = match written.and_then(|w| w.cached(revision)) {
             Some(o) => o,
             None => match CachedObject::from_kv(&event.kv, revision) {
                 Some(o) => o,
@@ -298,19 +320,6 @@ impl WatchCache {
         state.revision = revision;
         drop(state);
         self.progress.send_replace(revision);
-    }
-
-    /// Hands the cache an object this server has just written (its
-    /// create, update or binding returned `obj.revision`), so the store
-    /// event that follows does not parse and re-serialize the same bytes:
-    /// each write of a pod costs one parse (its request) instead of two.
-    /// Offered too late (the event was already applied), it is dropped;
-    /// an offer is only used for the event of the same key and revision.
-    pub fn offer(&self, obj: Arc<CachedObject>) {
-        let mut state = self.state.write();
-        if obj.revision > state.revision {
-            state.offered.insert(obj.key.clone(), obj);
-        }
     }
 
     /// The revision the cache reflects.
@@ -411,7 +420,8 @@ mod tests {
     use super::*;
 
     /// A cache that applies only the store events a test hands it (no
-    /// follower task), so what it does with an offer is deterministic.
+    /// follower task), so what it does with an announced write is
+    /// deterministic.
     fn manual_cache(store: Arc<dyn Store>) -> WatchCache {
         WatchCache {
             store,
@@ -420,66 +430,110 @@ mod tests {
         }
     }
 
-    /// An offered object is what the cache then holds for that write
-    /// (no second parse), and equals what parsing the stored bytes gives,
-    /// byte for byte, even when the written object still carried a
-    /// `resourceVersion` (the stored bytes drop it, the cache appends it).
-    #[tokio::test]
-    async fn an_offered_write_is_used_and_equals_the_parsed_form() {
-        let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
-        let cache = manual_cache(store.clone());
-        let key = "/registry/core/pods/ns/p".to_string();
-        let value = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": "p", "resourceVersion": "3", "namespace": "ns"},
-            "spec": {"nodeName": "n1"}});
-        let kv = store
-            .create(&key, crate::object::to_stored_bytes(&value).into())
-            .await
-            .unwrap();
-        let offered = CachedObject::from_written(key.clone(), kv.mod_revision, value);
-        cache.offer(offered.clone());
-        cache.apply(skiff_store::Event {
+    fn put(kv: &KeyValue) -> skiff_store::Event {
+        skiff_store::Event {
             kind: EventKind::Put,
             kv: kv.clone(),
             prev: None,
-        });
-        let held = cache.get(&key).unwrap();
-        let parsed = CachedObject::from_kv(&kv, kv.mod_revision).unwrap();
-        assert_eq!(held.bytes, parsed.bytes);
-        assert_eq!(held.value, parsed.value);
-        assert!(Arc::ptr_eq(&held, &offered), "the offer was used");
-        assert!(cache.state.read().offered.is_empty());
+        }
     }
 
-    /// An offer for an older revision than the event's is never used.
+    /// An announced write is what the cache then holds for its event (no
+    /// second parse), the very object the request answers with, and equals
+    /// what parsing the stored bytes gives, byte for byte, even when the
+    /// written object still carried a `resourceVersion` (the stored bytes
+    /// drop it, the cache appends it). Both orders: the event applied
+    /// before the request finishes, and after.
     #[tokio::test]
-    async fn a_stale_offer_is_not_used() {
+    async fn an_announced_write_is_used_and_equals_the_parsed_form() {
+        for event_first in [true, false] {
+            let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
+            let cache = manual_cache(store.clone());
+            let key = "/registry/core/pods/ns/p".to_string();
+            let value = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "resourceVersion": "3", "namespace": "ns"},
+                "spec": {"nodeName": "n1"}});
+            let expected = cache.expect_write(key.clone(), value);
+            let kv = store.create(&key, expected.stored_bytes()).await.unwrap();
+            let answered = if event_first {
+                cache.apply(put(&kv));
+                expected.finish(&kv).unwrap()
+            } else {
+                let answered = expected.finish(&kv).unwrap();
+                cache.apply(put(&kv));
+                answered
+            };
+            let held = cache.get(&key).unwrap();
+            let parsed = CachedObject::from_kv(&kv, kv.mod_revision).unwrap();
+            assert_eq!(held.bytes, parsed.bytes);
+            assert_eq!(held.value, parsed.value);
+            assert!(Arc::ptr_eq(&held, &answered), "one object for both");
+            assert!(cache.state.read().written.is_empty());
+        }
+    }
+
+    /// An event of the same key with other bytes (another writer's) is
+    /// parsed, and the announcement waits for its own event; a failed
+    /// write's announcement is withdrawn.
+    #[tokio::test]
+    async fn only_the_announced_bytes_match() {
         let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
         let cache = manual_cache(store.clone());
         let key = "/registry/core/pods/ns/p".to_string();
-        let stale = serde_json::json!({"metadata": {"name": "p", "labels": {"v": "old"}}});
-        let kv = store
+        let mine = cache.expect_write(
+            key.clone(),
+            serde_json::json!({"metadata": {"name": "p", "labels": {"v": "mine"}}}),
+        );
+        let other = store
             .create(
                 &key,
-                br#"{"metadata":{"name":"p","labels":{"v":"new"}}}"#.to_vec().into(),
+                br#"{"metadata":{"name":"p","labels":{"v":"other"}}}"#
+                    .to_vec()
+                    .into(),
             )
             .await
             .unwrap();
-        // Offered under the wrong revision: must not replace the real event.
-        cache.offer(CachedObject::from_written(
-            key.clone(),
-            kv.mod_revision + 1,
-            stale,
-        ));
-        cache.apply(skiff_store::Event {
-            kind: EventKind::Put,
-            kv: kv.clone(),
-            prev: None,
-        });
-        let held = cache.get(&key).unwrap();
-        assert_eq!(held.value["metadata"]["labels"]["v"], "new");
-        // It stays for the event of its own (later) revision.
-        assert!(cache.state.read().offered.contains_key(&key));
+        cache.apply(put(&other));
+        assert_eq!(
+            cache.get(&key).unwrap().value["metadata"]["labels"]["v"],
+            "other"
+        );
+        assert!(cache.state.read().written.contains_key(&key));
+        // The write then fails (the key exists): dropping withdraws it.
+        assert!(store.create(&key, mine.stored_bytes()).await.is_err());
+        drop(mine);
+        assert!(cache.state.read().written.is_empty());
+    }
+
+    /// Two writes of the same bytes: the cached object of each event has
+    /// that event's revision, and a request whose write was not the one
+    /// the announcement was built for answers with its own revision.
+    #[tokio::test]
+    async fn the_same_bytes_at_another_revision_keep_their_own_revision() {
+        let store: Arc<dyn Store> = Arc::new(skiff_store::MemoryStore::new());
+        let cache = manual_cache(store.clone());
+        let key = "/registry/core/configmaps/ns/c".to_string();
+        let value = serde_json::json!({"metadata": {"name": "c"}, "data": {"k": "v"}});
+        let first = store
+            .create(&key, crate::object::to_stored_bytes(&value).into())
+            .await
+            .unwrap();
+        let expected = cache.expect_write(key.clone(), value);
+        // The earlier write's event (same bytes) arrives first.
+        cache.apply(put(&first));
+        assert_eq!(cache.get(&key).unwrap().revision, first.mod_revision);
+        let second = store
+            .update(&key, expected.stored_bytes(), first.mod_revision)
+            .await
+            .unwrap();
+        let answered = expected.finish(&second).unwrap();
+        assert_eq!(answered.revision, second.mod_revision);
+        assert_eq!(
+            answered.value["metadata"]["resourceVersion"],
+            second.mod_revision.to_string()
+        );
+        cache.apply(put(&second));
+        assert_eq!(cache.get(&key).unwrap().revision, second.mod_revision);
     }
 
     #[test]
