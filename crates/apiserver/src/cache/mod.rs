@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use skiff_store::{EventKind, KeyValue, RangeRequest, Revision, Store};
 use tokio::sync::{broadcast, watch};
@@ -164,9 +164,6 @@ impl ResourceLog {
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Arc<CachedObject>>,
-    /// Writes this server is making, waiting for their store event (see
-    /// [`WatchCache::expect_write`]).
-    written: HashMap<String, Arc<Written>>,
     logs: HashMap<String, ResourceLog>,
     revision: Revision,
     /// Revision the cache was (re)built at: history starts here.
@@ -190,6 +187,11 @@ pub fn resource_prefix(key: &str) -> &str {
 pub struct WatchCache {
     store: Arc<dyn Store>,
     state: RwLock<State>,
+    /// Writes this server is making, waiting for their store event (see
+    /// [`WatchCache::expect_write`]). Its own lock, not `state`'s: every
+    /// write and every store event touch it, and they must not wait
+    /// behind a LIST holding `state` to copy thousands of objects.
+    written: Mutex<HashMap<String, Arc<Written>>>,
     progress: watch::Sender<Revision>,
 }
 
@@ -206,6 +208,7 @@ impl WatchCache {
         let cache = Arc::new(WatchCache {
             store,
             state: RwLock::new(State::default()),
+            written: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
         });
         let revision = cache.load().await?;
@@ -244,12 +247,14 @@ impl WatchCache {
         // generation: they re-list, as after a 410.
         *state = State {
             objects,
-            written: HashMap::new(),
             logs: HashMap::new(),
             revision,
             start: revision,
         };
         drop(state);
+        // Announcements of writes whose events the new state already holds
+        // would never be taken.
+        self.written.lock().clear();
         self.progress.send_replace(revision);
         Ok(revision)
     }
@@ -284,7 +289,7 @@ impl WatchCache {
     fn apply(&self, event: skiff_store::Event) {
         let revision = event.revision();
         let written = match event.kind {
-            EventKind::Put => Self::take_written(&mut self.state.write().written, &event.kv),
+            EventKind::Put => self.take_written(&event.kv),
             EventKind::Delete => None,
         };
         let obj = match written.and_then(|w| w.cached(revision)) {
@@ -426,6 +431,7 @@ mod tests {
         WatchCache {
             store,
             state: RwLock::new(State::default()),
+            written: Mutex::new(HashMap::new()),
             progress: watch::channel(0).0,
         }
     }
@@ -468,7 +474,7 @@ mod tests {
             assert_eq!(held.bytes, parsed.bytes);
             assert_eq!(held.value, parsed.value);
             assert!(Arc::ptr_eq(&held, &answered), "one object for both");
-            assert!(cache.state.read().written.is_empty());
+            assert!(cache.written.lock().is_empty());
         }
     }
 
@@ -498,11 +504,11 @@ mod tests {
             cache.get(&key).unwrap().value["metadata"]["labels"]["v"],
             "other"
         );
-        assert!(cache.state.read().written.contains_key(&key));
+        assert!(cache.written.lock().contains_key(&key));
         // The write then fails (the key exists): dropping withdraws it.
         assert!(store.create(&key, mine.stored_bytes()).await.is_err());
         drop(mine);
-        assert!(cache.state.read().written.is_empty());
+        assert!(cache.written.lock().is_empty());
     }
 
     /// Two writes of the same bytes: the cached object of each event has

@@ -76,9 +76,8 @@ impl WatchCache {
             value: Mutex::new(Some(value)),
             built: OnceLock::new(),
         });
-        self.state
-            .write()
-            .written
+        self.written
+            .lock()
             .insert(written.key.clone(), written.clone());
         ExpectedWrite {
             cache: self,
@@ -89,10 +88,8 @@ impl WatchCache {
 
     /// The announced write `event_kv` is the event of, if any (removing
     /// the announcement).
-    pub(super) fn take_written(
-        written: &mut std::collections::HashMap<String, Arc<Written>>,
-        event_kv: &KeyValue,
-    ) -> Option<Arc<Written>> {
+    pub(super) fn take_written(&self, event_kv: &KeyValue) -> Option<Arc<Written>> {
+        let mut written = self.written.lock();
         match written.get(&event_kv.key) {
             Some(w) if w.stored == event_kv.value => written.remove(&event_kv.key),
             _ => None,
@@ -118,9 +115,7 @@ impl ExpectedWrite<'_> {
             .cached(kv.mod_revision)
             .or_else(|| CachedObject::from_kv(kv, kv.mod_revision))
     }
-}
 
-impl ExpectedWrite<'_> {
     /// Withdraws the announcement of a write that did not happen and gives
     /// the object back (to retry under another name).
     pub fn withdraw(self) -> Value {
@@ -137,13 +132,12 @@ impl Drop for ExpectedWrite<'_> {
         if self.acknowledged {
             return;
         }
-        let mut state = self.cache.state.write();
-        if state
-            .written
+        let mut written = self.cache.written.lock();
+        if written
             .get(&self.written.key)
             .is_some_and(|w| Arc::ptr_eq(w, &self.written))
         {
-            state.written.remove(&self.written.key);
+            written.remove(&self.written.key);
         }
     }
 }

@@ -23,6 +23,12 @@ pub enum Updated {
     Deleted(Value),
 }
 
+/// What a guarded update sends to the store.
+enum Write<'a> {
+    Delete(Value),
+    Update(crate::cache::ExpectedWrite<'a>),
+}
+
 /// Reads the current object, applies `mutate`, and writes the result if
 /// the object did not change in between; retried on conflicts unless the
 /// caller pinned a `resourceVersion` (then a conflict is a 409).
@@ -100,9 +106,10 @@ pub async fn guaranteed_update(
                 object::with_revision(desired, current.revision),
             )));
         }
-        let (result, expected) = if finished {
+        // The last finalizer gone: the object is deleted, not written.
+        let (result, write) = if finished {
             let deleted = app.cache.store().delete(&key, Some(current.revision)).await;
-            (deleted, Err(desired))
+            (deleted, Write::Delete(desired))
         } else {
             let expected = app.cache.expect_write(key.clone(), desired);
             let updated = app
@@ -110,7 +117,7 @@ pub async fn guaranteed_update(
                 .store()
                 .update(&key, expected.stored_bytes(), current.revision)
                 .await;
-            (updated, Ok(expected))
+            (updated, Write::Update(expected))
         };
         match (&result, claimed) {
             (Ok(_), Some(c)) => app.alloc.bind(&c).await,
@@ -119,12 +126,12 @@ pub async fn guaranteed_update(
         }
         match result {
             Ok(kv) => {
-                return match expected {
-                    Err(desired) => Ok(Updated::Deleted(object::with_revision(
+                return match write {
+                    Write::Delete(desired) => Ok(Updated::Deleted(object::with_revision(
                         desired,
                         kv.mod_revision,
                     ))),
-                    Ok(expected) => expected
+                    Write::Update(expected) => expected
                         .finish(&kv)
                         .map(|cached| Updated::Object(CachedObjectRef::Cached(cached)))
                         .ok_or_else(|| ApiError::internal("stored object is not JSON")),

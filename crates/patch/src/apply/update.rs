@@ -115,18 +115,28 @@ pub(super) fn record_update(
     managed
         .times
         .retain(|id, _| managed.fields.contains_key(id));
+    own_as_update(managed, opts, api_version, set);
+}
+
+/// The writer (as an Update entry, stamped now) gains `set`, on top of
+/// what it owned before; an empty set changes nothing.
+fn own_as_update(
+    managed: &mut Managed,
+    opts: &ManagerOptions<'_>,
+    api_version: &str,
+    mut set: FieldSet,
+) {
     if set.is_empty() {
         return;
     }
     let id = opts.id(Operation::Update, api_version);
-    let mut owned = set;
     if let Some(prev) = managed.fields.get(&id) {
-        owned.union_with(&prev.set);
+        set.union_with(&prev.set);
     }
     managed.fields.insert(
         id.clone(),
         managed::ManagedSet {
-            set: owned,
+            set,
             api_version: api_version.to_string(),
             applied: false,
         },
@@ -150,19 +160,7 @@ pub(super) fn record_create(
     let mut set = super::fieldset::to_added_set(new, schema);
     set.subtract_recursive(ignored);
     set.subtract(strip_set());
-    if set.is_empty() {
-        return;
-    }
-    let id = opts.id(Operation::Update, api_version);
-    managed.fields.insert(
-        id.clone(),
-        managed::ManagedSet {
-            set,
-            api_version: api_version.to_string(),
-            applied: false,
-        },
-    );
-    managed.times.insert(id, opts.now.to_string());
+    own_as_update(managed, opts, api_version, set);
 }
 
 /// Upstream's `capManagersManager`: beyond [`MAX_UPDATE_MANAGERS`] Update
