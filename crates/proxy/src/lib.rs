@@ -13,6 +13,7 @@
 //! - `mode`: `--proxy-mode`, the nftables → iptables fallback, and
 //!   removing the other mode's rules.
 //! - `apply`: runs nft / iptables-restore; sets the forwarding sysctls.
+//! - `libnft`: libnftables in process, one context kept open, for deltas.
 //! - `sync`: the watches and the coalescing sync loop.
 
 pub mod apply;
@@ -20,6 +21,7 @@ pub mod delta;
 pub mod fragment;
 pub mod ipt;
 pub mod ipt_save;
+pub mod libnft;
 pub mod mode;
 pub mod model;
 pub mod nft;
