@@ -60,6 +60,9 @@ pub struct ProxyConfig {
     /// Render and apply the whole table at least this often, repairing
     /// any drift between incremental syncs.
     pub full_resync: Duration,
+    /// The `nft` program. Left at `nft`, delta syncs go through
+    /// libnftables in process when it loads (`libnft`); any other path is
+    /// run for every transaction.
     pub nft_path: PathBuf,
     /// The backend asked for; nftables falls back to iptables when `nft`
     /// is unusable (`mode::effective`).

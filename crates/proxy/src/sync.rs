@@ -325,7 +325,10 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     // no socket close per sync) unless a specific nft program was asked
     // for; full syncs run `nft -f`, whose memory goes when it exits.
     let lib = if cfg.nft_path == std::path::Path::new("nft") {
-        crate::libnft::Nft::open()
+        tokio::task::spawn_blocking(crate::libnft::Nft::open)
+            .await
+            .ok()
+            .flatten()
     } else {
         None
     };

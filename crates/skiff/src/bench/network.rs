@@ -383,7 +383,7 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         a.print_row("full sync: nft -f (one transaction)");
         dt.print_row("delta sync: render + nft -f (one endpoint)");
         if let Some(lt) = &lt {
-            lt.print_row("delta sync: render + libnftables (as the proxy)");
+            lt.print_row("delta sync: render + libnftables (proxy)");
         }
     }
     la.print_row("endpoint added -> traffic flows");
