@@ -86,15 +86,21 @@ impl Nft {
     }
 }
 
+type CtxNew = unsafe extern "C" fn(u32) -> *mut c_void;
+type CtxFree = unsafe extern "C" fn(*mut c_void);
+type CtxFlag = unsafe extern "C" fn(*mut c_void) -> c_int;
+type CtxBuffer = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+type RunCmd = unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int;
+
 /// The library's entry points this module uses (see `libnftables(3)`).
 struct Api {
-    ctx_new: unsafe extern "C" fn(u32) -> *mut c_void,
-    ctx_free: unsafe extern "C" fn(*mut c_void),
-    buffer_output: unsafe extern "C" fn(*mut c_void) -> c_int,
-    buffer_error: unsafe extern "C" fn(*mut c_void) -> c_int,
-    output_buffer: unsafe extern "C" fn(*mut c_void) -> *const c_char,
-    error_buffer: unsafe extern "C" fn(*mut c_void) -> *const c_char,
-    run_cmd: unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int,
+    ctx_new: CtxNew,
+    ctx_free: CtxFree,
+    buffer_output: CtxFlag,
+    buffer_error: CtxFlag,
+    output_buffer: CtxBuffer,
+    error_buffer: CtxBuffer,
+    run_cmd: RunCmd,
 }
 
 /// One `struct nft_ctx`, used only by the thread that made it.
@@ -127,23 +133,22 @@ impl Context {
             let p = unsafe { libc::dlsym(lib, name.as_ptr()) };
             if p.is_null() { Err(dlerror()) } else { Ok(p) }
         };
+        use std::mem::transmute;
         // SAFETY: each symbol is the libnftables function of that name,
         // whose C signature the field's type matches.
         let api = unsafe {
             Api {
-                ctx_new: std::mem::transmute::<*mut c_void, _>(sym(c"nft_ctx_new")?),
-                ctx_free: std::mem::transmute::<*mut c_void, _>(sym(c"nft_ctx_free")?),
-                buffer_output: std::mem::transmute::<*mut c_void, _>(sym(
-                    c"nft_ctx_buffer_output",
-                )?),
-                buffer_error: std::mem::transmute::<*mut c_void, _>(sym(c"nft_ctx_buffer_error")?),
-                output_buffer: std::mem::transmute::<*mut c_void, _>(sym(
+                ctx_new: transmute::<*mut c_void, CtxNew>(sym(c"nft_ctx_new")?),
+                ctx_free: transmute::<*mut c_void, CtxFree>(sym(c"nft_ctx_free")?),
+                buffer_output: transmute::<*mut c_void, CtxFlag>(sym(c"nft_ctx_buffer_output")?),
+                buffer_error: transmute::<*mut c_void, CtxFlag>(sym(c"nft_ctx_buffer_error")?),
+                output_buffer: transmute::<*mut c_void, CtxBuffer>(sym(
                     c"nft_ctx_get_output_buffer",
                 )?),
-                error_buffer: std::mem::transmute::<*mut c_void, _>(sym(
+                error_buffer: transmute::<*mut c_void, CtxBuffer>(sym(
                     c"nft_ctx_get_error_buffer",
                 )?),
-                run_cmd: std::mem::transmute::<*mut c_void, _>(sym(c"nft_run_cmd_from_buffer")?),
+                run_cmd: transmute::<*mut c_void, RunCmd>(sym(c"nft_run_cmd_from_buffer")?),
             }
         };
         // SAFETY: NFT_CTX_DEFAULT (0) opens the netlink socket too.
