@@ -2,6 +2,7 @@
 //! version) and aggregated discovery (`apidiscovery.k8s.io/v2`), both built
 //! from the registry so custom resources appear the moment they are served.
 
+use bytes::Bytes;
 use serde_json::{Value, json};
 use skiff_api::kinds::{KindInfo, Verbs};
 
@@ -206,11 +207,87 @@ pub fn aggregated(kinds: &Kinds, legacy: bool, version: &str) -> Value {
     })
 }
 
+/// A serialized aggregated discovery document and its entity tag.
+pub struct Document {
+    pub body: Bytes,
+    /// A quoted hash of `body` (upstream sends one and answers 304 to an
+    /// `If-None-Match` carrying it).
+    pub etag: String,
+    pub content_type: String,
+}
+
+impl Document {
+    pub fn new(kinds: &Kinds, legacy: bool, version: &str) -> Document {
+        let body = Bytes::from(
+            serde_json::to_vec(&aggregated(kinds, legacy, version)).unwrap_or_default(),
+        );
+        Document {
+            etag: etag_of(&body),
+            body,
+            content_type: aggregated_content_type(version),
+        }
+    }
+
+    /// Whether an `If-None-Match` header value names this document.
+    pub fn matches(&self, if_none_match: &str) -> bool {
+        if_none_match
+            .split(',')
+            .map(|t| t.trim().trim_start_matches("W/"))
+            .any(|t| t == self.etag || t == "*")
+    }
+}
+
+/// A strong entity tag for `body`: 128 bits of two differently keyed
+/// FNV-1a passes, hex, quoted. Only equality matters; it need not resist
+/// an attacker (the documents are public to every authenticated client).
+fn etag_of(body: &[u8]) -> String {
+    let fnv = |seed: u64| {
+        body.iter().fold(seed, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    format!(
+        "\"{:016X}{:016X}\"",
+        fnv(0xcbf2_9ce4_8422_2325),
+        fnv(0x84222325_cbf29ce4)
+    )
+}
+
 /// Whether a verb is allowed on a kind.
 pub fn allows(k: &KindInfo, verb: &str) -> bool {
     match k.verbs {
         Verbs::All => true,
         Verbs::CreateOnly => verb == "create",
         Verbs::ReadOnly => matches!(verb, "get" | "list"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entity_tags_follow_the_content() {
+        let a = etag_of(b"{\"items\":[]}");
+        assert_eq!(a, etag_of(b"{\"items\":[]}"));
+        assert_ne!(a, etag_of(b"{\"items\":[1]}"));
+        assert!(
+            a.starts_with('"') && a.ends_with('"') && a.len() == 34,
+            "{a}"
+        );
+    }
+
+    #[test]
+    fn if_none_match_lists_and_weak_tags() {
+        let doc = Document {
+            body: Bytes::new(),
+            etag: "\"AB\"".into(),
+            content_type: String::new(),
+        };
+        assert!(doc.matches("\"AB\""));
+        assert!(doc.matches("\"x\", W/\"AB\""));
+        assert!(doc.matches("*"));
+        assert!(!doc.matches("\"ABC\""));
+        assert!(!doc.matches(""));
     }
 }

@@ -174,12 +174,22 @@ async fn route(
         Route::LegacyVersions | Route::Groups
             if let Some(version) = discovery::wants_aggregated(accept.as_deref()) =>
         {
-            let v = discovery::aggregated(&kinds, route == Route::LegacyVersions, version);
-            let mut res = crate::wire::json(200, &v);
-            if let Ok(ct) =
-                ::http::HeaderValue::from_str(&discovery::aggregated_content_type(version))
-            {
+            let doc = kinds.aggregated(route == Route::LegacyVersions, version);
+            let unchanged = req
+                .headers()
+                .get(::http::header::IF_NONE_MATCH)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| doc.matches(v));
+            let mut res = crate::wire::json_bytes(200, doc.body.clone());
+            if unchanged {
+                *res.body_mut() = crate::wire::full(bytes::Bytes::new());
+                *res.status_mut() = ::http::StatusCode::NOT_MODIFIED;
+                res.headers_mut().remove(::http::header::CONTENT_TYPE);
+            } else if let Ok(ct) = ::http::HeaderValue::from_str(&doc.content_type) {
                 res.headers_mut().insert(::http::header::CONTENT_TYPE, ct);
+            }
+            if let Ok(tag) = ::http::HeaderValue::from_str(&doc.etag) {
+                res.headers_mut().insert(::http::header::ETAG, tag);
             }
             Ok(res)
         }

@@ -2,7 +2,7 @@
 //! custom resources of established CRDs. Readers take a cheap snapshot.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
 use skiff_api::kinds::{BUILTIN, KindInfo};
@@ -12,6 +12,9 @@ use skiff_api::kinds::{BUILTIN, KindInfo};
 pub struct Kinds {
     all: Vec<Arc<KindInfo>>,
     by_resource: HashMap<(String, String, String), Arc<KindInfo>>,
+    /// The aggregated discovery documents of this snapshot, built on first
+    /// request: `[legacy v2, legacy v2beta1, apis v2, apis v2beta1]`.
+    aggregated: [OnceLock<crate::discovery::Document>; 4],
 }
 
 impl Kinds {
@@ -25,7 +28,20 @@ impl Kinds {
                 )
             })
             .collect();
-        Kinds { all, by_resource }
+        Kinds {
+            all,
+            by_resource,
+            aggregated: Default::default(),
+        }
+    }
+
+    /// The aggregated discovery document for `/api` (`legacy`) or `/apis`
+    /// at `version` (`v2` or `v2beta1`), serialized once per snapshot: the
+    /// controllers re-read it periodically, and a client that sends its
+    /// `ETag` back is answered 304 without building anything.
+    pub fn aggregated(&self, legacy: bool, version: &'static str) -> &crate::discovery::Document {
+        let slot = usize::from(!legacy) * 2 + usize::from(version != "v2");
+        self.aggregated[slot].get_or_init(|| crate::discovery::Document::new(self, legacy, version))
     }
 
     /// The kind served at `/apis/<group>/<version>/<plural>`.

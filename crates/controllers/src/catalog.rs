@@ -194,9 +194,66 @@ pub async fn discover(client: &Client) -> Result<Catalog, Error> {
     Ok(Catalog::from_discovery(&d))
 }
 
-/// How often discovery runs even without a CRD change (API groups can also
-/// come and go for other reasons).
+/// How often discovery is checked even without a CRD change (API groups
+/// can also come and go for other reasons).
 const REDISCOVER_EVERY: Duration = Duration::from_secs(60);
+
+/// The aggregated discovery documents' entity tags as last seen: a periodic
+/// check sends them back and a server whose documents did not change
+/// answers two empty 304s, so an idle controller manager does not parse
+/// (and fault back in the code for) the whole of discovery every minute.
+#[derive(Default)]
+struct Tags {
+    legacy: Option<String>,
+    apis: Option<String>,
+}
+
+impl Tags {
+    /// Whether either document changed since the last check (always true
+    /// the first time and for servers that send no `ETag`); remembers the
+    /// new tags. A failed request counts as a change: discovery then runs
+    /// and reports the error.
+    async fn changed(&mut self, client: &Client) -> bool {
+        let legacy = Self::check(client, "/api", &mut self.legacy).await;
+        let apis = Self::check(client, "/apis", &mut self.apis).await;
+        legacy || apis
+    }
+
+    async fn check(client: &Client, path: &str, tag: &mut Option<String>) -> bool {
+        // Built through kube's request builder (a plain GET), then pointed
+        // at the discovery path: the crate does not depend on `http`.
+        let Ok(mut req) = kube::core::Request::new(path).list(&Default::default()) else {
+            return true;
+        };
+        let Ok(uri) = path.parse() else {
+            return true;
+        };
+        *req.uri_mut() = uri;
+        let headers = req.headers_mut();
+        if let Ok(accept) = AGGREGATED_V2.try_into() {
+            headers.insert("accept", accept);
+        }
+        if let Some(value) = tag.as_deref().and_then(|t| t.try_into().ok()) {
+            headers.insert("if-none-match", value);
+        }
+        let Ok(res) = client.send(req.map(kube::client::Body::from)).await else {
+            *tag = None;
+            return true;
+        };
+        if res.status().as_u16() == 304 {
+            return false;
+        }
+        *tag = res
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        // The body is not needed; dropping the response closes its stream.
+        true
+    }
+}
+
+const AGGREGATED_V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Keeps `tx` current: discovers at start (retrying until it works), then
 /// again whenever a CustomResourceDefinition changes and every
@@ -215,20 +272,15 @@ pub async fn maintain(client: Client, tx: watch::Sender<Arc<Catalog>>) {
         .map(|_| ())
         .boxed();
     let mut failures = 0u32;
+    let mut tags = Tags::default();
+    let mut crd_changed = false;
     loop {
-        match discover(&client).await {
-            Ok(c) => {
-                failures = 0;
-                tx.send_if_modified(|old| {
-                    let changed = old.preferred != c.preferred;
-                    *old = Arc::new(c);
-                    changed
-                });
-            }
-            Err(e) => {
-                failures += 1;
-                tracing::warn!(error = %e, "discovery failed");
-            }
+        // The tags are refreshed first, so a change after the check is
+        // seen by this discovery and again by the next check (one extra
+        // round, never a missed change).
+        let changed = tags.changed(&client).await;
+        if changed || crd_changed || failures > 0 {
+            rediscover(&client, &tx, &mut failures).await;
         }
         let wait = if failures > 0 {
             Duration::from_millis(200 << failures.min(8))
@@ -236,13 +288,35 @@ pub async fn maintain(client: Client, tx: watch::Sender<Arc<Catalog>>) {
             REDISCOVER_EVERY
         };
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep(wait) => crd_changed = false,
             Some(()) = changes.next() => {
                 // A CRD changes a few times while it is established:
                 // settle before looking.
                 tokio::time::sleep(Duration::from_millis(300)).await;
                 while let Some(Some(())) = changes.next().now_or_never() {}
+                // Discover whatever the tags say: the served documents may
+                // have changed before the CRD event arrived.
+                crd_changed = true;
             }
+        }
+    }
+}
+
+/// One discovery round: publishes the catalog if it changed, counts
+/// failures for the back-off.
+async fn rediscover(client: &Client, tx: &watch::Sender<Arc<Catalog>>, failures: &mut u32) {
+    match discover(client).await {
+        Ok(c) => {
+            *failures = 0;
+            tx.send_if_modified(|old| {
+                let changed = old.preferred != c.preferred;
+                *old = Arc::new(c);
+                changed
+            });
+        }
+        Err(e) => {
+            *failures += 1;
+            tracing::warn!(error = %e, "discovery failed");
         }
     }
 }

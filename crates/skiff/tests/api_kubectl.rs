@@ -824,3 +824,91 @@ fn objects_in_a_namespace_created_just_before() {
         "{missing}"
     );
 }
+
+/// `GET /apis` (aggregated discovery) through a kube client: status and
+/// `ETag`, sending `If-None-Match` when given.
+async fn aggregated_apis(client: &kube::Client, tag: Option<&str>) -> (u16, Option<String>, usize) {
+    let mut req = http::Request::get("/apis").header(
+        "accept",
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList",
+    );
+    if let Some(t) = tag {
+        req = req.header("if-none-match", t);
+    }
+    let req = req.body(kube::client::Body::empty()).expect("request");
+    let res = client.send(req).await.expect("GET /apis");
+    let status = res.status().as_u16();
+    let etag = res
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    (status, etag, body.len())
+}
+
+/// Aggregated discovery carries an entity tag and answers 304 to a client
+/// that already has the document, until the served resources change (the
+/// controllers' periodic discovery check relies on this).
+#[test]
+fn aggregated_discovery_answers_not_modified() {
+    let c = Cluster::start_with(
+        Backend::Memory,
+        &["--disable", "agent,scheduler,controllers"],
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let kubeconfig = c.kubeconfig();
+    let client = rt.block_on(async move {
+        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("client")
+    });
+    let (status, tag, len) = rt.block_on(aggregated_apis(&client, None));
+    assert_eq!(status, 200);
+    assert!(len > 1000, "a whole document: {len} bytes");
+    let tag = tag.expect("an ETag");
+    assert!(tag.starts_with('"') && tag.ends_with('"'), "{tag}");
+
+    let (status, again, len) = rt.block_on(aggregated_apis(&client, Some(&tag)));
+    assert_eq!((status, len), (304, 0), "unchanged: not modified, no body");
+    assert_eq!(again.as_deref(), Some(tag.as_str()));
+    let (status, _, _) = rt.block_on(aggregated_apis(&client, Some("\"other\"")));
+    assert_eq!(status, 200, "another tag gets the document");
+
+    c.apply_stdin(
+        33,
+        &["apply", "-f", "-"],
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: gadgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#,
+    );
+    c.ok(
+        33,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/gadgets.example.com",
+            "--timeout=20s",
+        ],
+    );
+    let (status, changed, _) = rt.block_on(aggregated_apis(&client, Some(&tag)));
+    assert_eq!(status, 200, "a new group: the old tag no longer matches");
+    assert_ne!(changed.as_deref(), Some(tag.as_str()));
+}
