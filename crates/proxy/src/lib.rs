@@ -51,9 +51,9 @@ pub struct ProxyConfig {
     /// A Service that appears with no EndpointSlice yet is held back this
     /// long for its slice (the EndpointSlice controller writes one right
     /// after the Service), so a new Service with endpoints costs one
-    /// transaction, not a "no endpoints" one followed by the real one:
-    /// each `nft -f` costs tens of milliseconds on a big table, since nft
-    /// reads the table's chains and sets before applying anything. When
+    /// transaction, not a "no endpoints" one followed by the real one
+    /// (each transaction reads the table's chains and sets first: a few
+    /// ms through libnftables, tens of ms with `nft -f`). When
     /// the slice does not come, the Service is programmed (rejecting) after
     /// this delay. Zero turns the wait off.
     pub new_service_grace: Duration,
