@@ -63,8 +63,8 @@ pub struct Fragment {
     /// Affinity set name → its specification.
     pub sets: BTreeMap<String, String>,
     pub elements: BTreeSet<Element>,
-    /// Addresses this Service DNATs to: each is in the shared `backends`
-    /// set while some Service uses it, for the hairpin masquerade.
+    /// Addresses this Service DNATs to: each is in the shared `hairpin`
+    /// set while some Service uses it (`delta::Backends` counts them).
     pub backends: BTreeSet<Ipv4Addr>,
     /// DNAT targets, for reporting.
     pub endpoints: usize,
