@@ -375,6 +375,45 @@ mod tests {
     }
 
     #[test]
+    fn local_policy_balances_over_local_endpoints_without_chains() {
+        let mut p = port(vec![
+            ep("10.244.0.2", true),
+            ep("10.244.0.3", false),
+            ep("10.244.0.4", true),
+        ]);
+        p.external_local = true;
+        p.proto = crate::model::Proto::Udp;
+        let rs = render(&[p], &cfg(), None);
+        let rule = |prefix: &str| {
+            rs.text
+                .lines()
+                .find(|l| l.starts_with(&format!("add rule ip skiff {prefix}-")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        // Cluster traffic: all three; NodePort traffic: the local two.
+        assert!(
+            rule("lb").ends_with(
+                "meta l4proto udp dnat ip addr . port to numgen random mod 3 map { 0 : 10.244.0.2 . 8080, 1 : 10.244.0.3 . 8080, 2 : 10.244.0.4 . 8080 }"
+            ),
+            "{}",
+            rs.text
+        );
+        assert!(
+            rule("lbl").ends_with(
+                "meta l4proto udp dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.0.2 . 8080, 1 : 10.244.0.4 . 8080 }"
+            ),
+            "{}",
+            rs.text
+        );
+        assert!(rule("ext").contains(" goto lbl-"), "{}", rs.text);
+        assert!(!rs.text.contains(" ep-"), "{}", rs.text);
+        // Each address once in the hairpin set.
+        assert_eq!(rs.text.matches("10.244.0.2 . 10.244.0.2").count(), 1);
+        assert_eq!(rs.endpoints, 5);
+    }
+
+    #[test]
     fn local_policy_and_affinity() {
         let mut p = port(vec![ep("10.244.0.2", false)]);
         p.external_local = true;
