@@ -18,11 +18,16 @@
 //!   for masquerade; `ext-*` (NodePort/LB entry) marks everything unless
 //!   `externalTrafficPolicy: Local` (which keeps the client address and
 //!   only uses this node's endpoints).
-//! - `lb-*`: ClientIP affinity checks, then `numgen random mod N` picks an
-//!   `ep-*` chain, which marks hairpin traffic (a pod reaching itself) for
-//!   masquerade, records affinity, and DNATs.
-//! - `nat-postrouting` masquerades marked packets and pod traffic leaving
-//!   the cluster CIDR.
+//! - `lb-*`: one DNAT to `numgen random mod N map { 0 : ip . port, .. }`:
+//!   no chain per endpoint, since nft reads every chain of the table before
+//!   each transaction and those were 10,000 of 12,000 at 1,000 Services ×
+//!   10 endpoints. Services with ClientIP affinity keep an `ep-*` chain per
+//!   endpoint (it records the client in the endpoint's timeout set): their
+//!   `lb-*` checks those sets, then `numgen random mod N` picks an `ep-*`.
+//! - `nat-postrouting` masquerades marked packets, hairpin traffic (a pod
+//!   reaching itself through a Service: DNATed, and `saddr . daddr` is in
+//!   the `hairpin` set, which holds `ip . ip` for every address some
+//!   Service DNATs to), and pod traffic leaving the cluster CIDR.
 //! - Services without endpoints are in `no-endpoint-*` sets that the
 //!   filter hooks reject (TCP reset, else ICMP port unreachable).
 
@@ -36,6 +41,9 @@ use crate::model::ServicePort;
 pub const TABLE: &str = "skiff";
 /// The mark bit asking `nat-postrouting` to masquerade (upstream's 0x4000).
 pub const MASQ_MARK: u32 = 0x4000;
+/// The set of `ip . ip` pairs, one per DNAT target address, whose
+/// connections (source and destination equal after DNAT) are masqueraded.
+pub const HAIRPIN_SET: &str = "hairpin";
 
 /// Node-level inputs of the rendering.
 #[derive(Clone, Debug, Default)]
@@ -174,6 +182,7 @@ pub fn render_fragments<'a>(
             "type ipv4_addr . inet_proto . inet_service;",
         ),
         ("no-endpoint-nodeports", "type inet_proto . inet_service;"),
+        (HAIRPIN_SET, "type ipv4_addr . ipv4_addr;"),
     ];
     for (name, spec) in sets {
         let _ = writeln!(out, "add set ip {t} {name} {{ {spec} }}");
@@ -219,6 +228,10 @@ pub fn render_fragments<'a>(
         out,
         "add rule ip {t} nat-postrouting meta mark & {MASQ_MARK:#x} == {MASQ_MARK:#x} masquerade fully-random"
     );
+    let _ = writeln!(
+        out,
+        "add rule ip {t} nat-postrouting ct status dnat ip saddr . ip daddr @{HAIRPIN_SET} masquerade fully-random"
+    );
     if let Some(c) = cfg.cluster_cidr {
         let c = cidr(c);
         let _ = writeln!(
@@ -228,6 +241,7 @@ pub fn render_fragments<'a>(
     }
 
     let mut elems: BTreeMap<Shared, Vec<String>> = BTreeMap::new();
+    let mut backends = BTreeSet::new();
     let frags: Vec<&Fragment> = fragments.into_iter().collect();
     for f in &frags {
         for (set, spec) in &f.sets {
@@ -252,6 +266,15 @@ pub fn render_fragments<'a>(
         for e in &f.elements {
             elems.entry(e.map).or_default().push(e.text());
         }
+        backends.extend(f.backends.iter().copied());
+    }
+    let hairpin: Vec<String> = backends.iter().map(|ip| hairpin_key(*ip)).collect();
+    for chunk in hairpin.chunks(1000) {
+        let _ = writeln!(
+            out,
+            "add element ip {t} {HAIRPIN_SET} {{ {} }}",
+            chunk.join(", ")
+        );
     }
     for (map, elems) in &elems {
         // Keep each command line bounded; nft parses big element lists fast.
@@ -277,6 +300,11 @@ pub fn render_fragments<'a>(
     rs
 }
 
+/// The `hairpin` set's element for a DNAT target address.
+pub(crate) fn hairpin_key(ip: Ipv4Addr) -> String {
+    format!("{ip} . {ip}")
+}
+
 fn join<T: std::fmt::Display>(items: impl Iterator<Item = T>) -> String {
     items.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
@@ -294,8 +322,22 @@ mod tests {
             &cfg,
             None,
         );
-        assert!(rs.text.contains("numgen random mod 2 vmap"), "{}", rs.text);
-        assert!(rs.text.contains("meta l4proto tcp dnat to 10.244.0.3:8080"));
+        assert!(
+            rs.text.contains(
+                "dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.0.2 . 8080, 1 : 10.244.0.3 . 8080 }"
+            ),
+            "{}",
+            rs.text
+        );
+        // No chain per endpoint without affinity; both in the hairpin set.
+        assert!(!rs.text.contains(" ep-"), "{}", rs.text);
+        assert!(rs.text.contains(
+            "add element ip skiff hairpin { 10.244.0.2 . 10.244.0.2, 10.244.0.3 . 10.244.0.3 }"
+        ));
+        assert!(
+            rs.text
+                .contains("nat-postrouting ct status dnat ip saddr . ip daddr @hairpin masquerade")
+        );
         assert!(rs.text.contains("10.43.0.5 . tcp . 80 : goto svc-"));
         assert!(rs.text.contains("tcp . 30080 : goto ext-"));
         assert!(rs.text.contains("ip daddr { 192.168.1.1 }"));
@@ -327,8 +369,48 @@ mod tests {
             .lines()
             .filter(|l| l.starts_with("delete chain"))
             .count();
-        // lb, ep, svc and ext chains of the old endpoint.
-        assert_eq!(deleted, 4, "{}", second.text);
+        // lb, svc and ext chains of the old endpoint.
+        assert_eq!(deleted, 3, "{}", second.text);
+        assert!(!second.text.contains("add element ip skiff hairpin"));
+    }
+
+    #[test]
+    fn local_policy_balances_over_local_endpoints_without_chains() {
+        let mut p = port(vec![
+            ep("10.244.0.2", true),
+            ep("10.244.0.3", false),
+            ep("10.244.0.4", true),
+        ]);
+        p.external_local = true;
+        p.proto = crate::model::Proto::Udp;
+        let rs = render(&[p], &cfg(), None);
+        let rule = |prefix: &str| {
+            rs.text
+                .lines()
+                .find(|l| l.starts_with(&format!("add rule ip skiff {prefix}-")))
+                .unwrap_or_default()
+                .to_string()
+        };
+        // Cluster traffic: all three; NodePort traffic: the local two.
+        assert!(
+            rule("lb").ends_with(
+                "meta l4proto udp dnat ip addr . port to numgen random mod 3 map { 0 : 10.244.0.2 . 8080, 1 : 10.244.0.3 . 8080, 2 : 10.244.0.4 . 8080 }"
+            ),
+            "{}",
+            rs.text
+        );
+        assert!(
+            rule("lbl").ends_with(
+                "meta l4proto udp dnat ip addr . port to numgen random mod 2 map { 0 : 10.244.0.2 . 8080, 1 : 10.244.0.4 . 8080 }"
+            ),
+            "{}",
+            rs.text
+        );
+        assert!(rule("ext").contains(" goto lbl-"), "{}", rs.text);
+        assert!(!rs.text.contains(" ep-"), "{}", rs.text);
+        // Each address once in the hairpin set.
+        assert_eq!(rs.text.matches("10.244.0.2 . 10.244.0.2").count(), 1);
+        assert_eq!(rs.endpoints, 5);
     }
 
     #[test]
@@ -347,5 +429,9 @@ mod tests {
         assert!(ext[0].ends_with(" drop"));
         assert!(rs.text.contains("flags dynamic,timeout; timeout 60s;"));
         assert!(rs.text.contains("update @aff-"));
+        // Affinity keeps a chain per endpoint, which DNATs.
+        assert!(rs.text.contains("add chain ip skiff ep-"));
+        assert!(rs.text.contains("meta l4proto tcp dnat to 10.244.0.2:8080"));
+        assert!(rs.text.contains("hairpin { 10.244.0.2 . 10.244.0.2 }"));
     }
 }

@@ -28,7 +28,7 @@ use kube::Api;
 use kube::runtime::watcher::{self, Event};
 use tokio::sync::{Mutex, Notify};
 
-use crate::delta::Delta;
+use crate::delta::{Backends, Delta};
 use crate::fragment::Fragment;
 use crate::model::{State, slice_service};
 use crate::nft::{Ruleset, render_fragments};
@@ -321,9 +321,22 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
 
 async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     let render_cfg = cfg.render_config();
+    // Deltas go through libnftables in process (`libnft`: no process and
+    // no socket close per sync) unless a specific nft program was asked
+    // for; full syncs run `nft -f`, whose memory goes when it exits.
+    let lib = if cfg.nft_path == std::path::Path::new("nft") {
+        tokio::task::spawn_blocking(crate::libnft::Nft::open)
+            .await
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
     // What the table holds now, per Service; None until the first full
     // sync succeeded (which deletes whatever an earlier process left).
     let mut programmed: Option<BTreeMap<String, Fragment>> = None;
+    // How many of `programmed`'s Services DNAT to each address.
+    let mut backends = Backends::default();
     let mut need_full = true;
     let mut last_full = Instant::now();
     loop {
@@ -357,6 +370,7 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
             .into_iter()
             .map(|(k, ports)| (k, Fragment::of_ports(&ports, &render_cfg)))
             .collect();
+        let mut delta = None;
         let (text, kind) = match (&programmed, full) {
             (Some(old), false) => {
                 let empty = Fragment::default();
@@ -367,7 +381,9 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
                 if d.changes == 0 {
                     continue;
                 }
-                (d.text(), "delta")
+                let text = d.text(&backends);
+                delta = Some(d);
+                (text, "delta")
             }
             (old, _) => {
                 // Flush rather than delete once the table is ours, so the
@@ -387,7 +403,11 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
             }
         };
         let rendered = started.elapsed();
-        match crate::apply::nft(&cfg.nft_path, &text).await {
+        let applied = match (&lib, full) {
+            (Some(lib), false) => lib.run(&text).await,
+            _ => crate::apply::nft(&cfg.nft_path, &text).await,
+        };
+        match applied {
             Ok(()) => {
                 tracing::debug!(
                     "proxy {kind} sync of {} services, {} bytes: render {:?}, total {:?}",
@@ -397,10 +417,14 @@ async fn sync_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
                     started.elapsed()
                 );
                 if full {
+                    backends = Backends::of(fragments.values());
                     programmed = Some(fragments);
                     need_full = false;
                     last_full = Instant::now();
                 } else if let Some(p) = programmed.as_mut() {
+                    if let Some(d) = &delta {
+                        backends.apply(d);
+                    }
                     for (k, f) in fragments {
                         if f == Fragment::default() {
                             p.remove(&k);

@@ -145,6 +145,28 @@ fn proxy_cluster_ip_nodeport_hairpin_affinity() {
     });
     let sticky = hits(&client, "http://10.43.0.52:80/", 15);
     assert_eq!(sticky.len(), 1, "affinity did not stick: {sticky:?}");
+    // Hairpin with affinity (its endpoints keep a chain each): pod 0
+    // through a sticky Service whose only endpoint is pod 0 itself.
+    c.apply_stdin(
+        33,
+        &["apply", "-f", "-"],
+        &service_yaml(
+            "sticky-self",
+            "  sessionAffinity: ClientIP",
+            "10.43.0.54",
+            &eps[..1],
+            "http",
+        ),
+    );
+    eventually(10, "the sticky hairpin Service", || {
+        wget(&t.pods[0].ns, "http://10.43.0.54:80/")
+    });
+    let sticky_self = hits(&t.pods[0].ns.clone(), "http://10.43.0.54:80/", 5);
+    assert_eq!(
+        sticky_self.keys().cloned().collect::<Vec<_>>(),
+        vec!["pod-0"],
+        "{sticky_self:?}"
+    );
 
     // No endpoints: rejected at once (TCP reset), not a timeout.
     c.apply_stdin(

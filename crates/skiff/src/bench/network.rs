@@ -10,7 +10,8 @@
 //! - Bulk: S Services and their slices created through the API; time until a
 //!   canary Service created last answers (everything before it is in).
 //! - Delta sync: with that table in place, one Service's endpoint added and
-//!   removed as the proxy's incremental transactions (render + `nft -f`).
+//!   removed as the proxy's incremental transactions: render + `nft -f`,
+//!   and render + libnftables in process (what the proxy does).
 //! - Latency: an endpoint added to / removed from a Service with 10,000
 //!   others in place; from the API write returning to a TCP connect to the
 //!   ClusterIP succeeding (added) or being refused (removed).
@@ -214,13 +215,14 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
         cluster_cidr: Some((Ipv4Addr::new(10, 244, 0, 0), 16)),
     };
     let iptables = args.proxy_mode == skiff_proxy::ProxyMode::Iptables;
-    let (render_t, apply_t, delta_t, size, tool_rss) = if iptables {
+    let (render_t, apply_t, delta_t, lib_t, size, tool_rss) = if iptables {
         iptables_syncs(&ports, &cfg, &args).await?
     } else {
         nft_syncs(&ports, &cfg, &args).await?
     };
     let (r, a) = (summarize(render_t), summarize(apply_t));
     let dt = summarize(delta_t);
+    let lt = (!lib_t.is_empty()).then(|| summarize(lib_t));
 
     // --- Through the API with a real server and pod.
     let httpd_dir = tempfile::tempdir()?;
@@ -380,6 +382,9 @@ pub async fn run(args: NetworkArgs, mut ns: Netns) -> anyhow::Result<()> {
     } else {
         a.print_row("full sync: nft -f (one transaction)");
         dt.print_row("delta sync: render + nft -f (one endpoint)");
+        if let Some(lt) = &lt {
+            lt.print_row("delta sync: render + libnftables (proxy)");
+        }
     }
     la.print_row("endpoint added -> traffic flows");
     lr.print_row("endpoint removed -> connection refused");
@@ -429,9 +434,12 @@ async fn nft_syncs(
     let nft_rss = children_maxrss_mib();
     // --- Incremental syncs against that full table: one Service's
     // endpoints change (an endpoint added, then removed), as the proxy's
-    // delta transactions carry them.
+    // delta transactions carry them; with `nft -f`, then through
+    // libnftables in process as the proxy applies them.
     let mut delta_t = Vec::new();
+    let mut lib_t = Vec::new();
     {
+        use skiff_proxy::delta::{Backends, Delta};
         use skiff_proxy::fragment::Fragment;
         let base = synthetic(0, args.endpoints);
         let mut grown = base.clone();
@@ -442,24 +450,46 @@ async fn nft_syncs(
             Fragment::of_ports([&base], cfg),
             Fragment::of_ports([&grown], cfg),
         );
-        for i in 0..args.changes {
-            let t0 = Instant::now();
-            let mut d = skiff_proxy::delta::Delta::default();
-            if i % 2 == 0 {
-                d.service(&small, &big);
-            } else {
-                d.service(&big, &small);
+        let lib = skiff_proxy::libnft::Nft::open();
+        for lib in [None, lib.as_ref()] {
+            let mut backends = Backends::of([&small]);
+            for i in 0..args.changes {
+                let t0 = Instant::now();
+                let mut d = Delta::default();
+                if i % 2 == 0 {
+                    d.service(&small, &big);
+                } else {
+                    d.service(&big, &small);
+                }
+                let text = d.text(&backends);
+                match lib {
+                    Some(lib) => lib.run(&text).await?,
+                    None => skiff_proxy::apply::nft(nft, &text).await?,
+                }
+                backends.apply(&d);
+                if lib.is_some() {
+                    lib_t.push(t0.elapsed());
+                } else {
+                    delta_t.push(t0.elapsed());
+                }
             }
-            skiff_proxy::apply::nft(nft, &d.text()).await?;
-            delta_t.push(t0.elapsed());
         }
     }
     sh(&["nft", "delete", "table", "ip", "skiff"])?;
-    Ok((render_t, apply_t, delta_t, size, nft_rss))
+    Ok((render_t, apply_t, delta_t, lib_t, size, nft_rss))
 }
 
-/// Timings of the direct syncs (see `nft_syncs`).
-type Syncs = (Vec<Duration>, Vec<Duration>, Vec<Duration>, usize, f64);
+/// Timings of the direct syncs (see `nft_syncs`): render, full apply,
+/// delta (`nft -f`, or the iptables mode's partial sync), delta through
+/// libnftables (nftables mode), full transaction size, tool's peak RSS.
+type Syncs = (
+    Vec<Duration>,
+    Vec<Duration>,
+    Vec<Duration>,
+    Vec<Duration>,
+    usize,
+    f64,
+);
 
 /// The iptables mode's full syncs with `iptables-restore --noflush`, then
 /// partial syncs after one Service's endpoint changed. Removes its chains
@@ -507,7 +537,7 @@ async fn iptables_syncs(
     }
     let save = apply::iptables_save(bin).await?;
     apply::iptables_restore(bin, &ipt_save::cleanup(&ipt_save::parse(&save))).await?;
-    Ok((render_t, apply_t, delta_t, size, rss))
+    Ok((render_t, apply_t, delta_t, Vec::new(), size, rss))
 }
 
 fn tool_version(tool: &str, flag: &str) -> String {
