@@ -17,7 +17,11 @@ fn main() {
     // dropping their start-up pages is a few contiguous MiB (see
     // `src/code_pages.rs` and `scripts/order-file`). Names the build no
     // longer has are skipped, so a stale list costs memory, not errors.
-    let order = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("skiff.order");
+    // The manifest directory as cargo gives it when the script runs (not
+    // when it was compiled: one compiled script serves every worktree
+    // that shares a target directory).
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let order = std::path::Path::new(&manifest_dir).join("skiff.order");
     // rust-lld is the default linker of this target only (Rust >= 1.90);
     // GNU ld does not know the option.
     let lld_target = std::env::var("TARGET").as_deref() == Ok("x86_64-unknown-linux-gnu");

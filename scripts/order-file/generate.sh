@@ -63,29 +63,6 @@ cleanup_ns
 record server 100 ip netns exec "$ns" "$bin" server --data-dir "$work/server" \
     --disable agent,proxy,dns,ingress,servicelb,network-policy --https-port 16443
 
-# The exact idle working set of a server: a private copy of the binary
-# (its page cache is this run's alone) runs with SKIFF_PROFILE_CODE_PAGES,
-# which turns read-ahead off for its code and evicts the binary from the
-# page cache when it releases its start-up pages, so every page of code
-# the idle server runs from then on faults once, on its own. The release
-# (its madvise calls) marks where the working set starts.
-echo "order-file: recording an idle server's working set (130 s)" >&2
-cleanup_ns
-cp "$bin" "$work/skiff-steady"
-ip netns exec "$ns" env SKIFF_PROFILE_CODE_PAGES=1 "$work/skiff-steady" server \
-    --data-dir "$work/server" --https-port 16443 \
-    --disable agent,proxy,dns,ingress,servicelb,network-policy >"$work/steady.log" 2>&1 &
-steady_pid=$!
-for _ in $(seq 60); do grep -q ready "$work/steady.log" && break; sleep 0.5; done
-sleep 3 # the start-up pages go 10 s after ready
-timeout -s INT 130 perf record -q -e exceptions:page_fault_user -e syscalls:sys_enter_madvise \
-    -g -p "$steady_pid" -o "$work/steady.data" >/dev/null 2>&1 || true
-kill "$steady_pid" 2>/dev/null || true
-wait "$steady_pid" 2>/dev/null || true
-cleanup_ns
-perf script -i "$work/steady.data" -F trace,ip,sym,dso --no-inline 2>/dev/null >"$work/steady.txt"
-python3 "$here/steady.py" "$work/skiff-steady" "$work/steady.txt" >"$work/steady.order"
-
 echo "order-file: profiling bench podstart (2 runs: a server, an agent, 80 pods)" >&2
 record podstart 600 "$bin" bench podstart --pods 30 --burst 50 --idle-secs 10
 
@@ -95,5 +72,5 @@ if [ -s "$order" ]; then
     cp "$order" "$work/previous.order"
     keep=(--keep "$work/previous.order")
 fi
-python3 "$here/symbols.py" "${keep[@]}" --first "$work/steady.order" "$bin" "$work"/server-*.txt "$work"/podstart-*.txt >"$order"
+python3 "$here/symbols.py" "${keep[@]}" "$bin" "$work"/server-*.txt "$work"/podstart-*.txt >"$order"
 echo "order-file: wrote $order ($(wc -l <"$order") functions)" >&2

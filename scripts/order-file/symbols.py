@@ -13,10 +13,6 @@ working set is then one contiguous stretch of the text.
 
 Functions of the previous list (`--keep FILE`) that this profile did not
 see follow, so that rerunning the profile only ever adds what it found.
-
-`--first FILE` names functions to place before all of that, in the file's
-order: the exact idle working set of a server (steady.py), which is what an
-idle server's resident code is made of, so it goes first and packed.
 """
 import collections
 import os
@@ -69,14 +65,10 @@ def role_of(markers):
 
 def main():
     args = sys.argv[1:]
-    keep, first = [], []
-    while args[:1] in (["--keep"], ["--first"]):
+    keep = []
+    if args[:1] == ["--keep"]:
         with open(args[1]) as f:
-            names = f.read().split()
-        if args[0] == "--keep":
-            keep = names
-        else:
-            first = names
+            keep = f.read().split()
         args = args[2:]
     binary, inputs = args[0], args[1:]
     known = text_symbols(binary)
@@ -106,22 +98,16 @@ def main():
         [s for s, _ in server.most_common() if s not in agent],
     ]
     listed = set()
-    for sym in first:
-        if sym in known and sym not in listed:
-            print(sym)
-            listed.add(sym)
     for group in groups:
         for sym in group:
-            if sym not in listed:
-                print(sym)
-                listed.add(sym)
+            print(sym)
+            listed.add(sym)
     for sym in keep:
         if sym in known and sym not in listed:
             print(sym)
             listed.add(sym)
     sizes = [len(g) for g in groups]
-    print(f"order-file: {len(first)} functions an idle server runs first, "
-          f"{sizes[0]} functions both roles ran, {sizes[1]} only the agent, "
+    print(f"order-file: {sizes[0]} functions both roles ran, {sizes[1]} only the agent, "
           f"{sizes[2]} only the server", file=sys.stderr)
 
 

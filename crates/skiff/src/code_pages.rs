@@ -45,17 +45,7 @@ pub fn release_startup_pages() -> std::io::Result<u64> {
     let exe = std::fs::metadata("/proc/self/exe")?;
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut released = 0;
-    // Profiling only (`scripts/order-file/steady.py`): without read-ahead
-    // and with the binary evicted from the page cache right after the
-    // release, every page executed from then on faults on its own, so the
-    // faults list exactly the code an idle process runs. The MADV_RANDOM
-    // calls also mark the moment of the release in the profile.
-    let exact_faults = std::env::var_os("SKIFF_PROFILE_CODE_PAGES").is_some();
     for m in exe_readonly_mappings(&smaps, exe.dev(), exe.ino()) {
-        if exact_faults {
-            // SAFETY: as below; MADV_RANDOM only changes read-ahead.
-            unsafe { libc::madvise(m.start as *mut libc::c_void, m.len, libc::MADV_RANDOM) };
-        }
         // SAFETY: the range is a whole mapping of this process, read-only,
         // backed by the executable file and without private pages, so
         // dropping its pages only makes the next access fault them back
@@ -65,31 +55,7 @@ pub fn release_startup_pages() -> std::io::Result<u64> {
             released += m.rss_kib * 1024;
         }
     }
-    if exact_faults {
-        evict_from_page_cache("/proc/self/exe")?;
-    }
     Ok(released)
-}
-
-/// Drops the file's pages that nothing maps from the page cache (profiling
-/// only: the binary must be a private copy, or other processes pay).
-fn evict_from_page_cache(path: &str) -> std::io::Result<()> {
-    let file = std::fs::File::open(path)?;
-    // SAFETY: a valid open descriptor; the call only drops clean cached
-    // pages, which are read again from the file when needed.
-    let r = unsafe {
-        libc::posix_fadvise(
-            std::os::fd::AsRawFd::as_raw_fd(&file),
-            0,
-            0,
-            libc::POSIX_FADV_DONTNEED,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(r))
-    }
 }
 
 /// A mapping that can be released.
