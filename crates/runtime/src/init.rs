@@ -305,13 +305,7 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
             }));
         }
     }
-    if let (Some(listener), Some(att)) = (listener, attached.clone()) {
-        let stdin_w = Arc::new(Mutex::new(stdin_w));
-        let once = spec.stdin_once;
-        std::thread::spawn(move || serve_attach(listener, att, stdin_w, once));
-    } else {
-        drop(stdin_w);
-    }
+    let stdin_w = Arc::new(Mutex::new(stdin_w));
 
     let mut b = [0u8; 1];
     let started = loop {
@@ -332,6 +326,25 @@ fn run_create(spec: &InitSpec, mut status: File) -> ! {
         record_exit(spec, &mut record, code, signal);
         report(&mut status, &Status::Exited { code, signal });
         std::process::exit(0);
+    }
+    // Clients that attached before the start (a foreground `skiff run`,
+    // `kubectl run -i`) are connected but maybe not accepted yet: take them
+    // all now, before the process runs, so none misses its first output
+    // (an accept thread racing the start lost early stderr lines). Later
+    // clients are accepted by a thread.
+    if let (Some(listener), Some(att)) = (listener, attached.clone()) {
+        let once = spec.stdin_once;
+        if listener.set_nonblocking(true).is_ok() {
+            while let Ok((conn, _)) = listener.accept() {
+                let _ = conn.set_nonblocking(false);
+                add_attach_client(conn, &att, &stdin_w, once);
+            }
+            let _ = listener.set_nonblocking(false);
+        }
+        let stdin_w = stdin_w.clone();
+        std::thread::spawn(move || serve_attach(listener, att, stdin_w, once));
+    } else if let Ok(mut w) = stdin_w.lock() {
+        w.take();
     }
     let _ = go_w.write_all(b"g");
     drop(go_w);
@@ -397,30 +410,41 @@ fn serve_attach(
 ) {
     for conn in listener.incoming() {
         let Ok(conn) = conn else { continue };
-        let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(1)));
-        if let (Ok(out), Ok(mut list)) = (conn.try_clone(), attached.lock()) {
-            list.push(out);
-        }
-        let stdin = stdin.clone();
-        std::thread::spawn(move || {
-            let mut conn = conn;
-            let mut buf = [0u8; 8192];
-            loop {
-                let n = match conn.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                let Ok(mut w) = stdin.lock() else { break };
-                let ok = w.as_mut().is_some_and(|f| f.write_all(&buf[..n]).is_ok());
-                if !ok {
-                    break;
-                }
-            }
-            if stdin_once && let Ok(mut w) = stdin.lock() {
-                w.take();
-            }
-        });
+        add_attach_client(conn, &attached, &stdin, stdin_once);
     }
+}
+
+/// Sends the output frames to `conn` from now on, and what it sends to
+/// the container's stdin (on a thread of its own).
+fn add_attach_client(
+    conn: std::os::unix::net::UnixStream,
+    attached: &logs::Attached,
+    stdin: &Arc<Mutex<Option<File>>>,
+    stdin_once: bool,
+) {
+    let _ = conn.set_write_timeout(Some(std::time::Duration::from_secs(1)));
+    if let (Ok(out), Ok(mut list)) = (conn.try_clone(), attached.lock()) {
+        list.push(out);
+    }
+    let stdin = stdin.clone();
+    std::thread::spawn(move || {
+        let mut conn = conn;
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = match conn.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let Ok(mut w) = stdin.lock() else { break };
+            let ok = w.as_mut().is_some_and(|f| f.write_all(&buf[..n]).is_ok());
+            if !ok {
+                break;
+            }
+        }
+        if stdin_once && let Ok(mut w) = stdin.lock() {
+            w.take();
+        }
+    });
 }
 
 /// The container's init, in the helper's child (pid 1 of the new pid
