@@ -859,16 +859,8 @@ fn aggregated_discovery_answers_not_modified() {
         Backend::Memory,
         &["--disable", "agent,scheduler,controllers"],
     );
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let kubeconfig = c.kubeconfig();
-    let client = rt.block_on(async move {
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .expect("config");
-        kube::Client::try_from(config).expect("client")
-    });
+    let client = rt.block_on(c.kube_client());
     let (status, tag, len) = rt.block_on(aggregated_apis(&client, None));
     assert_eq!(status, 200);
     assert!(len > 1000, "a whole document: {len} bytes");

@@ -452,15 +452,9 @@ fn concurrent_node_port_creates_never_share_a_port() {
             "30000-30099",
         ],
     );
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let kubeconfig = c.kubeconfig();
-    let created = rt.block_on(async move {
-        let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .expect("config");
-        let client = kube::Client::try_from(config).expect("client");
+    let created = rt.block_on(async {
+        let client = c.kube_client().await;
         let api: kube::Api<k8s_openapi::api::core::v1::Service> =
             kube::Api::namespaced(client, "default");
         let tasks: Vec<_> = (0..50)

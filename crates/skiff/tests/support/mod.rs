@@ -396,6 +396,17 @@ impl Cluster {
         self.dir.path().join("kubeconfig.yaml")
     }
 
+    /// A kube-rs client for this cluster, from its admin kubeconfig (call
+    /// inside a Tokio runtime).
+    pub async fn kube_client(&self) -> kube::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
+        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .expect("config");
+        kube::Client::try_from(config).expect("client")
+    }
+
     /// Runs a pinned kubectl against this cluster with a private cache dir.
     pub fn kubectl(&self, minor: u32, args: &[&str]) -> Output {
         self.kubectl_with(minor, args, None, &[])
