@@ -180,14 +180,18 @@ async fn route(
                 .get(::http::header::IF_NONE_MATCH)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| doc.matches(v));
-            let mut res = crate::wire::json_bytes(200, doc.body.clone());
-            if unchanged {
-                *res.body_mut() = crate::wire::full(bytes::Bytes::new());
+            let mut res = if unchanged {
+                // Not modified: no body, so no content type either.
+                let mut res = ::http::Response::new(crate::wire::full(bytes::Bytes::new()));
                 *res.status_mut() = ::http::StatusCode::NOT_MODIFIED;
-                res.headers_mut().remove(::http::header::CONTENT_TYPE);
-            } else if let Ok(ct) = ::http::HeaderValue::from_str(&doc.content_type) {
-                res.headers_mut().insert(::http::header::CONTENT_TYPE, ct);
-            }
+                res
+            } else {
+                let mut res = crate::wire::json_bytes(200, doc.body.clone());
+                if let Ok(ct) = ::http::HeaderValue::from_str(&doc.content_type) {
+                    res.headers_mut().insert(::http::header::CONTENT_TYPE, ct);
+                }
+                res
+            };
             if let Ok(tag) = ::http::HeaderValue::from_str(&doc.etag) {
                 res.headers_mut().insert(::http::header::ETAG, tag);
             }
