@@ -168,7 +168,7 @@ pub async fn admit_create(
             let mut requested = BTreeMap::new();
             let mut used_now = BTreeMap::new();
             let mut limited = BTreeMap::new();
-            let mut exceeded = false;
+            let mut affected = false;
             let mut next_used = used.cloned().unwrap_or_default();
             for (res, limit) in hard.into_iter().flatten() {
                 let Some(d) = delta.get(res) else { continue };
@@ -183,18 +183,19 @@ pub async fn admit_create(
                 let Some(new) = cur.checked_add(d) else {
                     continue;
                 };
+                affected = true;
                 if new > limit {
-                    exceeded = true;
+                    // Upstream names only the exceeded resources.
+                    requested.insert(res.clone(), d.to_string());
+                    used_now.insert(res.clone(), cur.to_string());
+                    limited.insert(res.clone(), limit.to_string());
                 }
-                requested.insert(res.clone(), d.to_string());
-                used_now.insert(res.clone(), cur.to_string());
-                limited.insert(res.clone(), limit.to_string());
                 next_used.insert(res.clone(), json!(new.to_string()));
             }
-            if requested.is_empty() {
+            if !affected {
                 continue;
             }
-            if exceeded {
+            if !requested.is_empty() {
                 let name = object::name(obj).unwrap_or_default();
                 return Err(ApiError::forbidden(format!(
                     "{plural} \"{name}\" is forbidden: exceeded quota: {}, requested: {}, used: {}, limited: {}",

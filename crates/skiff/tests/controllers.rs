@@ -1,4 +1,5 @@
-//! The garbage collector and the namespace controller, driven through the
+//! The garbage collector, the namespace controller and ResourceQuota
+//! (admission and the usage controller), driven through the
 //! real kubectl against a real `skiff server` (and `skiff controller-manager`).
 
 mod support;
@@ -560,4 +561,113 @@ fn pods_on_a_node_hold_the_namespace_until_gone() {
         ],
     );
     c.ok(K, &["wait", "--for=delete", "ns/busy", "--timeout=20s"]);
+}
+
+fn quota_pod(name: &str, cpu: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: q}}\nspec:\n  containers:\n  - {{name: c, image: busybox, resources: {{requests: {{cpu: {cpu}}}}}}}\n"
+    )
+}
+
+fn quota_used(c: &Cluster) -> String {
+    c.ok(
+        K,
+        &[
+            "get",
+            "quota",
+            "small",
+            "-n",
+            "q",
+            "-o",
+            "jsonpath={.status.used.pods}/{.status.used.requests\\.cpu}",
+        ],
+    )
+}
+
+#[test]
+fn resource_quota_refuses_past_hard_and_tracks_usage() {
+    let c = Cluster::start(Backend::Memory);
+    c.ok(K, &["create", "namespace", "q"]);
+    c.ok(
+        K,
+        &[
+            "create",
+            "quota",
+            "small",
+            "-n",
+            "q",
+            "--hard=pods=2,requests.cpu=1",
+        ],
+    );
+    eventually("the quota's status names its hard limits", || {
+        c.ok(
+            K,
+            &[
+                "get",
+                "quota",
+                "small",
+                "-n",
+                "q",
+                "-o",
+                "jsonpath={.status.hard.pods}",
+            ],
+        ) == "2"
+    });
+    c.apply_stdin(K, &["create", "-f", "-"], &quota_pod("a", "200m"));
+    c.apply_stdin(K, &["create", "-f", "-"], &quota_pod("b", "200m"));
+    let third = c.kubectl_with(
+        K,
+        &["create", "-f", "-"],
+        Some(&quota_pod("c", "200m")),
+        &[],
+    );
+    assert!(!third.status.success(), "a third pod is refused");
+    let err = String::from_utf8_lossy(&third.stderr);
+    assert!(
+        err.contains(
+            "Error from server (Forbidden): error when creating \"STDIN\": pods \"c\" is forbidden: exceeded quota: small, requested: pods=1, used: pods=2, limited: pods=2"
+        ),
+        "{err}"
+    );
+    eventually("the controller reports two pods and 400m", || {
+        quota_used(&c) == "2/400m"
+    });
+
+    // Deleting a pod gives its share back; the CPU limit still holds.
+    c.ok(
+        K,
+        &[
+            "delete",
+            "pod",
+            "a",
+            "-n",
+            "q",
+            "--grace-period=0",
+            "--force",
+        ],
+    );
+    eventually("the deleted pod's usage is returned", || {
+        quota_used(&c) == "1/200m"
+    });
+    let big = c.kubectl_with(
+        K,
+        &["create", "-f", "-"],
+        Some(&quota_pod("d", "900m")),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&big.stderr);
+    assert!(
+        !big.status.success()
+            && err.contains(
+                "exceeded quota: small, requested: requests.cpu=900m, used: requests.cpu=200m, limited: requests.cpu=1"
+            ),
+        "{err}"
+    );
+    c.apply_stdin(K, &["create", "-f", "-"], &quota_pod("e", "800m"));
+    eventually("a pod that fits is counted", || quota_used(&c) == "2/1");
+    let described = c.ok(K, &["describe", "quota", "small", "-n", "q"]);
+    assert!(
+        described.contains("pods          2     2") && described.contains("requests.cpu  1     1"),
+        "{described}"
+    );
 }

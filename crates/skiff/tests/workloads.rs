@@ -451,6 +451,14 @@ fn jobs_complete_fail_at_the_backoff_limit_and_index_their_pods() {
             "exit 0",
         ),
     );
+    // Deleted (with its pods) once finished, by the TTL-after-finished
+    // controller.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &job_yaml("brief", "  ttlSecondsAfterFinished: 1\n", "exit 0"),
+    );
+    assert!(names(&c, &["jobs"]).contains(&"job.batch/brief".to_string()));
 
     c.ok(
         K,
@@ -535,6 +543,15 @@ fn jobs_complete_fail_at_the_backoff_limit_and_index_their_pods() {
     let mut idx: Vec<&str> = idx.split_whitespace().collect();
     idx.sort();
     assert_eq!(idx, ["0:idx-0", "1:idx-1", "2:idx-2"]);
+
+    eventually(
+        30,
+        "the finished Job with ttlSecondsAfterFinished is deleted",
+        || !names(&c, &["jobs"]).contains(&"job.batch/brief".to_string()),
+    );
+    eventually(30, "its pods are collected", || {
+        names(&c, &["pods", "-l", "job-name=brief"]).is_empty()
+    });
 }
 
 #[test]

@@ -8,12 +8,22 @@
 //! for the kinds in [`usage::COUNTED`]), `services.nodeports`,
 //! `services.loadbalancers`, and pod compute (`requests.*`, `limits.*`,
 //! `cpu`, `memory` for cpu, memory and ephemeral-storage).
+//!
+//! Admission charges a quota a moment *before* it stores the object, so a
+//! recount in that window (or from a pod informer a few events behind)
+//! would see the charge without the object and hand the usage back,
+//! letting the next create through past `spec.hard`. A recount that
+//! would lower any figure therefore waits until the quota has been
+//! quiet for [`SETTLE`]; raising or confirming a figure is never held.
 
 mod usage;
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, ResourceQuota, ResourceQuotaStatus, Service};
@@ -31,6 +41,10 @@ use crate::queue::WorkQueue;
 /// Counts of kinds nothing here watches are refreshed this often.
 const RESYNC: Duration = Duration::from_secs(10);
 
+/// How long a quota must have been unchanged before a recount may lower
+/// its usage (see the module's doc).
+const SETTLE: Duration = Duration::from_secs(1);
+
 type Key = (String, String);
 
 struct Shared {
@@ -39,6 +53,8 @@ struct Shared {
     pods: Store<Pod>,
     services: Store<Service>,
     queue: WorkQueue<Key>,
+    /// When each quota was last seen to change (admission's charges).
+    changed: Mutex<HashMap<Key, Instant>>,
 }
 
 pub async fn run(client: Client, informers: &Informers) {
@@ -58,13 +74,16 @@ pub async fn run(client: Client, informers: &Informers) {
         pods,
         services,
         queue: WorkQueue::default(),
+        changed: Mutex::default(),
     });
     let mut tasks = Tasks::default();
     tasks.spawn(worker(shared.clone()));
     let s = shared.clone();
     let quota_loop = quota_events.for_each(move |ev| {
         if let Some(q) = objects(&ev) {
-            s.queue.add(key_of(q));
+            let key = key_of(q);
+            s.changed.lock().insert(key.clone(), Instant::now());
+            s.queue.add(key);
         }
         async {}
     });
@@ -211,6 +230,18 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<(), Error> {
     if quota.status.as_ref() == Some(&next) {
         return Ok(());
     }
+    let lowers = quota
+        .status
+        .as_ref()
+        .and_then(|s| s.used.as_ref())
+        .is_some_and(|current| lowers_any(current, next.used.as_ref()));
+    if lowers {
+        let since = shared.changed.lock().get(key).map(Instant::elapsed);
+        if let Some(since) = since.filter(|s| *s < SETTLE) {
+            shared.queue.add_after(key.clone(), SETTLE - since);
+            return Ok(());
+        }
+    }
     let mut body = (*quota).clone();
     body.status = Some(next);
     Api::<ResourceQuota>::namespaced(shared.client.clone(), ns)
@@ -218,4 +249,43 @@ async fn reconcile(shared: &Shared, key: &Key) -> Result<(), Error> {
         .await
         .map_err(|e| Error::api_named("update status", "resourcequotas", name, e))?;
     Ok(())
+}
+
+/// Whether `next` is below `current` for any resource `current` counts.
+fn lowers_any(
+    current: &BTreeMap<String, K8sQuantity>,
+    next: Option<&BTreeMap<String, K8sQuantity>>,
+) -> bool {
+    current.iter().any(|(resource, was)| {
+        let now = next.and_then(|n| n.get(resource));
+        match (Quantity::parse(&was.0), now.map(|q| Quantity::parse(&q.0))) {
+            (Ok(was), Some(Ok(now))) => now < was,
+            _ => false,
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn used(pairs: &[(&str, &str)]) -> BTreeMap<String, K8sQuantity> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), K8sQuantity(v.to_string())))
+            .collect()
+    }
+
+    #[test]
+    fn a_lower_figure_is_a_lowering_a_higher_or_equal_one_is_not() {
+        let current = used(&[("pods", "2"), ("requests.cpu", "400m")]);
+        let lower_cpu = used(&[("pods", "2"), ("requests.cpu", "200m")]);
+        assert!(lowers_any(&current, Some(&lower_cpu)));
+        let same_in_other_units = used(&[("pods", "2"), ("requests.cpu", "0.4")]);
+        assert!(!lowers_any(&current, Some(&same_in_other_units)));
+        let higher = used(&[("pods", "3"), ("requests.cpu", "1")]);
+        assert!(!lowers_any(&current, Some(&higher)));
+        // A resource no longer limited is dropped, not lowered.
+        assert!(!lowers_any(&current, Some(&used(&[("pods", "2")]))));
+    }
 }
