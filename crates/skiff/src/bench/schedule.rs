@@ -75,6 +75,9 @@ pub struct ScheduleArgs {
     /// scheduler's start.
     #[arg(long)]
     backlog: bool,
+    /// Store: memory, sqlite (the embedded default) or an etcd URL.
+    #[arg(long, default_value = "memory")]
+    backend: String,
 }
 
 async fn create_all(
@@ -125,12 +128,17 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let exe = std::env::current_exe()?;
+    let endpoint = match args.backend.as_str() {
+        "sqlite" => String::new(),
+        "memory" => "memory://".into(),
+        other => other.to_string(),
+    };
     let mut cmd = Command::new(&exe);
     cmd.arg("server").arg("--data-dir").arg(dir.path()).args([
         "--https-port",
         &port.to_string(),
         "--datastore-endpoint",
-        "memory://",
+        &endpoint,
     ]);
     cmd.args([
         "--disable",
@@ -356,7 +364,8 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
         server_rss,
     );
     println!(
-        "(memory store; {} nodes created in {:.1}s; pods from {} clients over HTTP/1.1; {})",
+        "({} store; {} nodes created in {:.1}s; pods from {} clients over HTTP/1.1; {})",
+        args.backend,
         args.nodes,
         nodes_s,
         args.clients,
