@@ -400,11 +400,7 @@ impl Cluster {
     /// inside a Tokio runtime).
     pub async fn kube_client(&self) -> kube::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let kc = kube::config::Kubeconfig::read_from(self.kubeconfig()).expect("kubeconfig");
-        let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
-            .await
-            .expect("config");
-        kube::Client::try_from(config).expect("client")
+        hollow::client(&self.kubeconfig()).await.expect("client")
     }
 
     /// Runs a pinned kubectl against this cluster with a private cache dir.
