@@ -255,6 +255,7 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     // What the last successful sync left; None: read iptables-save first
     // and write every chain.
     let mut programmed: Option<(crate::ipt::Existing, crate::ipt::Contents)> = None;
+    let mut cache = crate::ipt::RenderCache::default();
     let mut last_full = Instant::now();
     loop {
         if next_sync(&shared, &cfg, last_full).await {
@@ -292,7 +293,7 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
         } else {
             "full"
         };
-        let rules = crate::ipt::render(&ports, &render_cfg, existing, previous);
+        let rules = crate::ipt::render_cached(&ports, &render_cfg, existing, previous, &mut cache);
         if rules.changes == 0 {
             continue;
         }

@@ -526,10 +526,13 @@ async fn iptables_syncs(
             ..ep
         });
     }
+    // The proxy's cache, warm as in a running proxy.
+    let mut cache = ipt::RenderCache::default();
+    let _ = ipt::render_cached(ports, cfg, &existing, Some(&contents), &mut cache);
     for i in 0..args.changes {
         let t0 = Instant::now();
         let now = if i % 2 == 0 { &grown[..] } else { ports };
-        let rules = ipt::render(now, cfg, &existing, Some(&contents));
+        let rules = ipt::render_cached(now, cfg, &existing, Some(&contents), &mut cache);
         apply::iptables_restore(bin, &rules.text).await?;
         existing = rules.programmed;
         contents = rules.contents;
