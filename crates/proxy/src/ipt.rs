@@ -145,6 +145,9 @@ pub struct Rules {
     /// restore would change nothing.
     pub changes: usize,
     pub endpoints: usize,
+    /// The filter table holds old rules next to new ones (see
+    /// `filter_bridge`): sync again once things are quiet to drop them.
+    pub bridged: bool,
 }
 
 /// A chain name: `SKIFF-<kind>-` and 16 hex digits of a hash of `key`
@@ -314,105 +317,154 @@ pub fn render_cached(
 
     let mut programmed = Existing::default();
     let mut contents = Contents::new();
-    let mut changes = 0;
-    let mut out = String::with_capacity(1 << 14);
-    if let Some(previous) = previous {
-        out.push_str(&filter_bridge(&filter, previous, existing));
-    }
-    for (table, t) in [(Table::Nat, nat), (Table::Filter, filter)] {
-        let _ = writeln!(out, "*{}", table.name());
-        let mut rules = String::new();
-        for (c, specs) in &t.chains {
-            let key = (table, c.clone());
-            programmed.chains.insert(key.clone());
-            if previous.and_then(|p| p.get(&key)) == Some(specs) && existing.chains.contains(&key) {
-                continue;
-            }
-            // Declaring an existing chain empties it.
-            let _ = writeln!(out, ":{c} - [0:0]");
-            for spec in specs {
-                let _ = writeln!(rules, "-A {c} {spec}");
-            }
-            changes += 1;
+    let nat = section(
+        Table::Nat,
+        nat,
+        existing,
+        previous,
+        &mut programmed,
+        &mut contents,
+    );
+    let (text, filter_changes, bridged) = match previous {
+        Some(previous) if nat.changes > 0 => {
+            let (union, bridged) = filter_bridge(filter, previous, existing);
+            let f = section(
+                Table::Filter,
+                union,
+                existing,
+                Some(previous),
+                &mut programmed,
+                &mut contents,
+            );
+            (f.text + &nat.text, f.changes, bridged)
         }
-        // Stale Skiff chains: declared (which empties them) now, deleted
-        // after every rule that could jump to them is rewritten.
-        let stale: Vec<&String> = existing
-            .chains
-            .iter()
-            .filter(|(tb, c)| *tb == table && !programmed.chains.contains(&(table, c.clone())))
-            .map(|(_, c)| c)
-            .collect();
-        for c in &stale {
-            let _ = writeln!(out, ":{c} - [0:0]");
-            changes += 1;
+        _ => {
+            let f = section(
+                Table::Filter,
+                filter,
+                existing,
+                previous,
+                &mut programmed,
+                &mut contents,
+            );
+            (nat.text + &f.text, f.changes, false)
         }
-        for (tb, rule) in &existing.stray_jumps {
-            if *tb == table {
-                let _ = writeln!(out, "-D {rule}");
-                changes += 1;
-            }
-        }
-        for (i, (tb, builtin, spec)) in JUMPS.iter().enumerate() {
-            if *tb != table {
-                continue;
-            }
-            if !existing.jumps.contains(&i) {
-                let _ = writeln!(out, "-I {builtin} 1 {spec}");
-                changes += 1;
-            }
-            programmed.jumps.insert(i);
-        }
-        out.push_str(&rules);
-        for c in &stale {
-            let _ = writeln!(out, "-X {c}");
-        }
-        out.push_str("COMMIT\n");
-        contents.extend(t.chains.into_iter().map(|(c, r)| ((table, c), r)));
-    }
+    };
     Rules {
-        text: out,
+        text,
         programmed,
         contents,
-        changes,
+        changes: nat.changes + filter_changes,
         endpoints,
+        bridged,
     }
 }
 
-/// The first of a partial sync's three commits: the filter chains that
-/// change, holding their old rules *and* their new ones.
-///
-/// `iptables-restore` commits each table on its own, so between the nat
-/// and the filter commit a Service is half programmed. With nat first, a
-/// Service losing its last endpoint has lost its DNAT but not yet gained
-/// its REJECT: a SYN sent then is routed nowhere and hangs until its
-/// retransmit (the bench saw removals take ~290 ms instead of ~90).
-/// With filter first, a Service gaining endpoints has the same hole the
-/// other way. A filter rule here only ever matches an undNATed
-/// destination, so having both generations at once is harmless: this
-/// commit adds the new REJECT/DROP rules, nat then moves the DNATs, and
-/// the last commit drops the old filter rules.
-fn filter_bridge(filter: &TableOut, previous: &Contents, existing: &Existing) -> String {
+/// One table's part of the restore file.
+struct Section {
+    text: String,
+    changes: usize,
+}
+
+/// Writes `t`'s chains that differ from `previous` (all of them without
+/// it), empties and deletes the stale Skiff chains of `table`, and
+/// inserts the missing jumps.
+fn section(
+    table: Table,
+    t: TableOut,
+    existing: &Existing,
+    previous: Option<&Contents>,
+    programmed: &mut Existing,
+    contents: &mut Contents,
+) -> Section {
     let mut out = String::new();
+    let mut changes = 0;
+    let _ = writeln!(out, "*{}", table.name());
     let mut rules = String::new();
-    for (c, specs) in &filter.chains {
-        let key = (Table::Filter, c.clone());
-        let old = previous
-            .get(&key)
-            .filter(|_| existing.chains.contains(&key));
-        if old == Some(specs) {
+    for (c, specs) in &t.chains {
+        let key = (table, c.clone());
+        programmed.chains.insert(key.clone());
+        if previous.and_then(|p| p.get(&key)) == Some(specs) && existing.chains.contains(&key) {
             continue;
         }
+        // Declaring an existing chain empties it.
         let _ = writeln!(out, ":{c} - [0:0]");
-        let old = old.map(Vec::as_slice).unwrap_or_default();
-        for spec in old.iter().chain(specs.iter().filter(|s| !old.contains(s))) {
+        for spec in specs {
             let _ = writeln!(rules, "-A {c} {spec}");
         }
+        changes += 1;
     }
-    if out.is_empty() {
-        return out;
+    // Stale Skiff chains: declared (which empties them) now, deleted
+    // after every rule that could jump to them is rewritten.
+    let stale: Vec<&String> = existing
+        .chains
+        .iter()
+        .filter(|(tb, c)| *tb == table && !programmed.chains.contains(&(table, c.clone())))
+        .map(|(_, c)| c)
+        .collect();
+    for c in &stale {
+        let _ = writeln!(out, ":{c} - [0:0]");
+        changes += 1;
     }
-    format!("*filter\n{out}{rules}COMMIT\n")
+    for (tb, rule) in &existing.stray_jumps {
+        if *tb == table {
+            let _ = writeln!(out, "-D {rule}");
+            changes += 1;
+        }
+    }
+    for (i, (tb, builtin, spec)) in JUMPS.iter().enumerate() {
+        if *tb != table {
+            continue;
+        }
+        if !existing.jumps.contains(&i) {
+            let _ = writeln!(out, "-I {builtin} 1 {spec}");
+            changes += 1;
+        }
+        programmed.jumps.insert(i);
+    }
+    out.push_str(&rules);
+    for c in &stale {
+        let _ = writeln!(out, "-X {c}");
+    }
+    out.push_str("COMMIT\n");
+    contents.extend(t.chains.into_iter().map(|(c, r)| ((table, c), r)));
+    Section { text: out, changes }
+}
+
+/// The filter table for a partial sync that also moves nat rules: every
+/// programmed filter rule kept, the new ones added; committed *before*
+/// nat. Returns it and whether it holds more than `filter` (then a later
+/// sync, with nat unchanged, drops the old rules).
+///
+/// `iptables-restore` commits each table on its own, so between the two
+/// commits a Service is half programmed. With nat first, a Service
+/// losing its last endpoint had lost its DNAT but not yet gained its
+/// REJECT: a SYN sent then was routed nowhere and hung until its
+/// retransmit (the bench saw removals take ~290 ms against ~90 for
+/// additions). Plain filter first has the same hole the other way. A
+/// filter rule here only ever matches a destination nat did not rewrite
+/// (a ClusterIP, external IP or node port without endpoints), so old and
+/// new rules together are harmless, and the commits never leave a
+/// Service neither DNATed nor rejected. A third commit dropping the old
+/// rules at once would cost a third cache load in iptables-nft (~10 ms
+/// each at 11,000 chains); the clean-up waits for a quiet moment instead.
+fn filter_bridge(filter: TableOut, previous: &Contents, existing: &Existing) -> (TableOut, bool) {
+    let mut union = filter;
+    let mut grew = false;
+    for ((table, c), old) in previous {
+        if *table != Table::Filter || !existing.chains.contains(&(Table::Filter, c.clone())) {
+            continue;
+        }
+        let now = union.chains.entry(c.clone()).or_default();
+        if now == old {
+            continue;
+        }
+        let mut both = old.clone();
+        both.extend(now.iter().filter(|s| !old.contains(s)).cloned());
+        grew |= both != *now;
+        *now = both;
+    }
+    (union, grew)
 }
 
 /// The /28s with rules in each table's buckets.
@@ -832,15 +884,50 @@ mod tests {
                 Some(&first.contents),
             );
             let parts = sections(&next.text);
-            // filter (both generations), nat, filter (the new one).
-            assert_eq!(parts.len(), 3, "{}", next.text);
+            // filter (both generations), then nat.
+            assert_eq!(parts.len(), 2, "{}", next.text);
             assert!(parts[0].starts_with("*filter") && parts[1].starts_with("*nat"));
             let rejects = |part: &str| part.contains(&format!("-A {bucket} {reject}"));
             // While nat changes, the REJECT holds: written in the first
-            // commit, or (the chain is going away) left untouched by it.
+            // commit, or (it was there) left untouched by it.
             let untouched = !parts[0].contains(&format!(":{bucket} ")) && from.endpoints.is_empty();
             assert!(rejects(&parts[0]) || untouched, "{}", next.text);
-            assert_eq!(rejects(&parts[2]), to.endpoints.is_empty());
+            assert!(!parts[0].contains("-X "), "nothing deleted yet");
+            // Only dropping the old REJECT needs a later commit.
+            assert_eq!(next.bridged, from.endpoints.is_empty());
+            // The clean-up: nat unchanged, filter alone as it should be.
+            let clean = render(
+                std::slice::from_ref(to),
+                &cfg(),
+                &next.programmed,
+                Some(&next.contents),
+            );
+            let parts = sections(&clean.text);
+            assert!(!clean.bridged);
+            assert!(
+                parts[0].starts_with("*nat") && !parts[0].contains(':'),
+                "{}",
+                clean.text
+            );
+            let filter = &parts[1];
+            if to.endpoints.is_empty() {
+                // Nothing to drop: the union was already the new table.
+                assert_eq!(clean.changes, 0, "{}", clean.text);
+            } else {
+                assert!(
+                    filter.contains(&format!(":{bucket} - [0:0]"))
+                        && filter.contains(&format!("-X {bucket}"))
+                );
+                assert!(!rejects(filter));
+            }
+            // And then there is nothing left to do.
+            let again = render(
+                std::slice::from_ref(to),
+                &cfg(),
+                &clean.programmed,
+                Some(&clean.contents),
+            );
+            assert_eq!(again.changes, 0, "{}", again.text);
         }
     }
 

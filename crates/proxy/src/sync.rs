@@ -249,6 +249,10 @@ fn listed(shared: &Shared) -> bool {
     shared.listed.load(std::sync::atomic::Ordering::SeqCst) == 3
 }
 
+/// How long after a sync that kept old filter rules the clean-up sync
+/// runs (sooner if another change comes).
+const BRIDGE_CLEANUP: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// The iptables mode's loop: every sync renders all Services' chains.
 async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     let render_cfg = cfg.render_config();
@@ -309,6 +313,15 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
                     started.elapsed()
                 );
                 programmed = Some((rules.programmed, rules.contents));
+                if rules.bridged {
+                    // Old filter rules were kept through a nat change;
+                    // drop them once things are quiet (see `ipt`).
+                    let shared = shared.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(BRIDGE_CLEANUP).await;
+                        shared.wake.notify_one();
+                    });
+                }
             }
             Err(e) => {
                 tracing::warn!("proxy iptables {kind} sync failed, rereading iptables: {e}");
