@@ -569,19 +569,14 @@ fn quota_pod(name: &str, cpu: &str) -> String {
     )
 }
 
+/// A JSONPath of the quota `q/small`.
+fn quota_field(c: &Cluster, path: &str) -> String {
+    let jsonpath = format!("jsonpath={path}");
+    c.ok(K, &["get", "quota", "small", "-n", "q", "-o", &jsonpath])
+}
+
 fn quota_used(c: &Cluster) -> String {
-    c.ok(
-        K,
-        &[
-            "get",
-            "quota",
-            "small",
-            "-n",
-            "q",
-            "-o",
-            "jsonpath={.status.used.pods}/{.status.used.requests\\.cpu}",
-        ],
-    )
+    quota_field(c, "{.status.used.pods}/{.status.used.requests\\.cpu}")
 }
 
 #[test]
@@ -600,18 +595,7 @@ fn resource_quota_refuses_past_hard_and_tracks_usage() {
         ],
     );
     eventually("the quota's status names its hard limits", || {
-        c.ok(
-            K,
-            &[
-                "get",
-                "quota",
-                "small",
-                "-n",
-                "q",
-                "-o",
-                "jsonpath={.status.hard.pods}",
-            ],
-        ) == "2"
+        quota_field(&c, "{.status.hard.pods}") == "2"
     });
     c.apply_stdin(K, &["create", "-f", "-"], &quota_pod("a", "200m"));
     c.apply_stdin(K, &["create", "-f", "-"], &quota_pod("b", "200m"));
