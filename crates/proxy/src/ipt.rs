@@ -211,7 +211,13 @@ pub fn render(
     existing: &Existing,
     previous: Option<&Contents>,
 ) -> Rules {
-    render_cached(ports, cfg, existing, previous, &mut RenderCache::default())
+    render_cached(
+        ports.iter(),
+        cfg,
+        existing,
+        previous,
+        &mut RenderCache::default(),
+    )
 }
 
 /// Each service port's chains as last rendered, reused while the port is
@@ -233,8 +239,8 @@ struct Fragment {
 }
 
 /// [`render`], reusing (and refreshing) `cache`.
-pub fn render_cached(
-    ports: &[ServicePort],
+pub fn render_cached<'a>(
+    ports: impl IntoIterator<Item = &'a ServicePort>,
     cfg: &RenderConfig,
     existing: &Existing,
     previous: Option<&Contents>,
@@ -268,7 +274,7 @@ pub fn render_cached(
             .collect()
     };
     let mut buckets = Buckets::default();
-    let mut wanted = HashSet::with_capacity(ports.len());
+    let mut wanted = HashSet::new();
     for sp in ports {
         wanted.insert(sp.key.as_str());
         let fresh = cache.ports.get(&sp.key).is_some_and(|(old, _)| old == sp);

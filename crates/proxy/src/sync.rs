@@ -260,6 +260,9 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     // and write every chain.
     let mut programmed: Option<(crate::ipt::Existing, crate::ipt::Contents)> = None;
     let mut cache = crate::ipt::RenderCache::default();
+    // Every Service's ports as of the last sync, by `namespace/name`; only
+    // the Services an event named are recomputed (None: all of them).
+    let mut by_service: Option<BTreeMap<String, Vec<crate::model::ServicePort>>> = None;
     let mut last_full = Instant::now();
     loop {
         if next_sync(&shared, &cfg, last_full).await {
@@ -269,12 +272,30 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
             continue;
         }
         let started = Instant::now();
-        let ports = {
+        {
             let mut g = shared.state.lock().await;
-            g.1.dirty.clear();
-            g.1.full = false;
-            g.0.service_ports(&cfg.node_name)
-        };
+            let (state, changes) = &mut *g;
+            let dirty = std::mem::take(&mut changes.dirty);
+            let full = std::mem::take(&mut changes.full);
+            match &mut by_service {
+                Some(known) if !full && programmed.is_some() => {
+                    for key in dirty {
+                        let ports = state.ports_of(&key, &cfg.node_name);
+                        if ports.is_empty() {
+                            known.remove(&key);
+                        } else {
+                            known.insert(key, ports);
+                        }
+                    }
+                }
+                _ => by_service = Some(state.ports_by_service(&cfg.node_name)),
+            }
+        }
+        let ports: Vec<&crate::model::ServicePort> = by_service
+            .iter()
+            .flat_map(|m| m.values())
+            .flatten()
+            .collect();
         let saved;
         let (existing, previous) = match &programmed {
             Some((e, c)) => (e, Some(c)),
@@ -297,7 +318,13 @@ async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
         } else {
             "full"
         };
-        let rules = crate::ipt::render_cached(&ports, &render_cfg, existing, previous, &mut cache);
+        let rules = crate::ipt::render_cached(
+            ports.iter().copied(),
+            &render_cfg,
+            existing,
+            previous,
+            &mut cache,
+        );
         if rules.changes == 0 {
             continue;
         }
