@@ -253,7 +253,8 @@ fn listed(shared: &Shared) -> bool {
 /// runs (sooner if another change comes).
 const BRIDGE_CLEANUP: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// The iptables mode's loop: every sync renders all Services' chains.
+/// The iptables mode's loop: every sync renders all Services' chains (those
+/// of unchanged ports from `RenderCache`) and restores the ones that differ.
 async fn iptables_loop(shared: Arc<Shared>, cfg: ProxyConfig) {
     let render_cfg = cfg.render_config();
     // What the last successful sync left; None: read iptables-save first
