@@ -163,6 +163,7 @@ async fn count_of(client: &Client, ns: &str, plural: &str, group: &str) -> Resul
 async fn reconcile(shared: &Shared, key: &Key) -> Result<(), Error> {
     let (ns, name) = key;
     let Some(quota) = shared.quotas.get(&ObjectRef::new(name).within(ns)) else {
+        shared.changed.lock().remove(key);
         return Ok(());
     };
     let hard = quota
