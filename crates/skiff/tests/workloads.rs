@@ -343,6 +343,70 @@ fn deployment_rolls_out_undoes_pauses_restarts_and_scales() {
 }
 
 #[test]
+fn stalled_rollouts_exceed_their_deadline_and_min_ready_seconds_delays_availability() {
+    let c = Cluster::start(Backend::Memory);
+    let _nodes = c.hollow_nodes(&["hollow-a"]);
+    let deployment = |name: &str, extra: &str, command: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  replicas: 1\n{extra}  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      containers: [{{name: c, image: busybox, command: [sh, -c, \"{command}\"]}}]\n"
+        )
+    };
+    // Its pod crash-loops (hollow nodes run `exit 1` as a failing
+    // container), so the rollout never progresses.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &deployment("stuck", "  progressDeadlineSeconds: 2\n", "exit 1"),
+    );
+    // Its pod is Ready at once, but counts as available 4 s later.
+    c.apply_stdin(
+        K,
+        &["create", "-f", "-"],
+        &deployment("patient", "  minReadySeconds: 4\n", "sleep 1000"),
+    );
+    let created = Instant::now();
+    eventually(30, "the patient pod is ready", || {
+        jsonpath(&c, &["deploy", "patient"], "{.status.readyReplicas}") == "1"
+    });
+    let available = jsonpath(&c, &["deploy", "patient"], "{.status.availableReplicas}");
+    if created.elapsed() < Duration::from_secs(3) {
+        assert_ne!(available, "1", "available before minReadySeconds");
+    }
+    eventually(30, "the patient pod becomes available", || {
+        jsonpath(&c, &["deploy", "patient"], "{.status.availableReplicas}") == "1"
+    });
+    // Ready times have whole seconds (as upstream's), so availability
+    // may come up to a second early; without minReadySeconds it comes
+    // with readiness, well under a second after the create.
+    assert!(
+        created.elapsed() >= Duration::from_secs(3),
+        "available after {:?}, before minReadySeconds",
+        created.elapsed()
+    );
+
+    eventually(30, "the stuck rollout exceeds its deadline", || {
+        jsonpath(
+            &c,
+            &["deploy", "stuck"],
+            r#"{.status.conditions[?(@.type=="Progressing")].reason}"#,
+        ) == "ProgressDeadlineExceeded"
+    });
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["deploy", "stuck"],
+            r#"{.status.conditions[?(@.type=="Progressing")].status}"#,
+        ),
+        "False"
+    );
+    let err = c.fails(K, &["rollout", "status", "deploy/stuck", "--timeout=20s"]);
+    assert!(
+        err.contains("deployment \"stuck\" exceeded its progress deadline"),
+        "{err}"
+    );
+}
+
+#[test]
 fn foreground_deletion_of_a_deployment_removes_replicasets_and_pods_first() {
     let c = Cluster::start(Backend::Memory);
     let _nodes = c.hollow_nodes(&["hollow-a"]);
