@@ -279,16 +279,7 @@ pub fn render_cached<'a>(
         wanted.insert(sp.key.as_str());
         let fresh = cache.ports.get(&sp.key).is_some_and(|(old, _)| old == sp);
         if !fresh {
-            let mut f = Fragment::default();
-            f.endpoints = render_port(
-                sp,
-                cfg,
-                &node_dsts,
-                &mut f.nat,
-                &mut f.filter,
-                &mut BTreeSet::new(),
-                &mut f.buckets,
-            );
+            let f = render_port(sp, cfg, &node_dsts);
             cache.ports.insert(sp.key.clone(), (sp.clone(), f));
         }
         let Some((_, f)) = cache.ports.get(&sp.key) else {
@@ -484,17 +475,11 @@ fn net28(ip: Ipv4Addr) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(ip) & 0xffff_fff0)
 }
 
-/// One service port's chains and rules; returns the endpoint chains made.
-#[allow(clippy::too_many_arguments)]
-fn render_port(
-    sp: &ServicePort,
-    cfg: &RenderConfig,
-    node_dsts: &[String],
-    nat: &mut TableOut,
-    filter: &mut TableOut,
-    seen_seps: &mut BTreeSet<String>,
-    buckets: &mut Buckets,
-) -> usize {
+/// One service port's chains and rules.
+fn render_port(sp: &ServicePort, cfg: &RenderConfig, node_dsts: &[String]) -> Fragment {
+    let mut f = Fragment::default();
+    let (nat, filter, buckets) = (&mut f.nat, &mut f.filter, &mut f.buckets);
+    let seen_seps = &mut BTreeSet::new();
     let proto = sp.proto.nft();
     let all = sp.usable(false);
     let local = sp.usable(true);
@@ -554,7 +539,8 @@ fn render_port(
     }
     // External entry: NodePort, load-balancer and external IPs.
     if sp.node_port.is_none() && sp.external_ips.is_empty() {
-        return made;
+        f.endpoints = made;
+        return f;
     }
     let np_match = |dst: &str, np: u16| format!("{dst} -p {proto} --dport {np}");
     if all.is_empty() || (sp.external_local && !need_local) {
@@ -571,7 +557,8 @@ fn render_port(
                 filter.rule(SERVICES, &format!("{} {name} {verdict}", np_match(dst, np)));
             }
         }
-        return made;
+        f.endpoints = made;
+        return f;
     }
     nat.chain(&ext);
     if sp.external_local {
@@ -593,7 +580,8 @@ fn render_port(
             &format!("-p {proto} --dport {np} {name} -j {ext}"),
         );
     }
-    made
+    f.endpoints = made;
+    f
 }
 
 /// Fills balancing chain `name` over `eps` (creating their `SEP` chains
@@ -883,12 +871,16 @@ mod tests {
                 &Existing::default(),
                 None,
             );
-            let next = render(
-                std::slice::from_ref(to),
-                &cfg(),
-                &first.programmed,
-                Some(&first.contents),
-            );
+            // A partial sync to `to` from what `last` left programmed.
+            let sync_to = |last: &Rules| {
+                render(
+                    std::slice::from_ref(to),
+                    &cfg(),
+                    &last.programmed,
+                    Some(&last.contents),
+                )
+            };
+            let next = sync_to(&first);
             let parts = sections(&next.text);
             // filter (both generations), then nat.
             assert_eq!(parts.len(), 2, "{}", next.text);
@@ -902,12 +894,7 @@ mod tests {
             // Only dropping the old REJECT needs a later commit.
             assert_eq!(next.bridged, from.endpoints.is_empty());
             // The clean-up: nat unchanged, filter alone as it should be.
-            let clean = render(
-                std::slice::from_ref(to),
-                &cfg(),
-                &next.programmed,
-                Some(&next.contents),
-            );
+            let clean = sync_to(&next);
             let parts = sections(&clean.text);
             assert!(!clean.bridged);
             assert!(
@@ -927,12 +914,7 @@ mod tests {
                 assert!(!rejects(filter));
             }
             // And then there is nothing left to do.
-            let again = render(
-                std::slice::from_ref(to),
-                &cfg(),
-                &clean.programmed,
-                Some(&clean.contents),
-            );
+            let again = sync_to(&clean);
             assert_eq!(again.changes, 0, "{}", again.text);
         }
     }

@@ -174,8 +174,7 @@ async fn measure(args: &ApiArgs, backend: &str) -> anyhow::Result<Row> {
     let dir = tempfile::tempdir()?;
     let mut _etcd = None;
     let endpoint = match backend {
-        "sqlite" => String::new(),
-        "memory" => "memory://".into(),
+        "sqlite" | "memory" => super::datastore_endpoint(backend),
         "etcd" => {
             let (guard, ep) = start_etcd(dir.path())?;
             _etcd = Some(guard);

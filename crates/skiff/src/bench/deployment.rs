@@ -39,11 +39,7 @@ pub async fn run(args: DeploymentArgs) -> anyhow::Result<()> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
-    let endpoint = match args.backend.as_str() {
-        "sqlite" => String::new(),
-        "memory" => "memory://".into(),
-        other => other.to_string(),
-    };
+    let endpoint = super::datastore_endpoint(&args.backend);
     let exe = std::env::current_exe()?;
     let mut server = Command::new(&exe)
         .arg("server")

@@ -185,6 +185,16 @@ impl Drop for Killed {
     }
 }
 
+/// `--datastore-endpoint` for a bench's `--backend`: `sqlite` (the
+/// embedded default, empty), `memory`, or an etcd URL as given.
+pub fn datastore_endpoint(backend: &str) -> String {
+    match backend {
+        "sqlite" => String::new(),
+        "memory" => "memory://".into(),
+        other => other.to_string(),
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?

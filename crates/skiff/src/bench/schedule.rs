@@ -128,11 +128,7 @@ pub async fn run(args: ScheduleArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let port = free_port()?;
     let exe = std::env::current_exe()?;
-    let endpoint = match args.backend.as_str() {
-        "sqlite" => String::new(),
-        "memory" => "memory://".into(),
-        other => other.to_string(),
-    };
+    let endpoint = super::datastore_endpoint(&args.backend);
     let mut cmd = Command::new(&exe);
     cmd.arg("server").arg("--data-dir").arg(dir.path()).args([
         "--https-port",
